@@ -1,0 +1,677 @@
+package fdb
+
+import (
+	"fmt"
+	"math/bits"
+	"sort"
+	"sync"
+	"sync/atomic"
+)
+
+// Slot key states. A live key has bit 63 set (see pack).
+const (
+	empty     uint64 = 0
+	tombstone uint64 = 1 << 62
+	occupied  uint64 = 1 << 63
+)
+
+// slot is what readers touch: 24 bytes, read with atomic loads only.
+type slot struct {
+	key  atomic.Uint64
+	val  atomic.Uint64 // port in the low 32 bits, kind above
+	seen atomic.Int64
+}
+
+// link threads learned entries into their port's queue; guarded by Table.mu.
+// queued is the last-seen time when the entry was put at the queue's tail:
+// an entry whose seen is newer has been used since and gets a second chance.
+type link struct {
+	prev, next int32
+	queued     int64
+}
+
+// slots is one generation of the open-addressing array. A rehash builds a
+// new one and swaps the pointer, so readers never see a half-built table.
+type slots struct {
+	s    []slot
+	l    []link
+	n    uint64
+	used int // live + tombstones
+	max  int // used beyond this triggers a rehash
+}
+
+func newSlots(entries int) *slots {
+	n := entries*4/3 + 8 // at most 3/4 full of live entries
+	t := &slots{s: make([]slot, n), l: make([]link, n), n: uint64(n), max: n * 7 / 8}
+	return t
+}
+
+// home is where a key's probe starts. The multiply spreads MACs that differ
+// only in their last byte (the common case: one vendor prefix per node);
+// the high word of a 128-bit product maps the hash onto n without a modulo.
+func (t *slots) home(key uint64) uint64 {
+	h := key * 0x9E3779B97F4A7C15
+	h ^= h >> 32
+	hi, _ := bits.Mul64(h, t.n)
+	return hi
+}
+
+// find returns the slot holding key, or -1.
+func (t *slots) find(key uint64) int {
+	i := t.home(key)
+	for range t.n {
+		k := t.s[i].key.Load()
+		if k == key {
+			return int(i)
+		}
+		if k == empty {
+			return -1
+		}
+		if i++; i == t.n {
+			i = 0
+		}
+	}
+	return -1
+}
+
+// findOrFree returns the slot holding key (or -1) and the first reusable slot
+// on its probe path. Writers only (under Table.mu).
+func (t *slots) findOrFree(key uint64) (at, free int) {
+	free = -1
+	i := t.home(key)
+	for range t.n {
+		k := t.s[i].key.Load()
+		switch k {
+		case key:
+			return int(i), free
+		case empty:
+			if free < 0 {
+				free = int(i)
+			}
+			return -1, free
+		case tombstone:
+			if free < 0 {
+				free = int(i)
+			}
+		}
+		if i++; i == t.n {
+			i = 0
+		}
+	}
+	return -1, free
+}
+
+func packVal(p PortID, k Kind) uint64 { return uint64(p) | uint64(k)<<32 }
+func valPort(v uint64) PortID         { return PortID(uint32(v)) }
+func valKind(v uint64) Kind           { return Kind(v >> 32) }
+
+type portState struct {
+	limit      int // 0: no per-port limit
+	count      int // learned entries
+	head, tail int32
+}
+
+type flapState struct {
+	first int64
+	moves int
+}
+
+// Table is the forwarding table. Use New.
+type Table struct {
+	ageing int64 // ns; 0 = never
+	limit  int
+	policy Policy
+
+	tab     atomic.Pointer[slots]
+	learned atomic.Int64 // learned entries, read without the lock to refuse early
+	refused atomic.Uint64
+
+	mu     sync.Mutex
+	live   int
+	ports  map[PortID]*portState
+	flaps  map[uint64]*flapState
+	subs   []*Subscription
+	st     Stats
+	plimit int
+}
+
+// New builds an empty table.
+func New(cfg Config) (*Table, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	t := &Table{
+		ageing: int64(cfg.Ageing),
+		limit:  cfg.Limit,
+		policy: cfg.Policy,
+		plimit: cfg.PortLimit,
+		ports:  make(map[PortID]*portState),
+		flaps:  make(map[uint64]*flapState),
+	}
+	t.tab.Store(newSlots(min(cfg.Limit, 1024)))
+	return t, nil
+}
+
+// Config returns the settings the table runs with.
+func (t *Table) Config() Config {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return Config{Ageing: durationOf(t.ageing), Limit: t.limit, PortLimit: t.plimit, Policy: t.policy}
+}
+
+// AddPort registers a port; learning on an unregistered port is refused, so a
+// frame still in flight from a removed port cannot leave an entry behind.
+// limit 0 means the table's PortLimit.
+func (t *Table) AddPort(p PortID, limit int) error {
+	if p == 0 {
+		return fmt.Errorf("fdb: port 0 is reserved")
+	}
+	if limit < 0 {
+		return fmt.Errorf("fdb: port %d limit %d: must not be negative", p, limit)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.ports[p]; ok {
+		return fmt.Errorf("fdb: port %d already registered", p)
+	}
+	if limit == 0 {
+		limit = t.plimit
+	}
+	t.ports[p] = &portState{limit: limit, head: -1, tail: -1}
+	return nil
+}
+
+// RemovePort flushes every entry on p, static ones included, and forgets p.
+// It returns how many entries went.
+func (t *Table) RemovePort(p PortID, now int64) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := t.flushLocked(func(v uint64, _ uint64) bool { return valPort(v) == p }, now)
+	delete(t.ports, p)
+	return n
+}
+
+// PortEntries is how many learned entries p holds.
+func (t *Table) PortEntries(p PortID) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ps := t.ports[p]; ps != nil {
+		return ps.count
+	}
+	return 0
+}
+
+// Lookup returns the port behind (vlan, mac), or false on a miss. A learned
+// entry older than the ageing time is a miss even before Age sweeps it, so
+// expiry is exact whatever the sweep interval.
+func (t *Table) Lookup(vlan uint16, mac []byte, now int64) (PortID, bool) {
+	key := pack(vlan, mac)
+	tab := t.tab.Load()
+	i := tab.home(key)
+	for range tab.n {
+		s := &tab.s[i]
+		k := s.key.Load()
+		if k == key {
+			v := s.val.Load()
+			if s.key.Load() != key {
+				// The slot was reused between our loads; the entry is gone.
+				return 0, false
+			}
+			if t.ageing > 0 && valKind(v) == Learned && now-s.seen.Load() >= t.ageing {
+				return 0, false
+			}
+			return valPort(v), true
+		}
+		if k == empty {
+			return 0, false
+		}
+		if i++; i == tab.n {
+			i = 0
+		}
+	}
+	return 0, false
+}
+
+// Learn records that a frame from (vlan, mac) arrived on port at now.
+// Refreshing a known entry takes no lock and, when now has not moved on,
+// writes nothing, so two cores seeing one busy MAC do not fight over its
+// cache line.
+func (t *Table) Learn(vlan uint16, mac []byte, port PortID, now int64) Result {
+	if !learnable(mac) {
+		return Ignored
+	}
+	key := pack(vlan, mac)
+	tab := t.tab.Load()
+	if i := tab.find(key); i >= 0 {
+		s := &tab.s[i]
+		v := s.val.Load()
+		if valKind(v) != Learned {
+			return Ignored
+		}
+		if valPort(v) == port {
+			if s.seen.Load() != now {
+				s.seen.Store(now)
+			}
+			return Refreshed
+		}
+	} else if t.policy == StopLearning && t.learned.Load() >= int64(t.limit) {
+		// A MAC flood against a full stop-learning table ends here, without
+		// the lock.
+		t.refused.Add(1)
+		return Refused
+	}
+	t.mu.Lock()
+	r := t.learnLocked(key, port, now)
+	t.mu.Unlock()
+	return r
+}
+
+func (t *Table) learnLocked(key uint64, port PortID, now int64) Result {
+	tab := t.tab.Load()
+	at, free := tab.findOrFree(key)
+	ps := t.ports[port]
+	if at >= 0 {
+		s := &tab.s[at]
+		v := s.val.Load()
+		if valKind(v) != Learned {
+			return Ignored
+		}
+		old := valPort(v)
+		if old == port {
+			s.seen.Store(now)
+			return Refreshed
+		}
+		return t.moveLocked(tab, at, key, old, port, ps, now)
+	}
+	if ps == nil {
+		t.refused.Add(1)
+		return Refused
+	}
+	if ps.limit > 0 && ps.count >= ps.limit {
+		if t.policy == StopLearning || !t.evictLocked(ps, now) {
+			t.refused.Add(1)
+			return Refused
+		}
+	}
+	if t.learned.Load() >= int64(t.limit) {
+		if t.policy == StopLearning || !t.evictLocked(t.fullestLocked(), now) {
+			t.refused.Add(1)
+			return Refused
+		}
+	}
+	tab, free = t.roomLocked(key, free)
+	t.placeLocked(tab, free, key, port, Learned, now)
+	t.linkTail(tab, ps, int32(free), now)
+	ps.count++
+	t.learned.Add(1)
+	t.st.Learned++
+	t.emit(Event{Type: EventLearned, Kind: Learned, Port: port, Time: now}, key)
+	return Inserted
+}
+
+func (t *Table) moveLocked(tab *slots, at int, key uint64, old, port PortID, ps *portState, now int64) Result {
+	ops := t.ports[old]
+	if ps == nil {
+		// The new port is gone (a frame in flight from a removed port):
+		// keep the entry where it was.
+		t.refused.Add(1)
+		return Refused
+	}
+	if ps.limit > 0 && ps.count >= ps.limit {
+		if t.policy == StopLearning || !t.evictLocked(ps, now) {
+			// The MAC is no longer behind old; rather flood to it than send
+			// it to the wrong port.
+			t.deleteLocked(tab, at)
+			t.refused.Add(1)
+			return Refused
+		}
+	}
+	if ops != nil {
+		t.unlink(tab, ops, int32(at))
+		ops.count--
+	}
+	s := &tab.s[at]
+	s.val.Store(packVal(port, Learned))
+	s.seen.Store(now)
+	t.linkTail(tab, ps, int32(at), now)
+	ps.count++
+	t.st.Moved++
+	fl := t.flaps[key]
+	if fl == nil || now-fl.first > int64(FlapWindow) {
+		if fl == nil {
+			fl = &flapState{}
+			t.flaps[key] = fl
+		}
+		*fl = flapState{first: now, moves: 1}
+	} else {
+		fl.moves++
+	}
+	flapping := fl.moves >= FlapMoves
+	if flapping {
+		t.st.Flaps++
+	}
+	t.emit(Event{Type: EventMoved, Kind: Learned, Port: port, OldPort: old, Time: now, Flapping: flapping}, key)
+	return Moved
+}
+
+// fullestLocked is the port holding the most learned entries; ties go to the
+// lowest port ID so that runs are reproducible.
+func (t *Table) fullestLocked() *portState {
+	var best *portState
+	var bestID PortID
+	for id, ps := range t.ports {
+		if ps.count == 0 {
+			continue
+		}
+		if best == nil || ps.count > best.count || (ps.count == best.count && id < bestID) {
+			best, bestID = ps, id
+		}
+	}
+	return best
+}
+
+// evictLocked removes the least recently used learned entry of ps. Entries
+// are queued in the order they were learned; one refreshed since it was
+// queued goes to the back instead (second chance), so the entry evicted has
+// not been seen since everything ahead of it was queued. That is LRU without
+// touching the queue on the lock-free refresh path.
+func (t *Table) evictLocked(ps *portState, now int64) bool {
+	if ps == nil {
+		return false
+	}
+	tab := t.tab.Load()
+	for tries := ps.count; ps.head >= 0; tries-- {
+		i := ps.head
+		seen := tab.s[i].seen.Load()
+		if l := &tab.l[i]; seen > l.queued && tries > 0 {
+			t.unlink(tab, ps, i)
+			t.linkTail(tab, ps, i, seen)
+			continue
+		}
+		t.deleteLocked(tab, int(i))
+		t.st.Evicted++
+		return true
+	}
+	return false
+}
+
+// roomLocked makes sure one more key fits, rehashing when the array is too
+// full of live entries and tombstones, and returns the slot to use.
+func (t *Table) roomLocked(key uint64, free int) (*slots, int) {
+	tab := t.tab.Load()
+	if free >= 0 && (tab.s[free].key.Load() == tombstone || tab.used+1 <= tab.max) {
+		return tab, free
+	}
+	want := 2 * (t.live + 1)
+	statics := t.live - int(t.learned.Load())
+	if ceil := t.limit + statics + 1; want > ceil {
+		want = ceil
+	}
+	tab = t.rehashLocked(max(want, 64))
+	_, free = tab.findOrFree(key)
+	return tab, free
+}
+
+// rehashLocked copies the live entries into a fresh array of room for n
+// entries, keeping each port's queue order. A refresh racing with the copy
+// may be lost; the entry's next frame refreshes it again.
+func (t *Table) rehashLocked(n int) *slots {
+	old := t.tab.Load()
+	nt := newSlots(max(n, t.live+1))
+	ids := make([]PortID, 0, len(t.ports))
+	for id := range t.ports {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(a, b int) bool { return ids[a] < ids[b] })
+	for _, id := range ids {
+		ps := t.ports[id]
+		i := ps.head
+		ps.head, ps.tail = -1, -1
+		for i >= 0 {
+			next := old.l[i].next
+			key := old.s[i].key.Load()
+			_, f := nt.findOrFree(key)
+			nt.s[f].val.Store(old.s[i].val.Load())
+			nt.s[f].seen.Store(old.s[i].seen.Load())
+			nt.s[f].key.Store(key)
+			nt.used++
+			t.linkTail(nt, ps, int32(f), old.l[i].queued)
+			i = next
+		}
+	}
+	for i := range old.s {
+		key := old.s[i].key.Load()
+		if key&occupied == 0 || valKind(old.s[i].val.Load()) == Learned {
+			continue
+		}
+		_, f := nt.findOrFree(key)
+		nt.s[f].val.Store(old.s[i].val.Load())
+		nt.s[f].key.Store(key)
+		nt.used++
+	}
+	t.tab.Store(nt)
+	return nt
+}
+
+func (t *Table) placeLocked(tab *slots, at int, key uint64, port PortID, k Kind, now int64) {
+	s := &tab.s[at]
+	if s.key.Load() != tombstone {
+		tab.used++
+	}
+	// Value before key: a reader that sees the key sees its value.
+	s.val.Store(packVal(port, k))
+	s.seen.Store(now)
+	s.key.Store(key)
+	t.live++
+}
+
+func (t *Table) deleteLocked(tab *slots, at int) {
+	s := &tab.s[at]
+	key := s.key.Load()
+	v := s.val.Load()
+	s.key.Store(tombstone)
+	t.live--
+	delete(t.flaps, key)
+	if valKind(v) == Learned {
+		t.learned.Add(-1)
+		if ps := t.ports[valPort(v)]; ps != nil {
+			t.unlink(tab, ps, int32(at))
+			ps.count--
+		}
+	}
+}
+
+func (t *Table) linkTail(tab *slots, ps *portState, i int32, queued int64) {
+	l := &tab.l[i]
+	l.prev, l.next, l.queued = ps.tail, -1, queued
+	if ps.tail >= 0 {
+		tab.l[ps.tail].next = i
+	} else {
+		ps.head = i
+	}
+	ps.tail = i
+}
+
+func (t *Table) unlink(tab *slots, ps *portState, i int32) {
+	l := &tab.l[i]
+	if l.prev >= 0 {
+		tab.l[l.prev].next = l.next
+	} else {
+		ps.head = l.next
+	}
+	if l.next >= 0 {
+		tab.l[l.next].prev = l.prev
+	} else {
+		ps.tail = l.prev
+	}
+	l.prev, l.next = -1, -1
+}
+
+// AddStatic installs a static or local entry, replacing whatever (vlan, mac)
+// had. Static entries never age, never move and do not count against limits.
+func (t *Table) AddStatic(vlan uint16, mac MAC, port PortID, k Kind) error {
+	if k == Learned {
+		return fmt.Errorf("fdb: static entry %s vlan %d: kind must be static or local", mac, vlan)
+	}
+	if vlan > MaxVLAN {
+		return fmt.Errorf("fdb: static entry %s: vlan %d out of range", mac, vlan)
+	}
+	if mac.IsMulticast() || mac.IsZero() {
+		return fmt.Errorf("fdb: static entry %s: not a unicast address", mac)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.ports[port]; !ok {
+		return fmt.Errorf("fdb: static entry %s: port %d not registered", mac, port)
+	}
+	key := pack(vlan, mac[:])
+	tab := t.tab.Load()
+	at, free := tab.findOrFree(key)
+	if at >= 0 {
+		t.deleteLocked(tab, at)
+		free = at
+	}
+	tab, free = t.roomLocked(key, free)
+	t.placeLocked(tab, free, key, port, k, 0)
+	t.emit(Event{Type: EventLearned, Kind: k, Port: port}, key)
+	return nil
+}
+
+// Delete removes (vlan, mac) of any kind; it reports whether it was there.
+func (t *Table) Delete(vlan uint16, mac MAC, now int64) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	key := pack(vlan, mac[:])
+	tab := t.tab.Load()
+	at := tab.find(key)
+	if at < 0 {
+		return false
+	}
+	v := tab.s[at].val.Load()
+	t.deleteLocked(tab, at)
+	t.st.Flushed++
+	t.emit(Event{Type: EventFlushed, Kind: valKind(v), Port: valPort(v), Time: now}, key)
+	return true
+}
+
+// Age removes learned entries not refreshed for the ageing time and returns
+// how many went. Call it now and then (each second is plenty): lookups
+// already treat expired entries as misses; Age reclaims their room.
+func (t *Table) Age(now int64) int {
+	if t.ageing <= 0 {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	tab := t.tab.Load()
+	n := 0
+	for i := range tab.s {
+		s := &tab.s[i]
+		key := s.key.Load()
+		if key&occupied == 0 {
+			continue
+		}
+		v := s.val.Load()
+		if valKind(v) != Learned || now-s.seen.Load() < t.ageing {
+			continue
+		}
+		t.deleteLocked(tab, i)
+		t.st.Aged++
+		t.emit(Event{Type: EventAged, Kind: Learned, Port: valPort(v), Time: now}, key)
+		n++
+	}
+	return n
+}
+
+// FlushPort removes the learned entries on p.
+func (t *Table) FlushPort(p PortID, now int64) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.flushLocked(func(v uint64, _ uint64) bool { return valKind(v) == Learned && valPort(v) == p }, now)
+}
+
+// FlushVLAN removes the learned entries of vlan.
+func (t *Table) FlushVLAN(vlan uint16, now int64) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.flushLocked(func(v uint64, key uint64) bool {
+		vl, _ := unpack(key)
+		return valKind(v) == Learned && vl == vlan
+	}, now)
+}
+
+// FlushAll removes every learned entry.
+func (t *Table) FlushAll(now int64) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.flushLocked(func(v uint64, _ uint64) bool { return valKind(v) == Learned }, now)
+}
+
+func (t *Table) flushLocked(match func(val, key uint64) bool, now int64) int {
+	tab := t.tab.Load()
+	n := 0
+	for i := range tab.s {
+		s := &tab.s[i]
+		key := s.key.Load()
+		if key&occupied == 0 {
+			continue
+		}
+		v := s.val.Load()
+		if !match(v, key) {
+			continue
+		}
+		t.deleteLocked(tab, i)
+		t.st.Flushed++
+		t.emit(Event{Type: EventFlushed, Kind: valKind(v), Port: valPort(v), Time: now}, key)
+		n++
+	}
+	return n
+}
+
+// Entries returns every entry, sorted by VLAN then MAC, for display.
+func (t *Table) Entries() []Entry {
+	t.mu.Lock()
+	tab := t.tab.Load()
+	out := make([]Entry, 0, t.live)
+	for i := range tab.s {
+		s := &tab.s[i]
+		key := s.key.Load()
+		if key&occupied == 0 {
+			continue
+		}
+		v := s.val.Load()
+		vlan, mac := unpack(key)
+		e := Entry{VLAN: vlan, MAC: mac.HardwareAddr(), Port: valPort(v), Kind: valKind(v)}
+		if e.Kind == Learned {
+			e.LastSeen = s.seen.Load()
+		}
+		out = append(out, e)
+	}
+	t.mu.Unlock()
+	sort.Slice(out, func(a, b int) bool {
+		if out[a].VLAN != out[b].VLAN {
+			return out[a].VLAN < out[b].VLAN
+		}
+		return string(out[a].MAC) < string(out[b].MAC)
+	})
+	return out
+}
+
+// Len is the number of entries, static ones included.
+func (t *Table) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.live
+}
+
+// Stats returns the counters.
+func (t *Table) Stats() Stats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.st
+	s.Entries = t.live
+	s.Refused = t.refused.Load()
+	s.Limit = t.limit
+	s.Capacity = int(t.tab.Load().n)
+	return s
+}

@@ -1,0 +1,333 @@
+package vswitch
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/tapswitch/tapswitch/arp"
+	"github.com/tapswitch/tapswitch/fdb"
+)
+
+const (
+	etherTypeVLAN = 0x8100
+	etherTypeARP  = 0x0806
+)
+
+// Ingress forwards the frames that arrive on one port. Each reader goroutine
+// (one per TAP queue) owns one: it holds the scratch space that makes the
+// frame path allocation-free, so it must not be shared between goroutines.
+type Ingress struct {
+	sw *Switch
+	id fdb.PortID
+
+	// Frames are gathered per egress port and written with one WriteBatch
+	// per port at the end of each input batch.
+	pend  []pending
+	np    int
+	index []int32 // port ID -> position in pend, -1 when absent
+
+	drops [numDropReasons]uint64
+	flood uint64
+	unk   uint64
+
+	scratch []byte   // tag push/pop and ARP replies
+	one     [][]byte // a batch of one, for frames written from scratch
+}
+
+type pending struct {
+	p      *port
+	frames [][]byte
+	bytes  uint64
+}
+
+// Ingress returns a forwarder for frames arriving on port id.
+func (sw *Switch) Ingress(id fdb.PortID) (*Ingress, error) {
+	if sw.ports.Load().get(id) == nil {
+		return nil, fmt.Errorf("switch %q: no port %d", sw.name, id)
+	}
+	return &Ingress{
+		sw: sw, id: id,
+		scratch: make([]byte, sw.hdrLen+MaxFrame+tagLen),
+		one:     make([][]byte, 1),
+	}, nil
+}
+
+// Receive forwards a batch of frames that arrived on the Ingress's port.
+// Each frame starts with the switch's header. The frames are only read, and
+// not kept after Receive returns.
+func (in *Ingress) Receive(frames [][]byte) {
+	set := in.sw.ports.Load()
+	self := set.get(in.id)
+	if self == nil || self.removed.Load() {
+		if self != nil {
+			self.c.drops[DropNoPort].Add(uint64(len(frames)))
+		}
+		return
+	}
+	if len(in.index) < len(set.byID) {
+		in.grow(len(set.byID))
+	}
+	now := in.sw.clock.Now()
+	var bytes uint64
+	for _, f := range frames {
+		bytes += uint64(len(f) - in.sw.hdrLen)
+		d := in.forward(set, self, f, now)
+		if in.sw.tracer != nil {
+			in.sw.tracer.Frame(in.id, f, d)
+		}
+	}
+	in.flush()
+	c := &self.c
+	c.rxFrames.Add(uint64(len(frames)))
+	c.rxBytes.Add(bytes)
+	if in.flood != 0 {
+		c.flooded.Add(in.flood)
+		c.unknown.Add(in.unk)
+		in.flood, in.unk = 0, 0
+	}
+	for i, n := range in.drops {
+		if n != 0 {
+			c.drops[i].Add(n)
+			in.drops[i] = 0
+		}
+	}
+}
+
+func (in *Ingress) grow(n int) {
+	old := len(in.index)
+	in.index = append(in.index, make([]int32, n-old)...)
+	for i := old; i < n; i++ {
+		in.index[i] = -1
+	}
+}
+
+func (in *Ingress) drop(d *Decision, r DropReason) Decision {
+	in.drops[r]++
+	d.Dropped, d.Drop = true, r
+	return *d
+}
+
+// forward decides one frame's fate and queues its copies.
+func (in *Ingress) forward(set *portSet, self *port, f []byte, now int64) Decision {
+	var d Decision
+	hl := in.sw.hdrLen
+	if len(f) < hl+ethHdrLen {
+		return in.drop(&d, DropRunt)
+	}
+	eth := f[hl:]
+	if hl > 0 {
+		if !CheckVnetHdr(f, len(eth)) {
+			return in.drop(&d, DropBadVnetHdr)
+		}
+		if f[1] == GSONone && len(eth) > self.maxLen {
+			return in.drop(&d, DropOversize)
+		}
+		if len(eth) > MaxFrame {
+			return in.drop(&d, DropOversize)
+		}
+	} else if len(eth) > self.maxLen {
+		return in.drop(&d, DropOversize)
+	}
+	dst, src := eth[0:6], eth[6:12]
+	if dst[0] == 0x01 && dst[1] == 0x80 && dst[2] == 0xc2 && dst[3] == 0 && dst[4] == 0 && dst[5]&0xf0 == 0 {
+		return in.drop(&d, DropLinkLocal)
+	}
+	if src[0]&1 != 0 || (src[0]|src[1]|src[2]|src[3]|src[4]|src[5]) == 0 {
+		return in.drop(&d, DropBadSource)
+	}
+
+	etype := binary.BigEndian.Uint16(eth[12:])
+	tagged := etype == etherTypeVLAN
+	off := ethHdrLen
+	var vid uint16
+	if tagged {
+		if len(eth) < ethHdrLen+tagLen {
+			return in.drop(&d, DropBadVLAN)
+		}
+		vid = binary.BigEndian.Uint16(eth[14:]) & 0xfff
+		etype = binary.BigEndian.Uint16(eth[16:])
+		off += tagLen
+		if vid == 0 { // priority-tagged: the frame belongs to the PVID
+			vid = self.pvid
+		}
+		if vid == fdb.MaxVLAN {
+			return in.drop(&d, DropBadVLAN)
+		}
+	} else {
+		vid = self.pvid
+	}
+	if vid == 0 || !self.allowed.has(vid) {
+		return in.drop(&d, DropBadVLAN)
+	}
+	d.VLAN = vid
+
+	d.Learn = in.sw.fdb.Learn(vid, src, in.id, now)
+
+	if etype == etherTypeARP {
+		d.ARP, _ = in.handleARP(self, eth, off, vid, tagged, now)
+		switch d.ARP {
+		case arp.Drop:
+			return in.drop(&d, DropARPGuard)
+		case arp.Malformed:
+			return in.drop(&d, DropARPMalformed)
+		case arp.Reply:
+			d.Out, d.Copies = in.id, 1
+			return d
+		}
+	}
+
+	if dst[0]&1 == 0 {
+		if out, ok := in.sw.fdb.Lookup(vid, dst, now); ok {
+			if op := set.get(out); op != nil {
+				if op == self && !self.hairpin {
+					return in.drop(&d, DropSamePort)
+				}
+				d.Out, d.Copies = out, 1
+				in.send(op, f, tagged, vid)
+				return d
+			}
+		}
+		d.Unknown = true
+	}
+	if self.storm != nil && !self.storm.allow(now) {
+		return in.drop(&d, DropStorm)
+	}
+	d.Flooded = true
+	in.flood++
+	if d.Unknown {
+		in.unk++
+	}
+	for _, op := range set.members[vid] {
+		if op == self && !self.hairpin {
+			continue
+		}
+		in.send(op, f, tagged, vid)
+		d.Copies++
+	}
+	return d
+}
+
+// send queues f for op, or, when op wants the frame tagged differently than
+// it arrived, writes a retagged copy at once.
+func (in *Ingress) send(op *port, f []byte, tagged bool, vid uint16) {
+	if op.untagged(vid) != tagged {
+		in.queue(op, f)
+		return
+	}
+	// Retagging is for trunks and mixed VLAN set-ups, not the pod-to-pod
+	// path: flush first so that op sees frames in arrival order, then write
+	// one copy from scratch.
+	in.flush()
+	g := in.retag(f, tagged, vid)
+	in.one[0] = g
+	n, err := op.p.WriteBatch(in.one)
+	in.one[0] = nil
+	if n == 1 {
+		op.c.txFrames.Add(1)
+		op.c.txBytes.Add(uint64(len(g) - in.sw.hdrLen))
+	}
+	if err != nil || n != 1 {
+		op.c.drops[DropTxError].Add(1)
+	}
+}
+
+// retag copies f into scratch with its VLAN tag pushed or popped.
+func (in *Ingress) retag(f []byte, tagged bool, vid uint16) []byte {
+	hl := in.sw.hdrLen
+	s := in.scratch
+	copy(s, f[:hl+12])
+	if tagged { // pop
+		n := copy(s[hl+12:], f[hl+16:])
+		if hl > 0 {
+			shiftVnet(s, -tagLen)
+		}
+		return s[:hl+12+n]
+	}
+	binary.BigEndian.PutUint16(s[hl+12:], etherTypeVLAN)
+	binary.BigEndian.PutUint16(s[hl+14:], vid)
+	n := copy(s[hl+16:], f[hl+12:])
+	if hl > 0 {
+		shiftVnet(s, tagLen)
+	}
+	return s[:hl+16+n]
+}
+
+func (in *Ingress) queue(op *port, f []byte) {
+	j := in.index[op.id]
+	if j < 0 {
+		j = int32(in.np)
+		if in.np == len(in.pend) {
+			in.pend = append(in.pend, pending{})
+		}
+		in.pend[j].p = op
+		in.index[op.id] = j
+		in.np++
+	}
+	pd := &in.pend[j]
+	pd.frames = append(pd.frames, f)
+	pd.bytes += uint64(len(f) - in.sw.hdrLen)
+}
+
+// flush writes every queued frame, one WriteBatch per egress port.
+func (in *Ingress) flush() {
+	for i := 0; i < in.np; i++ {
+		pd := &in.pend[i]
+		n, err := pd.p.p.WriteBatch(pd.frames)
+		c := &pd.p.c
+		if n == len(pd.frames) {
+			c.txFrames.Add(uint64(n))
+			c.txBytes.Add(pd.bytes)
+		} else {
+			var b uint64
+			for _, f := range pd.frames[:n] {
+				b += uint64(len(f) - in.sw.hdrLen)
+			}
+			c.txFrames.Add(uint64(n))
+			c.txBytes.Add(b)
+			c.drops[DropTxError].Add(uint64(len(pd.frames) - n))
+		}
+		_ = err // counted above; the port reports its own failures
+		clear(pd.frames)
+		pd.frames = pd.frames[:0]
+		pd.bytes = 0
+		in.index[pd.p.id] = -1
+		pd.p = nil
+	}
+	in.np = 0
+}
+
+// handleARP gives an ARP frame to the handler and, when it answers on the
+// switch's behalf, sends the reply back out the ingress port.
+func (in *Ingress) handleARP(self *port, eth []byte, off int, vid uint16, tagged bool, now int64) (arp.Verdict, error) {
+	hl := in.sw.hdrLen
+	s := in.scratch
+	// Build the reply in place: header, Ethernet (+tag), then the ARP body
+	// that Handle writes.
+	bodyAt := hl + off
+	v, from := in.sw.arp.Handle(in.id, vid, eth[6:12], eth[off:], now, s[bodyAt:bodyAt+arp.BodyLen])
+	if v != arp.Reply {
+		return v, nil
+	}
+	clear(s[:hl])
+	copy(s[hl:], eth[6:12]) // to the requester
+	copy(s[hl+6:], from[:])
+	if tagged {
+		binary.BigEndian.PutUint16(s[hl+12:], etherTypeVLAN)
+		binary.BigEndian.PutUint16(s[hl+14:], binary.BigEndian.Uint16(eth[14:]))
+		binary.BigEndian.PutUint16(s[hl+16:], etherTypeARP)
+	} else {
+		binary.BigEndian.PutUint16(s[hl+12:], etherTypeARP)
+	}
+	frame := s[:bodyAt+arp.BodyLen]
+	in.flush()
+	in.one[0] = frame
+	n, err := self.p.WriteBatch(in.one)
+	in.one[0] = nil
+	if n == 1 {
+		self.c.txFrames.Add(1)
+		self.c.txBytes.Add(uint64(len(frame) - hl))
+	} else {
+		self.c.drops[DropTxError].Add(1)
+	}
+	return v, err
+}
