@@ -1,6 +1,7 @@
 package fdb
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 )
@@ -59,18 +60,12 @@ func (m MAC) IsMulticast() bool { return m[0]&1 != 0 }
 // IsZero is true for 00:00:00:00:00:00.
 func (m MAC) IsZero() bool { return m == MAC{} }
 
-// learnable says whether b may be learned as a source: unicast and not zero.
-// The bridge never learns group or zero addresses: they name no one station.
-func learnable(b []byte) bool {
-	return b[0]&1 == 0 && (b[0]|b[1]|b[2]|b[3]|b[4]|b[5]) != 0
-}
-
 // pack folds (VLAN, MAC) into the 60 low bits of a word; bit 63 marks a live
 // slot so that the all-zero MAC on VLAN 0 still differs from an empty slot.
 func pack(vlan uint16, b []byte) uint64 {
+	_ = b[5]
 	return occupied | uint64(vlan&MaxVLAN)<<48 |
-		uint64(b[0])<<40 | uint64(b[1])<<32 | uint64(b[2])<<24 |
-		uint64(b[3])<<16 | uint64(b[4])<<8 | uint64(b[5])
+		uint64(binary.BigEndian.Uint16(b))<<32 | uint64(binary.BigEndian.Uint32(b[2:]))
 }
 
 func unpack(k uint64) (uint16, MAC) {

@@ -15,15 +15,17 @@ const (
 	occupied  uint64 = 1 << 63
 )
 
-// slot is what readers touch: 24 bytes, read with atomic loads only.
+// slot is what readers touch: 16 bytes, four to a cache line, read with
+// atomic loads only. val packs the port (16 bits), the kind (2 bits) and the
+// last-seen time in milliseconds (46 bits, 2,000 years), so a lookup and its
+// expiry check read one line and a refresh is one compare-and-swap.
 type slot struct {
-	key  atomic.Uint64
-	val  atomic.Uint64 // port in the low 32 bits, kind above
-	seen atomic.Int64
+	key atomic.Uint64
+	val atomic.Uint64
 }
 
 // link threads learned entries into their port's queue; guarded by Table.mu.
-// queued is the last-seen time when the entry was put at the queue's tail:
+// queued is the last-seen time (ms) when the entry was put at the queue's tail:
 // an entry whose seen is newer has been used since and gets a second chance.
 type link struct {
 	prev, next int32
@@ -38,22 +40,47 @@ type slots struct {
 	n    uint64
 	used int // live + tombstones
 	max  int // used beyond this triggers a rehash
+	full int // live entries beyond this trigger a rehash (growth)
 }
 
+// newSlots sizes an array for entries live entries at a load of at most 3/4:
+// linear probing stays around two probes per lookup, and 1M entries cost
+// about 43 bytes each (16 for the slot, 16 for its queue link, over 3/4).
 func newSlots(entries int) *slots {
-	n := entries*4/3 + 8 // at most 3/4 full of live entries
-	t := &slots{s: make([]slot, n), l: make([]link, n), n: uint64(n), max: n * 7 / 8}
+	n := (entries*4/3 + 8) &^ (lineSlots - 1)
+	t := &slots{s: make([]slot, n), l: make([]link, n), n: uint64(n), max: n * 7 / 8, full: n * 3 / 4}
+	hugePages(t.s)
 	return t
 }
 
-// home is where a key's probe starts. The multiply spreads MACs that differ
+// lineSlots is how many slots share a 64-byte cache line.
+const lineSlots = 4
+
+// home is where a key's probe starts: the first slot of a cache line, so a
+// lookup at 3/4 load nearly always reads one line (large arrays are
+// page-aligned by the allocator). The multiply spreads MACs that differ
 // only in their last byte (the common case: one vendor prefix per node);
-// the high word of a 128-bit product maps the hash onto n without a modulo.
+// the high word of a 128-bit product maps the hash onto the lines without a
+// modulo.
 func (t *slots) home(key uint64) uint64 {
 	h := key * 0x9E3779B97F4A7C15
 	h ^= h >> 32
-	hi, _ := bits.Mul64(h, t.n)
-	return hi
+	hi, _ := bits.Mul64(h, t.n/lineSlots)
+	return hi * lineSlots
+}
+
+func (t *slots) next(i uint64) uint64 {
+	if i+1 == t.n {
+		return 0
+	}
+	return i + 1
+}
+
+func (t *slots) prev(i uint64) uint64 {
+	if i == 0 {
+		return t.n - 1
+	}
+	return i - 1
 }
 
 // find returns the slot holding key, or -1.
@@ -101,9 +128,24 @@ func (t *slots) findOrFree(key uint64) (at, free int) {
 	return -1, free
 }
 
-func packVal(p PortID, k Kind) uint64 { return uint64(p) | uint64(k)<<32 }
-func valPort(v uint64) PortID         { return PortID(uint32(v)) }
-func valKind(v uint64) Kind           { return Kind(v >> 32) }
+// MaxPort is the largest port ID the table stores.
+const MaxPort = 1<<16 - 1
+
+func packVal(p PortID, k Kind, ms int64) uint64 {
+	return uint64(p) | uint64(k)<<16 | uint64(ms)<<18
+}
+func valPort(v uint64) PortID            { return PortID(uint16(v)) }
+func valKind(v uint64) Kind              { return Kind(v>>16) & 3 }
+func valSeen(v uint64) int64             { return int64(v >> 18) }
+func withSeen(v uint64, ms int64) uint64 { return v&(1<<18-1) | uint64(ms)<<18 }
+
+// millis turns clock nanoseconds into the table's milliseconds.
+func millis(ns int64) int64 {
+	if ns < 0 {
+		return 0
+	}
+	return ns / 1e6
+}
 
 type portState struct {
 	limit      int // 0: no per-port limit
@@ -118,7 +160,7 @@ type flapState struct {
 
 // Table is the forwarding table. Use New.
 type Table struct {
-	ageing int64 // ns; 0 = never
+	ageing int64 // ms; 0 = never
 	limit  int
 	policy Policy
 
@@ -141,7 +183,7 @@ func New(cfg Config) (*Table, error) {
 		return nil, err
 	}
 	t := &Table{
-		ageing: int64(cfg.Ageing),
+		ageing: cfg.Ageing.Milliseconds(),
 		limit:  cfg.Limit,
 		policy: cfg.Policy,
 		plimit: cfg.PortLimit,
@@ -156,15 +198,15 @@ func New(cfg Config) (*Table, error) {
 func (t *Table) Config() Config {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return Config{Ageing: durationOf(t.ageing), Limit: t.limit, PortLimit: t.plimit, Policy: t.policy}
+	return Config{Ageing: durationOf(t.ageing * 1e6), Limit: t.limit, PortLimit: t.plimit, Policy: t.policy}
 }
 
 // AddPort registers a port; learning on an unregistered port is refused, so a
 // frame still in flight from a removed port cannot leave an entry behind.
 // limit 0 means the table's PortLimit.
 func (t *Table) AddPort(p PortID, limit int) error {
-	if p == 0 {
-		return fmt.Errorf("fdb: port 0 is reserved")
+	if p == 0 || p > MaxPort {
+		return fmt.Errorf("fdb: port %d: want 1-%d", p, MaxPort)
 	}
 	if limit < 0 {
 		return fmt.Errorf("fdb: port %d limit %d: must not be negative", p, limit)
@@ -217,7 +259,7 @@ func (t *Table) Lookup(vlan uint16, mac []byte, now int64) (PortID, bool) {
 				// The slot was reused between our loads; the entry is gone.
 				return 0, false
 			}
-			if t.ageing > 0 && valKind(v) == Learned && now-s.seen.Load() >= t.ageing {
+			if t.ageing > 0 && valKind(v) == Learned && millis(now)-valSeen(v) >= t.ageing {
 				return 0, false
 			}
 			return valPort(v), true
@@ -237,10 +279,12 @@ func (t *Table) Lookup(vlan uint16, mac []byte, now int64) (PortID, bool) {
 // writes nothing, so two cores seeing one busy MAC do not fight over its
 // cache line.
 func (t *Table) Learn(vlan uint16, mac []byte, port PortID, now int64) Result {
-	if !learnable(mac) {
+	key := pack(vlan, mac)
+	if key&(1<<40) != 0 || key&(1<<48-1) == 0 {
+		// Group or all-zero source: it names no one station.
 		return Ignored
 	}
-	key := pack(vlan, mac)
+	ms := millis(now)
 	tab := t.tab.Load()
 	if i := tab.find(key); i >= 0 {
 		s := &tab.s[i]
@@ -249,8 +293,9 @@ func (t *Table) Learn(vlan uint16, mac []byte, port PortID, now int64) Result {
 			return Ignored
 		}
 		if valPort(v) == port {
-			if s.seen.Load() != now {
-				s.seen.Store(now)
+			if valSeen(v) != ms {
+				// A failed swap means a move or a newer refresh won.
+				s.val.CompareAndSwap(v, withSeen(v, ms))
 			}
 			return Refreshed
 		}
@@ -261,12 +306,12 @@ func (t *Table) Learn(vlan uint16, mac []byte, port PortID, now int64) Result {
 		return Refused
 	}
 	t.mu.Lock()
-	r := t.learnLocked(key, port, now)
+	r := t.learnLocked(key, port, now, ms)
 	t.mu.Unlock()
 	return r
 }
 
-func (t *Table) learnLocked(key uint64, port PortID, now int64) Result {
+func (t *Table) learnLocked(key uint64, port PortID, now, ms int64) Result {
 	tab := t.tab.Load()
 	at, free := tab.findOrFree(key)
 	ps := t.ports[port]
@@ -278,10 +323,10 @@ func (t *Table) learnLocked(key uint64, port PortID, now int64) Result {
 		}
 		old := valPort(v)
 		if old == port {
-			s.seen.Store(now)
+			s.val.Store(withSeen(v, ms))
 			return Refreshed
 		}
-		return t.moveLocked(tab, at, key, old, port, ps, now)
+		return t.moveLocked(tab, at, key, old, port, ps, now, ms)
 	}
 	if ps == nil {
 		t.refused.Add(1)
@@ -300,8 +345,8 @@ func (t *Table) learnLocked(key uint64, port PortID, now int64) Result {
 		}
 	}
 	tab, free = t.roomLocked(key, free)
-	t.placeLocked(tab, free, key, port, Learned, now)
-	t.linkTail(tab, ps, int32(free), now)
+	t.placeLocked(tab, free, key, packVal(port, Learned, ms))
+	t.linkTail(tab, ps, int32(free), ms)
 	ps.count++
 	t.learned.Add(1)
 	t.st.Learned++
@@ -309,7 +354,7 @@ func (t *Table) learnLocked(key uint64, port PortID, now int64) Result {
 	return Inserted
 }
 
-func (t *Table) moveLocked(tab *slots, at int, key uint64, old, port PortID, ps *portState, now int64) Result {
+func (t *Table) moveLocked(tab *slots, at int, key uint64, old, port PortID, ps *portState, now, ms int64) Result {
 	ops := t.ports[old]
 	if ps == nil {
 		// The new port is gone (a frame in flight from a removed port):
@@ -330,10 +375,8 @@ func (t *Table) moveLocked(tab *slots, at int, key uint64, old, port PortID, ps 
 		t.unlink(tab, ops, int32(at))
 		ops.count--
 	}
-	s := &tab.s[at]
-	s.val.Store(packVal(port, Learned))
-	s.seen.Store(now)
-	t.linkTail(tab, ps, int32(at), now)
+	tab.s[at].val.Store(packVal(port, Learned, ms))
+	t.linkTail(tab, ps, int32(at), ms)
 	ps.count++
 	t.st.Moved++
 	fl := t.flaps[key]
@@ -382,7 +425,7 @@ func (t *Table) evictLocked(ps *portState, now int64) bool {
 	tab := t.tab.Load()
 	for tries := ps.count; ps.head >= 0; tries-- {
 		i := ps.head
-		seen := tab.s[i].seen.Load()
+		seen := valSeen(tab.s[i].val.Load())
 		if l := &tab.l[i]; seen > l.queued && tries > 0 {
 			t.unlink(tab, ps, i)
 			t.linkTail(tab, ps, i, seen)
@@ -399,7 +442,7 @@ func (t *Table) evictLocked(ps *portState, now int64) bool {
 // full of live entries and tombstones, and returns the slot to use.
 func (t *Table) roomLocked(key uint64, free int) (*slots, int) {
 	tab := t.tab.Load()
-	if free >= 0 && (tab.s[free].key.Load() == tombstone || tab.used+1 <= tab.max) {
+	if free >= 0 && t.live+1 <= tab.full && (tab.s[free].key.Load() == tombstone || tab.used+1 <= tab.max) {
 		return tab, free
 	}
 	want := 2 * (t.live + 1)
@@ -432,7 +475,6 @@ func (t *Table) rehashLocked(n int) *slots {
 			key := old.s[i].key.Load()
 			_, f := nt.findOrFree(key)
 			nt.s[f].val.Store(old.s[i].val.Load())
-			nt.s[f].seen.Store(old.s[i].seen.Load())
 			nt.s[f].key.Store(key)
 			nt.used++
 			t.linkTail(nt, ps, int32(f), old.l[i].queued)
@@ -453,14 +495,13 @@ func (t *Table) rehashLocked(n int) *slots {
 	return nt
 }
 
-func (t *Table) placeLocked(tab *slots, at int, key uint64, port PortID, k Kind, now int64) {
+func (t *Table) placeLocked(tab *slots, at int, key, val uint64) {
 	s := &tab.s[at]
 	if s.key.Load() != tombstone {
 		tab.used++
 	}
 	// Value before key: a reader that sees the key sees its value.
-	s.val.Store(packVal(port, k))
-	s.seen.Store(now)
+	s.val.Store(val)
 	s.key.Store(key)
 	t.live++
 }
@@ -469,8 +510,23 @@ func (t *Table) deleteLocked(tab *slots, at int) {
 	s := &tab.s[at]
 	key := s.key.Load()
 	v := s.val.Load()
-	s.key.Store(tombstone)
 	t.live--
+	// Linear probing needs a tombstone only where a probe may have to walk
+	// on: if the next slot is empty, no key lies beyond this one, so this
+	// slot and the tombstones just before it can become empty again. That
+	// keeps a table under eviction churn from filling with tombstones and
+	// rehashing (allocating) every few thousand inserts. Readers stay
+	// correct: no live key's probe path crosses a slot made empty here.
+	if tab.s[tab.next(uint64(at))].key.Load() != empty {
+		s.key.Store(tombstone)
+	} else {
+		s.key.Store(empty)
+		tab.used--
+		for p := tab.prev(uint64(at)); tab.s[p].key.Load() == tombstone; p = tab.prev(p) {
+			tab.s[p].key.Store(empty)
+			tab.used--
+		}
+	}
 	delete(t.flaps, key)
 	if valKind(v) == Learned {
 		t.learned.Add(-1)
@@ -532,7 +588,7 @@ func (t *Table) AddStatic(vlan uint16, mac MAC, port PortID, k Kind) error {
 		free = at
 	}
 	tab, free = t.roomLocked(key, free)
-	t.placeLocked(tab, free, key, port, k, 0)
+	t.placeLocked(tab, free, key, packVal(port, k, 0))
 	t.emit(Event{Type: EventLearned, Kind: k, Port: port}, key)
 	return nil
 }
@@ -564,6 +620,7 @@ func (t *Table) Age(now int64) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	tab := t.tab.Load()
+	ms := millis(now)
 	n := 0
 	for i := range tab.s {
 		s := &tab.s[i]
@@ -572,7 +629,7 @@ func (t *Table) Age(now int64) int {
 			continue
 		}
 		v := s.val.Load()
-		if valKind(v) != Learned || now-s.seen.Load() < t.ageing {
+		if valKind(v) != Learned || ms-valSeen(v) < t.ageing {
 			continue
 		}
 		t.deleteLocked(tab, i)
@@ -643,7 +700,7 @@ func (t *Table) Entries() []Entry {
 		vlan, mac := unpack(key)
 		e := Entry{VLAN: vlan, MAC: mac.HardwareAddr(), Port: valPort(v), Kind: valKind(v)}
 		if e.Kind == Learned {
-			e.LastSeen = s.seen.Load()
+			e.LastSeen = valSeen(v) * 1e6
 		}
 		out = append(out, e)
 	}

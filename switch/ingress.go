@@ -25,11 +25,13 @@ type Ingress struct {
 	pend  []pending
 	np    int
 	index []int32 // port ID -> position in pend, -1 when absent
+	last  *pending
 
 	drops [numDropReasons]uint64
 	flood uint64
 	unk   uint64
 
+	dec     Decision
 	scratch []byte   // tag push/pop and ARP replies
 	one     [][]byte // a batch of one, for frames written from scratch
 }
@@ -71,9 +73,9 @@ func (in *Ingress) Receive(frames [][]byte) {
 	var bytes uint64
 	for _, f := range frames {
 		bytes += uint64(len(f) - in.sw.hdrLen)
-		d := in.forward(set, self, f, now)
+		in.forward(set, self, f, now, &in.dec)
 		if in.sw.tracer != nil {
-			in.sw.tracer.Frame(in.id, f, d)
+			in.sw.tracer.Frame(in.id, f, in.dec)
 		}
 	}
 	in.flush()
@@ -101,39 +103,47 @@ func (in *Ingress) grow(n int) {
 	}
 }
 
-func (in *Ingress) drop(d *Decision, r DropReason) Decision {
+func (in *Ingress) drop(d *Decision, r DropReason) {
 	in.drops[r]++
 	d.Dropped, d.Drop = true, r
-	return *d
 }
 
-// forward decides one frame's fate and queues its copies.
-func (in *Ingress) forward(set *portSet, self *port, f []byte, now int64) Decision {
-	var d Decision
+// forward decides one frame's fate, queues its copies and records what it
+// did in d (kept in the Ingress: returning it by value cost more than the
+// lookup it describes).
+func (in *Ingress) forward(set *portSet, self *port, f []byte, now int64, d *Decision) {
+	*d = Decision{}
 	hl := in.sw.hdrLen
 	if len(f) < hl+ethHdrLen {
-		return in.drop(&d, DropRunt)
+		in.drop(d, DropRunt)
+		return
 	}
 	eth := f[hl:]
 	if hl > 0 {
 		if !CheckVnetHdr(f, len(eth)) {
-			return in.drop(&d, DropBadVnetHdr)
+			in.drop(d, DropBadVnetHdr)
+			return
 		}
 		if f[1] == GSONone && len(eth) > self.maxLen {
-			return in.drop(&d, DropOversize)
+			in.drop(d, DropOversize)
+			return
 		}
 		if len(eth) > MaxFrame {
-			return in.drop(&d, DropOversize)
+			in.drop(d, DropOversize)
+			return
 		}
 	} else if len(eth) > self.maxLen {
-		return in.drop(&d, DropOversize)
+		in.drop(d, DropOversize)
+		return
 	}
 	dst, src := eth[0:6], eth[6:12]
 	if dst[0] == 0x01 && dst[1] == 0x80 && dst[2] == 0xc2 && dst[3] == 0 && dst[4] == 0 && dst[5]&0xf0 == 0 {
-		return in.drop(&d, DropLinkLocal)
+		in.drop(d, DropLinkLocal)
+		return
 	}
 	if src[0]&1 != 0 || (src[0]|src[1]|src[2]|src[3]|src[4]|src[5]) == 0 {
-		return in.drop(&d, DropBadSource)
+		in.drop(d, DropBadSource)
+		return
 	}
 
 	etype := binary.BigEndian.Uint16(eth[12:])
@@ -142,7 +152,8 @@ func (in *Ingress) forward(set *portSet, self *port, f []byte, now int64) Decisi
 	var vid uint16
 	if tagged {
 		if len(eth) < ethHdrLen+tagLen {
-			return in.drop(&d, DropBadVLAN)
+			in.drop(d, DropBadVLAN)
+			return
 		}
 		vid = binary.BigEndian.Uint16(eth[14:]) & 0xfff
 		etype = binary.BigEndian.Uint16(eth[16:])
@@ -151,13 +162,15 @@ func (in *Ingress) forward(set *portSet, self *port, f []byte, now int64) Decisi
 			vid = self.pvid
 		}
 		if vid == fdb.MaxVLAN {
-			return in.drop(&d, DropBadVLAN)
+			in.drop(d, DropBadVLAN)
+			return
 		}
 	} else {
 		vid = self.pvid
 	}
 	if vid == 0 || !self.allowed.has(vid) {
-		return in.drop(&d, DropBadVLAN)
+		in.drop(d, DropBadVLAN)
+		return
 	}
 	d.VLAN = vid
 
@@ -167,12 +180,14 @@ func (in *Ingress) forward(set *portSet, self *port, f []byte, now int64) Decisi
 		d.ARP, _ = in.handleARP(self, eth, off, vid, tagged, now)
 		switch d.ARP {
 		case arp.Drop:
-			return in.drop(&d, DropARPGuard)
+			in.drop(d, DropARPGuard)
+			return
 		case arp.Malformed:
-			return in.drop(&d, DropARPMalformed)
+			in.drop(d, DropARPMalformed)
+			return
 		case arp.Reply:
 			d.Out, d.Copies = in.id, 1
-			return d
+			return
 		}
 	}
 
@@ -180,17 +195,19 @@ func (in *Ingress) forward(set *portSet, self *port, f []byte, now int64) Decisi
 		if out, ok := in.sw.fdb.Lookup(vid, dst, now); ok {
 			if op := set.get(out); op != nil {
 				if op == self && !self.hairpin {
-					return in.drop(&d, DropSamePort)
+					in.drop(d, DropSamePort)
+					return
 				}
 				d.Out, d.Copies = out, 1
 				in.send(op, f, tagged, vid)
-				return d
+				return
 			}
 		}
 		d.Unknown = true
 	}
 	if self.storm != nil && !self.storm.allow(now) {
-		return in.drop(&d, DropStorm)
+		in.drop(d, DropStorm)
+		return
 	}
 	d.Flooded = true
 	in.flood++
@@ -204,7 +221,6 @@ func (in *Ingress) forward(set *portSet, self *port, f []byte, now int64) Decisi
 		in.send(op, f, tagged, vid)
 		d.Copies++
 	}
-	return d
 }
 
 // send queues f for op, or, when op wants the frame tagged differently than
@@ -253,10 +269,18 @@ func (in *Ingress) retag(f []byte, tagged bool, vid uint16) []byte {
 }
 
 func (in *Ingress) queue(op *port, f []byte) {
+	// Frames of a batch mostly go where the previous one went.
+	if in.np > 0 && in.last.p == op {
+		in.last.frames = append(in.last.frames, f)
+		in.last.bytes += uint64(len(f) - in.sw.hdrLen)
+		return
+	}
 	j := in.index[op.id]
 	if j < 0 {
 		j = int32(in.np)
 		if in.np == len(in.pend) {
+			// pend grows only here, so last never points into a
+			// replaced array: it is reset by every flush first.
 			in.pend = append(in.pend, pending{})
 		}
 		in.pend[j].p = op
@@ -266,6 +290,7 @@ func (in *Ingress) queue(op *port, f []byte) {
 	pd := &in.pend[j]
 	pd.frames = append(pd.frames, f)
 	pd.bytes += uint64(len(f) - in.sw.hdrLen)
+	in.last = pd
 }
 
 // flush writes every queued frame, one WriteBatch per egress port.
@@ -294,6 +319,7 @@ func (in *Ingress) flush() {
 		pd.p = nil
 	}
 	in.np = 0
+	in.last = nil
 }
 
 // handleARP gives an ARP frame to the handler and, when it answers on the

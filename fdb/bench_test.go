@@ -1,0 +1,154 @@
+package fdb
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"runtime"
+	"strconv"
+	"testing"
+)
+
+var sizes = []int{1 << 10, 1 << 16, 1 << 20}
+
+func sizeName(n int) string {
+	switch {
+	case n >= 1<<20:
+		return strconv.Itoa(n>>20) + "M"
+	case n >= 1<<10:
+		return strconv.Itoa(n>>10) + "k"
+	}
+	return strconv.Itoa(n)
+}
+
+// benchMACs returns n random unicast MACs in a random visiting order, so
+// lookups miss the CPU cache as a busy node's would.
+func benchMACs(n int) [][6]byte {
+	r := rand.New(rand.NewPCG(1, 2))
+	out := make([][6]byte, n)
+	for i := range out {
+		// An odd multiplier is a bijection on 32 bits: no duplicates.
+		binary.BigEndian.PutUint32(out[i][2:], uint32(i)*0x9E3779B1)
+		out[i][0], out[i][1] = 0x02, byte(r.Uint32())
+	}
+	return out
+}
+
+func filled(b *testing.B, n int) (*Table, [][6]byte) {
+	tb := newTable(b, func(c *Config) { c.Limit = n; c.Ageing = 0 }, 1, 2, 3, 4)
+	macs := benchMACs(n)
+	for i := range macs {
+		tb.Learn(1, macs[i][:], PortID(1+i%4), 1)
+	}
+	return tb, macs
+}
+
+func BenchmarkLookup(b *testing.B) {
+	for _, n := range sizes {
+		b.Run(sizeName(n), func(b *testing.B) {
+			tb, macs := filled(b, n)
+			mask := len(macs) - 1
+			b.ReportAllocs()
+			b.ResetTimer()
+			var sink PortID
+			for i := 0; b.Loop(); i++ {
+				p, _ := tb.Lookup(1, macs[(i*7919)&mask][:], 1)
+				sink += p
+			}
+			_ = sink
+		})
+	}
+}
+
+func BenchmarkLookupParallel(b *testing.B) {
+	for _, n := range sizes {
+		b.Run(sizeName(n), func(b *testing.B) {
+			tb, macs := filled(b, n)
+			mask := len(macs) - 1
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := rand.IntN(len(macs))
+				for pb.Next() {
+					tb.Lookup(1, macs[(i*7919)&mask][:], 1)
+					i++
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkLearn measures the per-frame case: a known source refreshed as
+// the clock moves on.
+func BenchmarkLearn(b *testing.B) {
+	for _, n := range sizes {
+		b.Run(sizeName(n), func(b *testing.B) {
+			tb, macs := filled(b, n)
+			mask := len(macs) - 1
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				j := (i * 7919) & mask
+				tb.Learn(1, macs[j][:], PortID(1+j%4), int64(i>>10))
+			}
+		})
+	}
+}
+
+// BenchmarkLearnInsert measures new MACs against a full evict-fair table:
+// each insert evicts the flooder's oldest entry.
+func BenchmarkLearnInsert(b *testing.B) {
+	tb := newTable(b, func(c *Config) { c.Limit = 8192; c.Policy = EvictFair }, 1, 2)
+	var mac [6]byte
+	mac[0] = 0x02
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		binary.BigEndian.PutUint32(mac[2:], uint32(i))
+		tb.Learn(1, mac[:], 1, int64(i))
+	}
+}
+
+// BenchmarkReferenceMapLookup is the yardstick of the issue: one Go map
+// lookup at the same table size, keys visited in the same order.
+func BenchmarkReferenceMapLookup(b *testing.B) {
+	for _, n := range sizes {
+		b.Run(sizeName(n), func(b *testing.B) {
+			macs := benchMACs(n)
+			mp := make(map[uint64]int32, n)
+			keys := make([]uint64, n)
+			for i, a := range macs {
+				keys[i] = pack(1, a[:])
+				mp[keys[i]] = int32(1 + i%4)
+			}
+			mask := n - 1
+			b.ReportAllocs()
+			b.ResetTimer()
+			var sink int32
+			for i := 0; b.Loop(); i++ {
+				sink += mp[keys[(i*7919)&mask]]
+			}
+			_ = sink
+		})
+	}
+}
+
+// BenchmarkMemoryPerEntry reports the table's heap per entry at 1M entries.
+func BenchmarkMemoryPerEntry(b *testing.B) {
+	const n = 1 << 20
+	macs := benchMACs(n)
+	for b.Loop() {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		tb := newTable(b, func(c *Config) { c.Limit = n; c.Ageing = 0 }, 1, 2, 3, 4)
+		for i := range macs {
+			tb.Learn(1, macs[i][:], PortID(1+i%4), 1)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if tb.Len() != n {
+			b.Fatalf("%d entries", tb.Len())
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/entry")
+		runtime.KeepAlive(tb)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package fdb
+
+func hugePages([]slot) {}
