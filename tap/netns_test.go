@@ -1,0 +1,103 @@
+package tap
+
+import (
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+func TestCreateNetNSReportsCreation(t *testing.T) {
+	needRoot(t)
+	name := uniquePrefix(t)
+	t.Cleanup(func() { DeleteNetNS(name) })
+	created, err := CreateNetNS(name)
+	if err != nil || !created {
+		t.Fatalf("first CreateNetNS = %v, %v; want true", created, err)
+	}
+	created, err = CreateNetNS(name)
+	if err != nil || created {
+		t.Fatalf("second CreateNetNS = %v, %v; want false", created, err)
+	}
+	if names := linkNames(t, NetNSPath(name)); !slices.Equal(names, []string{"lo"}) {
+		t.Fatalf("links in a new netns: %v", names)
+	}
+	for range 2 {
+		if err := DeleteNetNS(name); err != nil {
+			t.Fatalf("DeleteNetNS: %v", err)
+		}
+	}
+	if _, err := os.Stat(NetNSPath(name)); err == nil {
+		t.Fatal("netns still mounted after DeleteNetNS")
+	}
+}
+
+func TestCreateNetNSRefusesStaleFile(t *testing.T) {
+	needRoot(t)
+	name := uniquePrefix(t)
+	if err := os.MkdirAll(NetNSDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(NetNSPath(name), nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(NetNSPath(name)) })
+	if _, err := CreateNetNS(name); err == nil || !strings.Contains(err.Error(), "not a namespace mount") {
+		t.Fatalf("CreateNetNS over a plain file: %v", err)
+	}
+	if err := DeleteNetNS(name); err != nil {
+		t.Fatalf("DeleteNetNS of a plain file: %v", err)
+	}
+}
+
+func TestInNamespaceRunsThereAndComesBack(t *testing.T) {
+	needRoot(t)
+	name := uniquePrefix(t)
+	t.Cleanup(func() { DeleteNetNS(name) })
+	if _, err := CreateNetNS(name); err != nil {
+		t.Fatal(err)
+	}
+	host, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Close()
+	want := errors.New("from fn")
+	err = InNamespace(NetNSPath(name), func() error {
+		inside, err := netns.Get()
+		if err != nil {
+			return err
+		}
+		defer inside.Close()
+		if inside.Equal(host) {
+			t.Error("fn ran in the caller's namespace")
+		}
+		return want
+	})
+	if err != want {
+		t.Fatalf("InNamespace returned %v, want fn's error", err)
+	}
+	// Many calls: a thread left behind in the pod namespace would sooner or later
+	// run this goroutine.
+	for range 50 {
+		InNamespace(NetNSPath(name), func() error { return nil })
+	}
+	if _, err := netlink.LinkByName("lo"); err != nil {
+		t.Fatal(err)
+	}
+	now, err := netns.Get()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer now.Close()
+	if !now.Equal(host) {
+		t.Fatal("caller's thread changed namespace")
+	}
+	if err := InNamespace("/nonexistent/ns", func() error { return nil }); err == nil || !strings.Contains(err.Error(), `netns "/nonexistent/ns"`) {
+		t.Fatalf("InNamespace on a missing path: %v", err)
+	}
+}
