@@ -31,9 +31,12 @@ type Ingress struct {
 	flood uint64
 	unk   uint64
 
-	dec     Decision
-	scratch []byte   // tag push/pop and ARP replies
-	one     [][]byte // a batch of one, for frames written from scratch
+	dec Decision
+	// Per-batch memo of the last source learned and destination looked up.
+	srcMemo, dstMemo uint64
+	dstPort          fdb.PortID
+	scratch          []byte   // tag push/pop and ARP replies
+	one              [][]byte // a batch of one, for frames written from scratch
 }
 
 type pending struct {
@@ -70,6 +73,7 @@ func (in *Ingress) Receive(frames [][]byte) {
 		in.grow(len(set.byID))
 	}
 	now := in.sw.clock.Now()
+	in.srcMemo, in.dstMemo = 0, 0
 	var bytes uint64
 	for _, f := range frames {
 		bytes += uint64(len(f) - in.sw.hdrLen)
@@ -174,7 +178,22 @@ func (in *Ingress) forward(set *portSet, self *port, f []byte, now int64, d *Dec
 	}
 	d.VLAN = vid
 
-	d.Learn = in.sw.fdb.Learn(vid, src, in.id, now)
+	// A pod's frames share one source, and a TCP flow's share one
+	// destination: within a batch (one clock reading) the FDB's answer for
+	// a repeated (VLAN, MAC) cannot change but by our own learning, so
+	// remember the last of each and skip the table. memo keys carry the VLAN
+	// above the MAC and bit 63 as "valid".
+	sk := memoKey(vid, src)
+	if sk == in.srcMemo {
+		d.Learn = fdb.Refreshed
+	} else {
+		d.Learn = in.sw.fdb.Learn(vid, src, in.id, now)
+		if d.Learn == fdb.Refreshed {
+			in.srcMemo = sk
+		} else {
+			in.srcMemo, in.dstMemo = 0, 0 // the table changed
+		}
+	}
 
 	if etype == etherTypeARP {
 		d.ARP, _ = in.handleARP(self, eth, off, vid, tagged, now)
@@ -192,7 +211,14 @@ func (in *Ingress) forward(set *portSet, self *port, f []byte, now int64, d *Dec
 	}
 
 	if dst[0]&1 == 0 {
-		if out, ok := in.sw.fdb.Lookup(vid, dst, now); ok {
+		dk := memoKey(vid, dst)
+		out, ok := in.dstPort, true
+		if dk != in.dstMemo {
+			if out, ok = in.sw.fdb.Lookup(vid, dst, now); ok {
+				in.dstMemo, in.dstPort = dk, out
+			}
+		}
+		if ok {
 			if op := set.get(out); op != nil {
 				if op == self && !self.hairpin {
 					in.drop(d, DropSamePort)
@@ -221,6 +247,10 @@ func (in *Ingress) forward(set *portSet, self *port, f []byte, now int64, d *Dec
 		in.send(op, f, tagged, vid)
 		d.Copies++
 	}
+}
+
+func memoKey(vid uint16, mac []byte) uint64 {
+	return 1<<63 | uint64(vid)<<48 | uint64(binary.BigEndian.Uint16(mac))<<32 | uint64(binary.BigEndian.Uint32(mac[2:]))
 }
 
 // send queues f for op, or, when op wants the frame tagged differently than

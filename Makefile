@@ -1,0 +1,50 @@
+# tapswitch. `make demo` and `make test` do all the set-up a fresh machine
+# needs (Go comes from /usr/local/go; modules from the Go module proxy).
+export PATH := $(PATH):/usr/local/go/bin:$(HOME)/go/bin
+GO       ?= go
+BIN      := bin
+PKGS     := ./...
+# Per-package fuzz targets, run for FUZZTIME each by `make fuzz`.
+FUZZTIME ?= 10s
+FUZZ     := ./switch:FuzzReceive ./switch:FuzzCheckVnetHdr ./arp:FuzzHandle
+
+.PHONY: all build test test-short lint bench fuzz demo sim clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+# The whole suite, root tests included (they skip, saying so, when not root).
+test: lint
+	$(GO) test -race -timeout 20m -count=1 $(PKGS)
+
+# Without root-only and long tests.
+test-short: lint
+	$(GO) test -short -race -count=1 $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./fdb ./switch ./sim ./bench
+
+fuzz:
+	@set -e; for t in $(FUZZ); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+# The README's first command: three pods on a tapswitch, as root.
+demo: build
+	$(BIN)/tapswitch demo
+
+# The simulator's default scenario: no root needed.
+sim: build
+	$(BIN)/tapswitch sim
+
+clean:
+	rm -rf $(BIN)
