@@ -1,0 +1,132 @@
+// Package api is the daemon's control API: HTTP with JSON bodies on a
+// root-only unix socket. It holds the wire types, the server (which serves a
+// Backend, the daemon) and the client the CLI uses.
+package api
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/tapswitch/tapswitch/arp"
+	"github.com/tapswitch/tapswitch/fdb"
+	vswitch "github.com/tapswitch/tapswitch/switch"
+)
+
+// DefaultSocket is where the daemon listens unless configured otherwise.
+const DefaultSocket = "/run/tapswitch/tapswitch.sock"
+
+// Error kinds a Backend wraps its errors in (with %w); the server turns
+// them into HTTP statuses and the client back into these kinds.
+var (
+	ErrInvalid  = errors.New("invalid input")  // 400
+	ErrNotFound = errors.New("not found")      // 404
+	ErrConflict = errors.New("already in use") // 409
+)
+
+// Backend is what the server serves; the daemon implements it.
+type Backend interface {
+	Status() Status
+	Pods() []Pod
+	Pod(name string) (Pod, error)
+	AddPod(ctx context.Context, spec PodSpec) (Pod, error)
+	DeletePod(ctx context.Context, name string) error
+	Ports() []Port
+	FDB() []FDBEntry
+	Neighbours() []Neighbour
+	Stats() Stats
+}
+
+// PodSpec asks for a pod (POST /v1/pods).
+type PodSpec struct {
+	Name string `json:"name"`
+	IP   string `json:"ip"`             // CIDR or bare address in the pod subnet
+	MAC  string `json:"mac,omitempty"`  // empty: derived from the IP
+	VLAN uint16 `json:"vlan,omitempty"` // 0: VLAN 1
+}
+
+// Pod states.
+const (
+	PodUp   = "up"   // the port forwards
+	PodGone = "gone" // the TAP or namespace vanished; `pod del` cleans up
+)
+
+// Pod is one pod's port as the daemon knows it.
+type Pod struct {
+	Name    string     `json:"name"`
+	State   string     `json:"state"`
+	Reason  string     `json:"reason,omitempty"` // why it is gone
+	Netns   string     `json:"netns"`
+	IfName  string     `json:"ifname"`
+	IP      string     `json:"ip"`
+	MAC     string     `json:"mac"`
+	VLAN    uint16     `json:"vlan"`
+	Port    fdb.PortID `json:"port,omitempty"` // 0 when gone
+	Queues  int        `json:"queues"`
+	Static  bool       `json:"static,omitempty"`
+	Created time.Time  `json:"created"`
+}
+
+// Port kinds.
+const (
+	KindPod     = "pod"
+	KindGateway = "gateway"
+)
+
+// Port is a switch port with its counters. A gone pod keeps the counters it
+// had when its port was removed.
+type Port struct {
+	vswitch.PortInfo
+	Kind  string `json:"kind"`
+	State string `json:"state"`
+	MAC   string `json:"mac,omitempty"`
+	IP    string `json:"ip,omitempty"`
+}
+
+// FDBEntry is one forwarding table row.
+type FDBEntry struct {
+	MAC      fdb.MAC    `json:"mac"`
+	VLAN     uint16     `json:"vlan"`
+	Port     fdb.PortID `json:"port"`
+	PortName string     `json:"port_name"`
+	Kind     string     `json:"kind"`          // learned, static, local
+	Age      float64    `json:"age,omitempty"` // seconds since the MAC last sent; learned only
+}
+
+// Neighbour is one snooped IP -> MAC binding.
+type Neighbour struct {
+	IP       netip.Addr `json:"ip"`
+	MAC      fdb.MAC    `json:"mac"`
+	VLAN     uint16     `json:"vlan"`
+	Port     fdb.PortID `json:"port"`
+	PortName string     `json:"port_name"`
+	Age      float64    `json:"age"` // seconds since last heard
+}
+
+// Status describes the daemon.
+type Status struct {
+	Switch    string    `json:"switch"`
+	PID       int       `json:"pid"`
+	Started   time.Time `json:"started"`
+	Subnet    string    `json:"subnet"`
+	Gateway   string    `json:"gateway"` // CIDR
+	GatewayIf string    `json:"gateway_interface"`
+	GatewayMA string    `json:"gateway_mac"`
+	StateFile string    `json:"state_file"`
+	Queues    int       `json:"queues"`
+	// Reattached is how many pods the daemon found from a previous run.
+	Reattached int `json:"reattached"`
+}
+
+// Stats are the switch-wide counters.
+type Stats struct {
+	Switch   string           `json:"switch"`
+	Uptime   float64          `json:"uptime"` // seconds
+	Ports    int              `json:"ports"`
+	PodsUp   int              `json:"pods_up"`
+	PodsGone int              `json:"pods_gone"`
+	FDB      fdb.Stats        `json:"fdb"`
+	ARP      arp.Stats        `json:"arp"`
+	Totals   vswitch.Counters `json:"totals"` // summed over the live ports
+}

@@ -1,0 +1,291 @@
+// Package config reads the daemon's YAML configuration: the embedded default
+// with an operator's file laid over it, checked key by key.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tapswitch/tapswitch/cmd/internal/logging"
+	"github.com/tapswitch/tapswitch/fdb"
+)
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// DefaultYAML is the built-in configuration, comments included.
+func DefaultYAML() []byte { return append([]byte(nil), defaultYAML...) }
+
+// Config is the daemon's configuration. Field names follow the YAML keys.
+type Config struct {
+	Switch           Switch    `yaml:"switch"`
+	Subnet           string    `yaml:"subnet"`
+	Gateway          Gateway   `yaml:"gateway"`
+	FDB              FDB       `yaml:"fdb"`
+	ARP              ARP       `yaml:"arp"`
+	Queues           int       `yaml:"queues"`
+	Batch            int       `yaml:"batch"`
+	NetnsPrefix      string    `yaml:"netns_prefix"`
+	Socket           string    `yaml:"socket"`
+	StateDir         string    `yaml:"state_dir"`
+	LogLevel         string    `yaml:"log_level"`
+	RemovePodsOnExit bool      `yaml:"remove_pods_on_exit"`
+	Pods             []PodSpec `yaml:"pods"`
+}
+
+// Switch names the switch and sets the ports' MTU.
+type Switch struct {
+	Name string `yaml:"name"`
+	MTU  int    `yaml:"mtu"`
+}
+
+// Gateway is the TAP in the host namespace that holds the subnet's gateway
+// address, as cbr0 did.
+type Gateway struct {
+	Address   string `yaml:"address"`
+	Interface string `yaml:"interface"`
+	MAC       string `yaml:"mac"`
+}
+
+// FDB sets the forwarding table's ageing, limits and policy.
+type FDB struct {
+	Ageing    time.Duration `yaml:"ageing"`
+	Limit     int           `yaml:"limit"`
+	PortLimit int           `yaml:"port_limit"`
+	Policy    string        `yaml:"policy"`
+}
+
+// ARP sets suppression and the spoofing guard.
+type ARP struct {
+	Suppress bool          `yaml:"suppress"`
+	Guard    bool          `yaml:"guard"`
+	Ageing   time.Duration `yaml:"ageing"`
+}
+
+// PodSpec is a static pod, created at start when missing.
+type PodSpec struct {
+	Name string `yaml:"name"`
+	IP   string `yaml:"ip"`
+	MAC  string `yaml:"mac"`
+	VLAN uint16 `yaml:"vlan"`
+}
+
+// Limits on the knobs that size memory: every queue has a reader with
+// batch buffers of 64 KiB each.
+const (
+	MaxQueues = 16
+	MaxBatch  = 64
+)
+
+// Default returns the embedded configuration.
+func Default() Config {
+	c, err := parse(defaultYAML, "built-in default")
+	if err != nil {
+		panic(err) // the embedded file is part of the program
+	}
+	return c
+}
+
+// Load reads path over the default; an empty path means the default alone.
+func Load(path string) (Config, error) {
+	if path == "" {
+		return Default(), nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return Parse(b, path)
+}
+
+// Parse reads YAML over the default. name labels errors.
+func Parse(b []byte, name string) (Config, error) {
+	c := Default()
+	if err := decode(b, &c); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", name, err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", name, err)
+	}
+	return c, nil
+}
+
+func parse(b []byte, name string) (Config, error) {
+	var c Config
+	if err := decode(b, &c); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", name, err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", name, err)
+	}
+	return c, nil
+}
+
+func decode(b []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// Validate names the first bad key.
+func (c Config) Validate() error {
+	if c.Switch.Name == "" {
+		return errors.New("switch.name: must not be empty")
+	}
+	if c.Switch.MTU < 68 || c.Switch.MTU > 65535 {
+		return fmt.Errorf("switch.mtu %d: want 68-65535", c.Switch.MTU)
+	}
+	sub, err := c.SubnetPrefix()
+	if err != nil {
+		return err
+	}
+	gw, err := c.GatewayAddr()
+	if err != nil {
+		return err
+	}
+	if !sub.Contains(gw) || gw == sub.Addr() || gw == lastAddr(sub) {
+		return fmt.Errorf("gateway.address %q: not a host address in subnet %s", c.Gateway.Address, sub)
+	}
+	if err := validIfName(c.Gateway.Interface); err != nil {
+		return fmt.Errorf("gateway.interface %q: %w", c.Gateway.Interface, err)
+	}
+	if c.Gateway.MAC != "" {
+		m, err := fdb.ParseMAC(c.Gateway.MAC)
+		if err != nil {
+			return fmt.Errorf("gateway.mac: %w", err)
+		}
+		if m.IsMulticast() || m.IsZero() {
+			return fmt.Errorf("gateway.mac %q: want a unicast address", c.Gateway.MAC)
+		}
+	}
+	if _, err := c.FDBConfig(); err != nil {
+		return err
+	}
+	if c.ARP.Ageing < 0 {
+		return fmt.Errorf("arp.ageing %v: must not be negative", c.ARP.Ageing)
+	}
+	if c.Queues < 1 || c.Queues > MaxQueues {
+		return fmt.Errorf("queues %d: want 1-%d", c.Queues, MaxQueues)
+	}
+	if c.Batch < 1 || c.Batch > MaxBatch {
+		return fmt.Errorf("batch %d: want 1-%d", c.Batch, MaxBatch)
+	}
+	if len(c.NetnsPrefix) > 32 {
+		return fmt.Errorf("netns_prefix %q: at most 32 characters", c.NetnsPrefix)
+	}
+	for _, r := range c.NetnsPrefix {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return fmt.Errorf("netns_prefix %q: only letters, digits, '-', '_' and '.'", c.NetnsPrefix)
+		}
+	}
+	if c.Socket == "" {
+		return errors.New("socket: must not be empty")
+	}
+	if c.StateDir == "" {
+		return errors.New("state_dir: must not be empty")
+	}
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
+		return fmt.Errorf("log_level: %w", err)
+	}
+	seen := make(map[string]bool)
+	for i, p := range c.Pods {
+		if p.Name == "" || p.IP == "" {
+			return fmt.Errorf("pods[%d]: name and ip are required", i)
+		}
+		if seen[p.Name] {
+			return fmt.Errorf("pods[%d]: pod %q listed twice", i, p.Name)
+		}
+		seen[p.Name] = true
+	}
+	return nil
+}
+
+// SubnetPrefix is the pod subnet, masked.
+func (c Config) SubnetPrefix() (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(c.Subnet)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("subnet %q: invalid CIDR", c.Subnet)
+	}
+	if !p.Addr().Is4() {
+		return netip.Prefix{}, fmt.Errorf("subnet %q: IPv4 only", c.Subnet)
+	}
+	if p.Bits() > 30 || p.Bits() < 8 {
+		return netip.Prefix{}, fmt.Errorf("subnet %q: prefix length /%d: want /8 to /30", c.Subnet, p.Bits())
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("subnet %q: host bits set (did you mean %s?)", c.Subnet, p.Masked())
+	}
+	return p, nil
+}
+
+// GatewayAddr is the gateway's address; a CIDR form must carry the subnet's
+// prefix length.
+func (c Config) GatewayAddr() (netip.Addr, error) {
+	s := c.Gateway.Address
+	if a, err := netip.ParseAddr(s); err == nil {
+		if !a.Is4() {
+			return netip.Addr{}, fmt.Errorf("gateway.address %q: IPv4 only", s)
+		}
+		return a, nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("gateway.address %q: invalid address", s)
+	}
+	if sub, err := c.SubnetPrefix(); err == nil && p.Bits() != sub.Bits() {
+		return netip.Addr{}, fmt.Errorf("gateway.address %q: prefix length differs from subnet %s", s, sub)
+	}
+	return p.Addr(), nil
+}
+
+// FDBConfig is the fdb section in the table's own terms.
+func (c Config) FDBConfig() (fdb.Config, error) {
+	pol, err := fdb.ParsePolicy(c.FDB.Policy)
+	if err != nil {
+		return fdb.Config{}, fmt.Errorf("fdb.policy: %w", err)
+	}
+	fc := fdb.Config{Ageing: c.FDB.Ageing, Limit: c.FDB.Limit, PortLimit: c.FDB.PortLimit, Policy: pol}
+	if err := fc.Validate(); err != nil {
+		return fdb.Config{}, fmt.Errorf("fdb: %w", err)
+	}
+	return fc, nil
+}
+
+// Marshal renders c as YAML.
+func (c Config) Marshal() ([]byte, error) { return yaml.Marshal(c) }
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v |= host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// validIfName checks a Linux interface name: 1-15 bytes, no '/', ':' or
+// white space.
+func validIfName(s string) error {
+	if s == "" || len(s) > 15 {
+		return errors.New("want 1-15 characters")
+	}
+	if s == "." || s == ".." {
+		return errors.New("not a valid interface name")
+	}
+	for _, r := range s {
+		if r <= ' ' || r == '/' || r == ':' || r > '~' {
+			return fmt.Errorf("character %q not allowed", r)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,65 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapswitch/tapswitch/fdb"
+)
+
+func TestDefaultIsValidAndDocumented(t *testing.T) {
+	c := Default()
+	if c.Subnet != "10.244.0.0/24" || c.Gateway.Address != "10.244.0.1" || c.Socket != "/run/tapswitch/tapswitch.sock" {
+		t.Errorf("defaults: %+v", c)
+	}
+	if c.FDB.Ageing != 300*time.Second || c.FDB.Limit != fdb.DefaultLimit {
+		t.Errorf("fdb defaults: %+v", c.FDB)
+	}
+	if _, err := Load(""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFileOverlaysDefault(t *testing.T) {
+	c, err := Parse([]byte("subnet: 10.1.2.0/24\ngateway:\n  address: 10.1.2.1/24\nfdb:\n  policy: evict-fair\n  ageing: 30s\n"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subnet != "10.1.2.0/24" || c.FDB.Ageing != 30*time.Second || c.FDB.Limit != fdb.DefaultLimit || c.Gateway.Interface != "tsw0" {
+		t.Errorf("overlay: %+v", c)
+	}
+	fc, _ := c.FDBConfig()
+	if fc.Policy != fdb.EvictFair {
+		t.Errorf("policy %v", fc.Policy)
+	}
+}
+
+func TestBadConfigNamesTheKey(t *testing.T) {
+	cases := map[string]string{
+		"colour: blue":                           "field colour not found",
+		"subnet: 10.244.0.0/33":                  `subnet "10.244.0.0/33": invalid CIDR`,
+		"subnet: 10.244.0.5/24":                  "host bits set",
+		"subnet: fd00::/64":                      "IPv4 only",
+		"gateway: {address: 10.9.0.1}":           "not a host address in subnet",
+		"gateway: {address: 10.244.0.255}":       "not a host address in subnet",
+		"gateway: {interface: a-very-long-name}": "gateway.interface",
+		"gateway: {mac: 01:00:5e:00:00:01}":      "gateway.mac",
+		"fdb: {policy: lru}":                     "fdb.policy",
+		"fdb: {limit: 0}":                        "fdb limit 0",
+		"fdb: {ageing: -1s}":                     "must not be negative",
+		"queues: 0":                              "queues 0",
+		"batch: 1000":                            "batch 1000",
+		"log_level: loud":                        "log_level",
+		"netns_prefix: a/b":                      "netns_prefix",
+		"switch: {mtu: 10}":                      "switch.mtu 10",
+		"pods: [{name: a}]":                      "pods[0]: name and ip are required",
+		"pods: [{name: a, ip: 10.244.0.2}, {name: a, ip: 10.244.0.3}]": `pod "a" listed twice`,
+	}
+	for in, want := range cases {
+		_, err := Parse([]byte(in), "test")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want it to contain %q", in, err, want)
+		}
+	}
+}

@@ -1,0 +1,109 @@
+package daemon
+
+import (
+	"errors"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/tapswitch/tapswitch/fdb"
+	vswitch "github.com/tapswitch/tapswitch/switch"
+	"github.com/tapswitch/tapswitch/tap"
+)
+
+// link joins one TAP device to the switch: it is the switch's Port for the
+// device (writes go out through the device's queues) and runs one reader
+// goroutine per queue that hands each batch it reads to the switch.
+type link struct {
+	name   string
+	dev    *tap.Device
+	queues []*tap.Queue
+	id     fdb.PortID
+	rr     atomic.Uint32 // spreads writers over the queues
+
+	closing atomic.Bool
+	wg      sync.WaitGroup
+	once    sync.Once
+	onGone  func(error) // called once, from a new goroutine, when the device vanished
+}
+
+// WriteBatch sends frames out through one of the device's queues. Any queue
+// reaches the same stack, and the kernel delivers a write synchronously in
+// the writer's context, so spreading writers over the queues only spreads
+// the queues' locks; it does not reorder a flow.
+func (l *link) WriteBatch(frames [][]byte) (int, error) {
+	q := l.queues[0]
+	if n := len(l.queues); n > 1 {
+		q = l.queues[int(l.rr.Add(1))%n]
+	}
+	return q.WriteBatch(frames)
+}
+
+// start registers the device as a switch port and starts its readers.
+func (l *link) start(sw *vswitch.Switch, pc vswitch.PortConfig, batch int) error {
+	l.queues = l.dev.Queues()
+	if len(l.queues) == 0 {
+		return errors.New("device has no queues")
+	}
+	id, err := sw.AddPort(l, pc)
+	if err != nil {
+		return err
+	}
+	l.id = id
+	ins := make([]*vswitch.Ingress, len(l.queues))
+	for i := range l.queues {
+		if ins[i], err = sw.Ingress(id); err != nil {
+			sw.RemovePort(id)
+			return err
+		}
+	}
+	for i, q := range l.queues {
+		l.wg.Add(1)
+		go l.read(q, ins[i], batch)
+	}
+	return nil
+}
+
+// read is one queue's reader: read a batch, forward it, run to completion.
+// Its buffers are allocated once; the loop allocates nothing per frame.
+func (l *link) read(q *tap.Queue, in *vswitch.Ingress, batch int) {
+	defer l.wg.Done()
+	bufs := make([][]byte, batch)
+	sizes := make([]int, batch)
+	frames := make([][]byte, batch)
+	for i := range bufs {
+		bufs[i] = make([]byte, tap.BufSize)
+	}
+	for {
+		n, err := q.ReadBatch(bufs, sizes)
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) || l.closing.Load() {
+				return
+			}
+			// The device or its namespace vanished (tap.IsGone), or the
+			// queue broke in some other way: either way this port
+			// cannot carry frames any more. The handler takes the
+			// daemon's lock, which a caller of stop may hold while it
+			// waits for this goroutine: hence a new goroutine.
+			l.once.Do(func() {
+				if l.onGone != nil {
+					go l.onGone(err)
+				}
+			})
+			return
+		}
+		for i := 0; i < n; i++ {
+			frames[i] = bufs[i][:sizes[i]]
+		}
+		in.Receive(frames[:n])
+	}
+}
+
+// stop closes the device's queues and waits for the readers. The caller
+// removes the port from the switch.
+func (l *link) stop() error {
+	l.closing.Store(true)
+	err := l.dev.Close()
+	l.wg.Wait()
+	return err
+}

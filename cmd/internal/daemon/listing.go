@@ -1,0 +1,192 @@
+package daemon
+
+import (
+	"os"
+	"time"
+
+	"github.com/tapswitch/tapswitch/cmd/internal/api"
+	"github.com/tapswitch/tapswitch/fdb"
+	vswitch "github.com/tapswitch/tapswitch/switch"
+)
+
+func (d *Daemon) podInfoLocked(p *pod) api.Pod {
+	out := api.Pod{
+		Name: p.rec.Name, State: api.PodUp, Netns: p.rec.Netns, IfName: p.rec.IfName,
+		IP: p.rec.IP, MAC: p.mac.String(), VLAN: p.rec.VLAN, Queues: p.rec.Queues,
+		Static: p.rec.Static, Created: p.rec.Created,
+	}
+	if p.link != nil {
+		out.Port = p.link.id
+	} else {
+		out.State, out.Reason = api.PodGone, p.reason
+	}
+	return out
+}
+
+// Status describes the daemon.
+func (d *Daemon) Status() api.Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := api.Status{
+		Switch: d.cfg.Switch.Name, PID: os.Getpid(), Started: d.started,
+		Subnet: d.subnet.String(), Queues: d.cfg.Queues, Reattached: d.reattached,
+	}
+	if d.store != nil {
+		s.StateFile = d.store.Path()
+	}
+	if d.gw != nil {
+		s.Gateway = d.gwAddr.String()
+		s.GatewayIf = d.gw.name
+		s.GatewayMA = d.gw.mac.String()
+	}
+	return s
+}
+
+// Pods lists the pods by name.
+func (d *Daemon) Pods() []api.Pod {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]api.Pod, 0, len(d.pods))
+	for _, n := range d.podNamesLocked() {
+		out = append(out, d.podInfoLocked(d.pods[n]))
+	}
+	return out
+}
+
+// Pod describes one pod.
+func (d *Daemon) Pod(name string) (api.Pod, error) {
+	if err := ValidName(name); err != nil {
+		return api.Pod{}, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p, ok := d.pods[name]
+	if !ok {
+		return api.Pod{}, notFound("pod %q: no such pod", name)
+	}
+	return d.podInfoLocked(p), nil
+}
+
+// Ports lists the live ports in ID order, then the gone ones with the
+// counters they had.
+func (d *Daemon) Ports() []api.Port {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	live := d.sw.Ports()
+	out := make([]api.Port, 0, len(live)+len(d.pods))
+	byName := make(map[string]*pod, len(d.pods))
+	for _, p := range d.pods {
+		byName[p.rec.Name] = p
+	}
+	for _, pi := range live {
+		ap := api.Port{PortInfo: pi, State: api.PodUp}
+		if p, ok := byName[pi.Name]; ok {
+			ap.Kind, ap.MAC, ap.IP = api.KindPod, p.mac.String(), p.rec.IP
+		} else if d.gw != nil && pi.Name == d.gw.name {
+			ap.Kind, ap.MAC, ap.IP = api.KindGateway, d.gw.mac.String(), d.gwAddr.String()
+		}
+		out = append(out, ap)
+	}
+	for _, n := range d.podNamesLocked() {
+		p := d.pods[n]
+		if p.link != nil {
+			continue
+		}
+		pi := p.last
+		pi.ID, pi.Name, pi.PVID = p.id, n, p.rec.VLAN
+		out = append(out, api.Port{PortInfo: pi, Kind: api.KindPod, State: api.PodGone, MAC: p.mac.String(), IP: p.rec.IP})
+	}
+	if d.gw != nil && d.gw.gone != "" {
+		pi := d.gw.last
+		pi.Name = d.gw.name
+		out = append(out, api.Port{PortInfo: pi, Kind: api.KindGateway, State: api.PodGone, MAC: d.gw.mac.String(), IP: d.gwAddr.String()})
+	}
+	return out
+}
+
+func (d *Daemon) portNames() map[fdb.PortID]string {
+	ports := d.sw.Ports()
+	m := make(map[fdb.PortID]string, len(ports))
+	for _, p := range ports {
+		m[p.ID] = p.Name
+	}
+	return m
+}
+
+func age(now, last int64) float64 {
+	if last == 0 || now < last {
+		return 0
+	}
+	return float64(time.Duration(now-last).Milliseconds()) / 1000
+}
+
+// FDB lists the forwarding table.
+func (d *Daemon) FDB() []api.FDBEntry {
+	names := d.portNames()
+	now := d.sw.Now()
+	ents := d.sw.FDB().Entries()
+	out := make([]api.FDBEntry, 0, len(ents))
+	for _, e := range ents {
+		fe := api.FDBEntry{MAC: fdb.MACFrom(e.MAC), VLAN: e.VLAN, Port: e.Port, PortName: names[e.Port], Kind: e.Kind.String()}
+		if e.Kind == fdb.Learned {
+			fe.Age = age(now, e.LastSeen)
+		}
+		out = append(out, fe)
+	}
+	return out
+}
+
+// Neighbours lists the snooped ARP table.
+func (d *Daemon) Neighbours() []api.Neighbour {
+	names := d.portNames()
+	now := d.sw.Now()
+	ns := d.sw.ARP().Neighbours()
+	out := make([]api.Neighbour, 0, len(ns))
+	for _, n := range ns {
+		out = append(out, api.Neighbour{IP: n.IP, MAC: n.MAC, VLAN: n.VLAN, Port: n.Port, PortName: names[n.Port], Age: age(now, n.LastSeen)})
+	}
+	return out
+}
+
+// Stats reads the switch-wide counters.
+func (d *Daemon) Stats() api.Stats {
+	d.mu.Lock()
+	up, gone := 0, 0
+	for _, p := range d.pods {
+		if p.link != nil {
+			up++
+		} else {
+			gone++
+		}
+	}
+	started := d.started
+	d.mu.Unlock()
+	ports := d.sw.Ports()
+	st := api.Stats{
+		Switch: d.cfg.Switch.Name, Uptime: time.Since(started).Seconds(), Ports: len(ports),
+		PodsUp: up, PodsGone: gone, FDB: d.sw.FDB().Stats(), ARP: d.sw.ARP().Stats(),
+	}
+	st.Totals = sumCounters(ports)
+	return st
+}
+
+func sumCounters(ports []vswitch.PortInfo) vswitch.Counters {
+	var t vswitch.Counters
+	t.DropMap = make(map[string]uint64)
+	for _, p := range ports {
+		c := p.Counters
+		t.RxFrames += c.RxFrames
+		t.RxBytes += c.RxBytes
+		t.TxFrames += c.TxFrames
+		t.TxBytes += c.TxBytes
+		t.Flooded += c.Flooded
+		t.Unknown += c.Unknown
+		for i, v := range c.Drops {
+			t.Drops[i] += v
+		}
+		for k, v := range c.DropMap {
+			t.DropMap[k] += v
+		}
+	}
+	return t
+}

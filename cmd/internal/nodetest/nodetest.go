@@ -1,0 +1,249 @@
+// Package nodetest gives a root test its own corner of the machine: a
+// unique prefix for namespace and link names, a pod subnet nothing else on
+// the host routes, its own state directory and control socket, a daemon
+// started and stopped on request, and a cleanup that removes every
+// namespace and link carrying the prefix, even when the test failed.
+package nodetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/tapswitch/tapswitch/cmd/internal/api"
+	"github.com/tapswitch/tapswitch/cmd/internal/config"
+	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
+	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
+	"github.com/tapswitch/tapswitch/tap"
+)
+
+// RequireRoot skips t unless it runs as root with /dev/net/tun, and in
+// -short mode (`make test-short` leaves out root-only tests).
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: skipping a root test that makes namespaces and TAPs")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces and TAP devices (run `sudo go test`)")
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Skipf("needs /dev/net/tun: %v", err)
+	}
+}
+
+// Env is one test's isolated node.
+type Env struct {
+	T      testing.TB
+	Prefix string // of namespace names ("t1a2b3-") and the gateway ("t1a2b3gw")
+	GwIf   string
+	Subnet netip.Prefix
+	GwAddr netip.Addr
+	Dir    string
+	Cfg    config.Config
+	Client *api.Client
+
+	d   *daemon.Daemon
+	srv *api.Server
+	log *zap.Logger
+}
+
+// New makes an environment and registers its cleanup; the daemon is not
+// started.
+func New(t testing.TB) *Env {
+	t.Helper()
+	RequireRoot(t)
+	id := fmt.Sprintf("t%05x", rand.Uint32()&0xfffff)
+	e := &Env{T: t, Prefix: id + "-", GwIf: id + "gw", log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}
+	var err error
+	if e.Subnet, err = freeSubnet(); err != nil {
+		t.Fatal(err)
+	}
+	e.GwAddr = e.Subnet.Addr().Next()
+	// Short: a unix socket path is limited to 108 bytes.
+	if e.Dir, err = os.MkdirTemp("", "ts"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Switch.Name = "test"
+	cfg.Subnet = e.Subnet.String()
+	cfg.Gateway = config.Gateway{Address: e.GwAddr.String(), Interface: e.GwIf}
+	cfg.NetnsPrefix = e.Prefix
+	cfg.StateDir = filepath.Join(e.Dir, "state")
+	cfg.Socket = filepath.Join(e.Dir, "sock")
+	cfg.LogLevel = "warn"
+	e.Cfg = cfg
+	e.Client = api.NewClient(cfg.Socket)
+	t.Cleanup(func() {
+		e.Stop(true)
+		if left := Sweep(e.Prefix, e.GwIf); len(left) > 0 {
+			t.Errorf("left behind after the test: %s", strings.Join(left, ", "))
+		}
+		os.RemoveAll(e.Dir)
+	})
+	return e
+}
+
+// freeSubnet picks 10.250.X.0/24 that no host route overlaps.
+func freeSubnet() (netip.Prefix, error) {
+	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return netip.Prefix{}, err
+	}
+	for try := 0; try < 64; try++ {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 250, byte(rand.IntN(256)), 0}), 24)
+		free := true
+		for _, rt := range routes {
+			if rt.Dst == nil {
+				continue
+			}
+			a, ok := netip.AddrFromSlice(rt.Dst.IP.To4())
+			ones, _ := rt.Dst.Mask.Size()
+			if ok && ones > 0 && netip.PrefixFrom(a, ones).Masked().Overlaps(p) {
+				free = false
+				break
+			}
+		}
+		if free {
+			return p, nil
+		}
+	}
+	return netip.Prefix{}, errors.New("no free 10.250.X.0/24 for the test")
+}
+
+// Start runs a daemon in this process with the environment's config and
+// serves its API on the environment's socket.
+func (e *Env) Start() *daemon.Daemon {
+	e.T.Helper()
+	d, err := daemon.New(e.Cfg, e.log)
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	if err := d.Start(context.Background()); err != nil {
+		d.Close(false)
+		e.T.Fatal(err)
+	}
+	srv, err := api.Listen(e.Cfg.Socket, d, e.log)
+	if err != nil {
+		d.Close(false)
+		e.T.Fatal(err)
+	}
+	e.d, e.srv = d, srv
+	e.quietGateway()
+	return d
+}
+
+// quietGateway turns IPv6 off on the gateway TAP, so that the host's
+// neighbour discovery does not add frames to the counters a test checks.
+func (e *Env) quietGateway() {
+	p := "/proc/sys/net/ipv6/conf/" + e.GwIf + "/disable_ipv6"
+	if _, err := os.Stat(p); err == nil {
+		os.WriteFile(p, []byte("1\n"), 0o644)
+	}
+}
+
+// Daemon is the running daemon, or nil.
+func (e *Env) Daemon() *daemon.Daemon { return e.d }
+
+// Stop stops the daemon, deleting its pods or keeping them for a restart.
+func (e *Env) Stop(removePods bool) {
+	if e.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		e.srv.Close(ctx)
+		cancel()
+		e.srv = nil
+	}
+	if e.d != nil {
+		if err := e.d.Close(removePods); err != nil {
+			e.T.Errorf("daemon close: %v", err)
+		}
+		e.d = nil
+	}
+}
+
+// Netns is the namespace of pod name.
+func (e *Env) Netns(name string) string { return e.Prefix + name }
+
+// IP is the n-th host address of the subnet (1 is the gateway).
+func (e *Env) IP(n int) netip.Addr {
+	a := e.Subnet.Addr()
+	for i := 0; i < n; i++ {
+		a = a.Next()
+	}
+	return a
+}
+
+// CIDR is IP(n) with the subnet's prefix length.
+func (e *Env) CIDR(n int) string { return netip.PrefixFrom(e.IP(n), e.Subnet.Bits()).String() }
+
+// AddQuietPod makes pod name with address IP(n) through the API, in a
+// namespace made beforehand with IPv6 off, so the pod sends nothing
+// unasked. The daemon did not make that namespace and leaves it on `pod
+// del`; the cleanup removes it.
+func (e *Env) AddQuietPod(name string, n int) api.Pod {
+	e.T.Helper()
+	ns := e.Netns(name)
+	if _, err := tap.CreateNetNS(ns); err != nil {
+		e.T.Fatal(err)
+	}
+	if err := podnet.DisableIPv6(ns); err != nil {
+		e.T.Fatal(err)
+	}
+	p, err := e.Client.AddPod(context.Background(), api.PodSpec{Name: name, IP: e.CIDR(n)})
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return p
+}
+
+// Namespaces lists the namespaces carrying the prefix.
+func (e *Env) Namespaces() []string { return namespaces(e.Prefix) }
+
+func namespaces(prefix string) []string {
+	var out []string
+	ents, _ := os.ReadDir(tap.NetNSDir)
+	for _, en := range ents {
+		if strings.HasPrefix(en.Name(), prefix) {
+			out = append(out, en.Name())
+		}
+	}
+	return out
+}
+
+// Sweep deletes namespaces named prefix* (with their TAPs) and the link
+// gwIf, and returns what it could not delete.
+func Sweep(prefix, gwIf string) []string {
+	for _, ns := range namespaces(prefix) {
+		if tap.DeletePod(tap.PodConfig{Name: ns, NetNS: ns}, true) != nil {
+			// Not a TAP as eth0 (a test's own veth): the namespace takes
+			// its links with it.
+			tap.DeleteNetNS(ns)
+		}
+	}
+	if _, err := netlink.LinkByName(gwIf); err == nil {
+		if err := tap.DeleteGateway(gwIf); err != nil {
+			if l, err := netlink.LinkByName(gwIf); err == nil {
+				netlink.LinkDel(l)
+			}
+		}
+	}
+	var left []string
+	for _, ns := range namespaces(prefix) {
+		left = append(left, "netns "+ns)
+	}
+	if _, err := netlink.LinkByName(gwIf); err == nil {
+		left = append(left, "link "+gwIf)
+	}
+	return left
+}

@@ -1,0 +1,159 @@
+package podnet
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/tapswitch/tapswitch/tap"
+)
+
+// TransferResult is one TCP transfer, measured at the receiver.
+type TransferResult struct {
+	Bytes    int64
+	Duration time.Duration // first byte sent to last byte received
+	SentSHA  [32]byte      // SHA-256 of what the sender wrote
+	RecvSHA  [32]byte      // SHA-256 of what the receiver read
+}
+
+// Bits per second.
+func (r TransferResult) Rate() float64 {
+	if r.Duration <= 0 {
+		return 0
+	}
+	return float64(r.Bytes) * 8 / r.Duration.Seconds()
+}
+
+// Match says both ends saw the same bytes.
+func (r TransferResult) Match() bool { return r.SentSHA == r.RecvSHA }
+
+func (r TransferResult) String() string {
+	return fmt.Sprintf("%d MiB in %.3fs = %s, sha256 %x %s",
+		r.Bytes>>20, r.Duration.Seconds(), FormatRate(r.Rate()), r.RecvSHA[:6], map[bool]string{true: "matches", false: "DIFFERS"}[r.Match()])
+}
+
+// FormatRate renders bits per second as Gbit/s or Mbit/s.
+func FormatRate(bps float64) string {
+	if bps >= 1e9 {
+		return fmt.Sprintf("%.2f Gbit/s", bps/1e9)
+	}
+	return fmt.Sprintf("%.1f Mbit/s", bps/1e6)
+}
+
+const chunk = 256 << 10
+
+// Transfer sends size bytes of pseudo-random data over one TCP connection
+// from netns from to a listener on dst inside netns to, and hashes the
+// stream at both ends. The data differs from run to run.
+func Transfer(ctx context.Context, from, to string, dst netip.Addr, size int64) (TransferResult, error) {
+	var res TransferResult
+	var ln net.Listener
+	err := tap.InNamespace(nsPath(to), func() error {
+		var err error
+		ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp4", net.JoinHostPort(dst.String(), "0"))
+		return err
+	})
+	if err != nil {
+		return res, fmt.Errorf("transfer: listen on %s in netns %s: %w", dst, to, err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+
+	type recv struct {
+		n   int64
+		sha [32]byte
+		end time.Time
+		err error
+	}
+	rc := make(chan recv, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			rc <- recv{err: err}
+			return
+		}
+		defer c.Close()
+		stop := context.AfterFunc(ctx, func() { c.Close() })
+		defer stop()
+		h := sha256.New()
+		buf := make([]byte, chunk)
+		n, err := io.CopyBuffer(h, c, buf) // io.CopyBuffer: hash.Hash has no ReaderFrom
+		r := recv{n: n, end: time.Now(), err: err}
+		h.Sum(r.sha[:0])
+		rc <- r
+	}()
+
+	var conn net.Conn
+	err = tap.InNamespace(nsPath(from), func() error {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		var err error
+		conn, err = d.DialContext(ctx, "tcp4", net.JoinHostPort(dst.String(), strconv.Itoa(port)))
+		return err
+	})
+	if err != nil {
+		ln.Close()
+		<-rc
+		return res, fmt.Errorf("transfer: connect from netns %s to %s: %w", from, dst, err)
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	buf := make([]byte, chunk)
+	rng := rand.NewChaCha8([32]byte{byte(time.Now().UnixNano())})
+	rng.Read(buf)
+	h := sha256.New()
+	start := time.Now()
+	var sent int64
+	var werr error
+	for i := uint64(0); sent < size; i++ {
+		// Stamp each chunk so that the stream never repeats: a lost or
+		// reordered chunk changes the hash.
+		binary.LittleEndian.PutUint64(buf, i)
+		b := buf[:min(int64(len(buf)), size-sent)]
+		h.Write(b)
+		n, err := conn.Write(b)
+		sent += int64(n)
+		if err != nil {
+			werr = err
+			break
+		}
+	}
+	h.Sum(res.SentSHA[:0])
+	if werr == nil {
+		werr = conn.(*net.TCPConn).CloseWrite()
+	}
+	var r recv
+	select {
+	case r = <-rc:
+	case <-time.After(30 * time.Second):
+		conn.Close()
+		ln.Close()
+		r = <-rc
+		if r.err == nil {
+			r.err = errors.New("receiver did not see the end of the stream within 30s")
+		}
+	}
+	conn.Close()
+	res.Bytes, res.RecvSHA, res.Duration = r.n, r.sha, r.end.Sub(start)
+	if werr != nil {
+		return res, fmt.Errorf("transfer %s -> %s: send after %d bytes: %w", from, dst, sent, werr)
+	}
+	if r.err != nil {
+		return res, fmt.Errorf("transfer %s -> %s: receive after %d bytes: %w", from, dst, r.n, r.err)
+	}
+	if r.n != size {
+		return res, fmt.Errorf("transfer %s -> %s: sent %d bytes, received %d", from, dst, size, r.n)
+	}
+	if !res.Match() {
+		return res, fmt.Errorf("transfer %s -> %s: sha256 differs: sent %x, received %x", from, dst, res.SentSHA, res.RecvSHA)
+	}
+	return res, nil
+}

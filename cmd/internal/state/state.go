@@ -1,0 +1,178 @@
+// Package state keeps what the daemon must remember across a restart, even
+// after kill -9: the pods it made and the gateway, in one small JSON file
+// replaced atomically (write a temporary file, fsync, rename, fsync the
+// directory), so a crash leaves either the old file or the new one.
+package state
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// FileName is the state file's name inside the state directory.
+const FileName = "state.json"
+
+// Version is the format written; Load refuses newer ones.
+const Version = 1
+
+// State is the file's content.
+type State struct {
+	Version int       `json:"version"`
+	Switch  string    `json:"switch"`
+	Subnet  string    `json:"subnet"`
+	Gateway *Gateway  `json:"gateway,omitempty"`
+	Pods    []Pod     `json:"pods"`
+	Updated time.Time `json:"updated"`
+}
+
+// Gateway is the host-side gateway TAP.
+type Gateway struct {
+	Interface string `json:"interface"`
+	Address   string `json:"address"` // CIDR
+	MAC       string `json:"mac"`
+}
+
+// Pod is one pod's port: where its TAP lives and what it was given.
+type Pod struct {
+	Name  string `json:"name"`
+	Netns string `json:"netns"`
+	// NetnsCreated says the daemon created the namespace, so deleting the
+	// pod deletes it too.
+	NetnsCreated bool      `json:"netns_created"`
+	IfName       string    `json:"ifname"` // the TAP's name inside the namespace
+	IP           string    `json:"ip"`     // CIDR
+	MAC          string    `json:"mac"`
+	VLAN         uint16    `json:"vlan"`
+	Queues       int       `json:"queues"`
+	Static       bool      `json:"static,omitempty"` // from the config file
+	Created      time.Time `json:"created"`
+}
+
+// Store is the state file in one directory, locked for one daemon.
+type Store struct {
+	dir  string
+	lock *os.File
+}
+
+// LockName is the lock file's name inside the state directory.
+const LockName = "lock"
+
+// Open makes dir (mode 0700) if needed and takes its lock, so that two
+// daemons never drive the same pods. The kernel drops the lock when its
+// holder dies, kill -9 included.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state dir %q: %w", dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, LockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state dir %q: %w", dir, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		pid, _ := os.ReadFile(f.Name())
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("state dir %q: in use by another tapswitch daemon (pid %s)", dir, strings.TrimSpace(string(pid)))
+		}
+		return nil, fmt.Errorf("state dir %q: lock: %w", dir, err)
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return &Store{dir: dir, lock: f}, nil
+}
+
+// Close releases the lock.
+func (s *Store) Close() error {
+	if s.lock == nil {
+		return nil
+	}
+	err := s.lock.Close()
+	s.lock = nil
+	return err
+}
+
+// Path is the state file's path.
+func (s *Store) Path() string { return filepath.Join(s.dir, FileName) }
+
+// Load reads the file; a missing file is an empty state.
+func (s *Store) Load() (*State, error) {
+	b, err := os.ReadFile(s.Path())
+	if errors.Is(err, fs.ErrNotExist) {
+		return &State{Version: Version}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("state %s: %w", s.Path(), err)
+	}
+	if st.Version > Version {
+		return nil, fmt.Errorf("state %s: version %d is newer than this tapswitch (%d)", s.Path(), st.Version, Version)
+	}
+	st.Version = Version
+	return &st, nil
+}
+
+// Save replaces the file with st atomically.
+func (s *Store) Save(st *State) error {
+	cp := *st
+	cp.Version = Version
+	cp.Updated = time.Now().UTC()
+	cp.Pods = append([]Pod(nil), st.Pods...)
+	sort.Slice(cp.Pods, func(a, b int) bool { return cp.Pods[a].Name < cp.Pods[b].Name })
+	if cp.Pods == nil {
+		cp.Pods = []Pod{}
+	}
+	b, err := json.MarshalIndent(&cp, "", "  ")
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	b = append(b, '\n')
+	tmp, err := os.CreateTemp(s.dir, FileName+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("state: write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("state: sync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), s.Path()); err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	d, err := os.Open(s.dir)
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("state: sync %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Remove deletes the file (after the daemon removed everything it made).
+func (s *Store) Remove() error {
+	if err := os.Remove(s.Path()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("state: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/tapswitch/tapswitch/cmd/internal/api"
+	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
+)
+
+// buildCLI builds this command into the test's temporary directory (the
+// second build of a run only links).
+func buildCLI(t *testing.T) string {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	bin := filepath.Join(t.TempDir(), "tapswitch")
+	if out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func cli(t *testing.T, bin string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var so, se strings.Builder
+	cmd.Stdout, cmd.Stderr = &so, &se
+	err := cmd.Run()
+	r := result{stdout: so.String(), stderr: se.String()}
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestCLIAgainstADaemon drives the subcommands a user types against a
+// daemon running in the test, good input and bad.
+func TestCLIAgainstADaemon(t *testing.T) {
+	e := nodetest.New(t)
+	bin := buildCLI(t)
+	e.Start()
+	s := "--socket=" + e.Cfg.Socket
+
+	for _, c := range []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"pod", "add", "web-1", "--ip", "10.0.0.300/24", s}, 1, `tapswitch: pod "web-1": ip "10.0.0.300/24": invalid CIDR`},
+		{[]string{"pod", "add", "web-1", "--ip", "192.0.2.9/24", s}, 1, `tapswitch: pod "web-1": ip "192.0.2.9/24": outside the pod subnet ` + e.Subnet.String()},
+		{[]string{"pod", "add", "Web", "--ip", e.CIDR(7), s}, 1, `tapswitch: pod "Web": invalid name`},
+		{[]string{"pod", "add", "web-1", s}, 2, `tapswitch: pod "web-1": --ip is required`},
+		{[]string{"pod", "del", "nope", s}, 1, `tapswitch: pod "nope": no such pod`},
+		{[]string{"fdb", "-o", "yaml", s}, 2, `tapswitch: output "yaml": want table or json`},
+		{[]string{"ports", "--socket", filepath.Join(e.Dir, "none.sock")}, 1, "tapswitch: daemon not running: dial unix " + filepath.Join(e.Dir, "none.sock")},
+	} {
+		r := cli(t, bin, c.args...)
+		if r.code != c.code || !strings.HasPrefix(r.stderr, c.stderr) {
+			t.Errorf("tapswitch %s: exit %d, stderr %q; want exit %d, stderr %q", strings.Join(c.args, " "), r.code, r.stderr, c.code, c.stderr)
+		}
+	}
+	if ns := e.Namespaces(); len(ns) != 0 {
+		t.Fatalf("refused adds left namespaces: %v", ns)
+	}
+
+	r := cli(t, bin, "pod", "add", "web-1", "--ip", e.CIDR(7), s)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "pod web-1: netns "+e.Netns("web-1")) {
+		t.Fatalf("pod add: %+v", r)
+	}
+	r = cli(t, bin, "ports", "-o", "json", s)
+	var ports []api.Port
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &ports) != nil || len(ports) != 2 {
+		t.Fatalf("ports -o json: %+v", r)
+	}
+	for _, args := range [][]string{{"ports"}, {"fdb"}, {"arp"}, {"stats"}, {"pod", "list"}, {"fdb", "-o", "json"}, {"arp", "-o", "json"}, {"stats", "-o", "json"}, {"pod", "list", "-o", "json"}} {
+		if r := cli(t, bin, append(args, s)...); r.code != 0 {
+			t.Errorf("tapswitch %s: %+v", strings.Join(args, " "), r)
+		}
+	}
+	if r := cli(t, bin, "fdb", s); !strings.Contains(r.stdout, " dev "+e.GwIf+" vlan 1 master test permanent") {
+		t.Errorf("fdb: %q", r.stdout)
+	}
+	if r := cli(t, bin, "pod", "del", "web-1", s); r.code != 0 {
+		t.Fatalf("pod del: %+v", r)
+	}
+	if ns := e.Namespaces(); len(ns) != 0 {
+		t.Errorf("pod del left the namespace it made: %v", ns)
+	}
+}
+
+func TestRunRejectsABadConfig(t *testing.T) {
+	bin := buildCLI(t)
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte("fdb:\n  policy: lru\n"), 0o600)
+	r := cli(t, bin, "run", "--config", path)
+	if r.code != 2 || !strings.Contains(r.stderr, "fdb.policy") {
+		t.Errorf("run with a bad config: %+v", r)
+	}
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tapswitch/tapswitch/cmd/internal/api"
+	"github.com/tapswitch/tapswitch/cmd/internal/render"
+)
+
+func init() {
+	var cf clientFlags
+	podCmd := &cobra.Command{
+		Use:   "pod",
+		Short: "Add, delete and list pods (a netns with a TAP eth0 on the switch)",
+	}
+	cf.add(podCmd, true)
+
+	var spec api.PodSpec
+	add := &cobra.Command{
+		Use:   "add NAME --ip CIDR [--mac MAC] [--vlan VID]",
+		Short: "Create pod NAME: its netns if missing, a TAP eth0 with the IP, a default route via the gateway",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cf.checkOutput(); err != nil {
+				return err
+			}
+			spec.Name = args[0]
+			if spec.IP == "" {
+				return &exitError{code: 2, err: fmt.Errorf("pod %q: --ip is required", spec.Name)}
+			}
+			p, err := cf.client().AddPod(cmd.Context(), spec)
+			if err != nil {
+				return err
+			}
+			if cf.json() {
+				return writeJSON(cmd.OutOrStdout(), p)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pod %s: netns %s, %s %s mac %s vlan %d, port %d\n",
+				p.Name, p.Netns, p.IfName, p.IP, p.MAC, p.VLAN, p.Port)
+			return nil
+		},
+	}
+	add.Flags().StringVar(&spec.IP, "ip", "", "the pod's address, CIDR in the pod subnet (e.g. 10.244.0.5/24)")
+	add.Flags().StringVar(&spec.MAC, "mac", "", "the pod's MAC (default: 02:00 followed by the IP's four bytes)")
+	add.Flags().Uint16Var(&spec.VLAN, "vlan", 0, "access VLAN of the pod's port, 1-4094 (default 1; only VLAN 1 reaches the gateway)")
+
+	del := &cobra.Command{
+		Use:     "del NAME",
+		Aliases: []string{"delete", "rm"},
+		Short:   "Delete pod NAME: its port, FDB entries, TAP and (if tapswitch made it) its netns",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cf.client().DeletePod(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			if !cf.json() {
+				fmt.Fprintf(cmd.OutOrStdout(), "pod %s deleted\n", args[0])
+			}
+			return nil
+		},
+	}
+
+	list := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List the pods",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := cf.checkOutput(); err != nil {
+				return err
+			}
+			pods, err := cf.client().Pods(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if cf.json() {
+				return writeJSON(cmd.OutOrStdout(), pods)
+			}
+			return render.Pods(cmd.OutOrStdout(), pods)
+		},
+	}
+	podCmd.AddCommand(add, del, list)
+	rootCmd.AddCommand(podCmd)
+}
