@@ -150,6 +150,7 @@ func millis(ns int64) int64 {
 type portState struct {
 	limit      int // 0: no per-port limit
 	count      int // learned entries
+	fixed      int // static and local entries
 	head, tail int32
 }
 
@@ -233,12 +234,22 @@ func (t *Table) RemovePort(p PortID, now int64) int {
 	return n
 }
 
-// PortEntries is how many learned entries p holds.
+// PortEntries is how many learned entries p holds (what its limit counts).
 func (t *Table) PortEntries(p PortID) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if ps := t.ports[p]; ps != nil {
 		return ps.count
+	}
+	return 0
+}
+
+// PortStaticEntries is how many static and local entries p holds.
+func (t *Table) PortStaticEntries(p PortID) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ps := t.ports[p]; ps != nil {
+		return ps.fixed
 	}
 	return 0
 }
@@ -534,6 +545,8 @@ func (t *Table) deleteLocked(tab *slots, at int) {
 			t.unlink(tab, ps, int32(at))
 			ps.count--
 		}
+	} else if ps := t.ports[valPort(v)]; ps != nil {
+		ps.fixed--
 	}
 }
 
@@ -589,6 +602,7 @@ func (t *Table) AddStatic(vlan uint16, mac MAC, port PortID, k Kind) error {
 	}
 	tab, free = t.roomLocked(key, free)
 	t.placeLocked(tab, free, key, packVal(port, k, 0))
+	t.ports[port].fixed++
 	t.emit(Event{Type: EventLearned, Kind: k, Port: port}, key)
 	return nil
 }

@@ -403,3 +403,21 @@ func TestConcurrentLearnLookup(t *testing.T) {
 		t.Fatalf("per-port counts sum to %d, table holds %d", sum, tb.Len())
 	}
 }
+
+func TestPortStaticEntriesCounted(t *testing.T) {
+	tb := newTable(t, nil, 1)
+	if err := tb.AddStatic(1, MACFrom(m(1)), 1, Local); err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.AddStatic(1, MACFrom(m(1)), 1, Local); err != nil { // replace, not add
+		t.Fatal(err)
+	}
+	tb.Learn(1, m(2), 1, sec)
+	if tb.PortStaticEntries(1) != 1 || tb.PortEntries(1) != 1 {
+		t.Fatalf("static %d learned %d", tb.PortStaticEntries(1), tb.PortEntries(1))
+	}
+	tb.Delete(1, MACFrom(m(1)), sec)
+	if tb.PortStaticEntries(1) != 0 {
+		t.Fatalf("static %d after delete", tb.PortStaticEntries(1))
+	}
+}

@@ -235,7 +235,7 @@ type PortInfo struct {
 	Hairpin  bool       `json:"hairpin"`
 	MTU      int        `json:"mtu"`
 	Storm    int        `json:"storm,omitempty"`
-	FDB      int        `json:"fdb_entries"`
+	FDB      int        `json:"fdb_entries"` // learned, static and local
 	Counters Counters   `json:"counters"`
 }
 
@@ -243,7 +243,7 @@ func (sw *Switch) info(p *port) PortInfo {
 	pi := PortInfo{
 		ID: p.id, Name: p.name, PVID: p.pvid, Trunk: p.trunk, Hairpin: p.hairpin,
 		MTU: p.maxLen - ethHdrLen - tagLen, Storm: p.cfg.Storm,
-		FDB: sw.fdb.PortEntries(p.id), Counters: p.c.snapshot(),
+		FDB: sw.fdb.PortEntries(p.id) + sw.fdb.PortStaticEntries(p.id), Counters: p.c.snapshot(),
 	}
 	if p.trunk {
 		pi.Allowed = p.allowed.list()
