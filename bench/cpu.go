@@ -1,0 +1,85 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// clkTck is USER_HZ, 100 on every Linux architecture Go supports here.
+const clkTck = 100
+
+// procCPU is a process's user+system CPU seconds from /proc/PID/stat.
+func procCPU(pid int) (float64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces; fields resume after its ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	// Fields 14 and 15 of stat(5), utime and stime; f[0] is field 3.
+	u, err1 := strconv.ParseUint(f[11], 10, 64)
+	s, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	return float64(u+s) / clkTck, nil
+}
+
+// machineBusy is the CPU seconds all CPUs spent not idle, from /proc/stat:
+// user, nice, system, irq and softirq, which includes the kernel bridge's
+// forwarding in softirq.
+func machineBusy() (float64, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0, fmt.Errorf("/proc/stat: unexpected format")
+	}
+	var sum uint64
+	for _, i := range []int{1, 2, 3, 6, 7} { // user nice system irq softirq
+		v, err := strconv.ParseUint(f[i], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %w", err)
+		}
+		sum += v
+	}
+	return float64(sum) / clkTck, nil
+}
+
+// cpuMeter samples a switch process and the machine at the start and the
+// end of a measured window.
+type cpuMeter struct {
+	pid            int
+	proc0, proc1   float64
+	mach0, mach1   float64
+	procOK, machOK bool
+}
+
+func (m *cpuMeter) mark(start bool) {
+	p, perr := 0.0, error(nil)
+	if m.pid > 0 {
+		p, perr = procCPU(m.pid)
+	}
+	mb, merr := machineBusy()
+	if start {
+		m.proc0, m.mach0 = p, mb
+		m.procOK, m.machOK = m.pid > 0 && perr == nil, merr == nil
+		return
+	}
+	m.proc1, m.mach1 = p, mb
+	m.procOK = m.procOK && perr == nil
+	m.machOK = m.machOK && merr == nil
+}

@@ -1,0 +1,94 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+
+	"golang.org/x/sys/unix"
+)
+
+// Machine says where a report was measured.
+type Machine struct {
+	CPUs     int    `json:"cpus"`
+	CPUModel string `json:"cpu_model"`
+	Kernel   string `json:"kernel"`
+	GoVer    string `json:"go"`
+}
+
+// ReadMachine describes this machine.
+func ReadMachine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GoVer: runtime.Version()}
+	var u unix.Utsname
+	if unix.Uname(&u) == nil {
+		m.Kernel = unix.ByteSliceToString(u.Release[:])
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if m.CPUModel == "" {
+		if out, err := exec.Command("lscpu").Output(); err == nil {
+			for _, l := range strings.Split(string(out), "\n") {
+				if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "Model name" {
+					m.CPUModel = strings.TrimSpace(v)
+				}
+			}
+		}
+	}
+	return m
+}
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteTable writes one row per case and metric: each system's median and
+// min-max, and the tapswitch/bridge ratio.
+func (r *Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "CASE\tMETRIC\tUNIT")
+	for _, s := range r.Systems {
+		fmt.Fprintf(tw, "\t%s\t(min-max)", strings.ToUpper(s))
+	}
+	fmt.Fprintf(tw, "\tTAPSWITCH/BRIDGE\n")
+	for _, res := range r.Results {
+		better := "lower is better"
+		if res.HigherBetter {
+			better = "higher is better"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s", res.Case, res.Metric, res.Unit)
+		for _, s := range r.Systems {
+			st := res.Systems[s]
+			if st == nil {
+				fmt.Fprintf(tw, "\t-\t")
+				continue
+			}
+			fmt.Fprintf(tw, "\t%s\t%s-%s", fmtNum(st.Median), fmtNum(st.Min), fmtNum(st.Max))
+		}
+		if res.Ratio != 0 {
+			fmt.Fprintf(tw, "\t%.2fx (%s)\n", res.Ratio, better)
+		} else {
+			fmt.Fprintf(tw, "\t-\n")
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	return nil
+}

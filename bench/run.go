@@ -1,0 +1,283 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Metric is one number a case produced for one system in one round.
+type Metric struct {
+	Name         string
+	Unit         string
+	HigherBetter bool
+	Value        float64
+}
+
+// Case is one measurement, run against each system in turn.
+type Case struct {
+	Name  string
+	Title string
+	Pods  int // pods it needs
+	Run   func(ctx context.Context, t Topology, o Options) ([]Metric, error)
+}
+
+// Options shape a bench run.
+type Options struct {
+	Cases    []string      // names; empty: QuickCases
+	Duration time.Duration // measured time per case and round
+	Warm     time.Duration // unmeasured start of each TCP case
+	Rounds   int           // A B A B ...: each system this many times per case
+	Progress io.Writer     // a line per measurement; nil: quiet
+}
+
+// AllCases are the cases in the order they run.
+var AllCases = []Case{
+	{"tcp1", "TCP, 1 stream", 2, runTCP(1, 0)},
+	{"tcp4", "TCP, 4 streams", 2, runTCP(4, 0)},
+	{"udp64", "UDP flood, 64-byte payload", 2, runUDP},
+	{"rr", "TCP_RR, 1-byte request/response", 2, runRR},
+	{"ping", "ping RTT", 2, runPing},
+	{"pods2", "2 pods, all pairs TCP", 2, runTCP(1, 2)},
+	{"pods8", "8 pods, all pairs TCP", 8, runTCP(1, 8)},
+	{"pods32", "32 pods, all pairs TCP", 32, runTCP(1, 32)},
+}
+
+// QuickCases run by default and by --quick.
+var QuickCases = []string{"tcp1", "tcp4", "udp64", "rr", "ping", "pods8"}
+
+// FullCases is every case but pods32, whose 992 concurrent streams swamp a
+// 2-CPU machine in connection set-up (run it with --cases pods32).
+func FullCases() []string {
+	var s []string
+	for _, c := range AllCases {
+		if c.Name != "pods32" {
+			s = append(s, c.Name)
+		}
+	}
+	return s
+}
+
+// SelectCases resolves names.
+func SelectCases(names []string) ([]Case, error) {
+	var out []Case
+	for _, n := range names {
+		i := slices.IndexFunc(AllCases, func(c Case) bool { return c.Name == n })
+		if i < 0 {
+			return nil, fmt.Errorf("case %q: unknown (have %s)", n, strings.Join(FullCases(), ", "))
+		}
+		out = append(out, AllCases[i])
+	}
+	return out, nil
+}
+
+// PodsNeeded is the most pods any of cases needs.
+func PodsNeeded(cases []Case) int {
+	n := 2
+	for _, c := range cases {
+		n = max(n, c.Pods)
+	}
+	return n
+}
+
+// runTCP measures streams parallel streams pod0 -> pod1, or with pods > 0
+// one stream per ordered pair of the first pods.
+func runTCP(streams, pods int) func(context.Context, Topology, Options) ([]Metric, error) {
+	return func(ctx context.Context, t Topology, o Options) ([]Metric, error) {
+		ps := t.Pods()
+		var flows []Flow
+		if pods > 0 {
+			flows = AllPairs(ps[:pods])
+		} else {
+			for range streams {
+				flows = append(flows, Flow{ps[0], ps[1]})
+			}
+		}
+		m := cpuMeter{pid: t.SwitchPID()}
+		tp, err := TCPThroughput(ctx, flows, o.Warm, o.Duration, m.mark)
+		if err != nil {
+			return nil, err
+		}
+		gbits := tp.Gbps() * tp.Elapsed.Seconds()
+		out := []Metric{{"throughput", "Gbit/s", true, tp.Gbps()}}
+		if gbits > 0 && m.procOK {
+			out = append(out, Metric{"switch CPU", "CPU-s/Gbit", false, (m.proc1 - m.proc0) / gbits})
+		}
+		if gbits > 0 && m.machOK {
+			out = append(out, Metric{"machine CPU", "CPU-s/Gbit", false, (m.mach1 - m.mach0) / gbits})
+		}
+		return out, nil
+	}
+}
+
+func runUDP(ctx context.Context, t Topology, o Options) ([]Metric, error) {
+	ps := t.Pods()
+	u, err := UDPFlood(ctx, Flow{ps[0], ps[1]}, 64, o.Duration)
+	if err != nil {
+		return nil, err
+	}
+	return []Metric{
+		{"delivered", "kpps", true, u.DeliveredPPS() / 1e3},
+		{"sent", "kpps", true, u.SentPPS() / 1e3},
+		{"loss", "%", false, u.LossPct()},
+	}, nil
+}
+
+func runRR(ctx context.Context, t Topology, o Options) ([]Metric, error) {
+	ps := t.Pods()
+	r, err := TCPRR(ctx, Flow{ps[0], ps[1]}, o.Warm/4, o.Duration)
+	if err != nil {
+		return nil, err
+	}
+	return []Metric{
+		{"transactions", "trans/s", true, r.TPS()},
+		{"latency p50", "us", false, float64(r.P50) / 1e3},
+		{"latency p99", "us", false, float64(r.P99) / 1e3},
+	}, nil
+}
+
+func runPing(ctx context.Context, t Topology, o Options) ([]Metric, error) {
+	ps := t.Pods()
+	const interval = 10 * time.Millisecond
+	n := max(10, int(o.Duration/interval)/2)
+	p, err := PingRTT(ctx, Flow{ps[0], ps[1]}, n, interval)
+	if err != nil {
+		return nil, err
+	}
+	return []Metric{
+		{"rtt median", "ms", false, float64(p.Median()) / 1e6},
+		{"loss", "%", false, 100 * (1 - float64(len(p.RTTs))/float64(p.Sent))},
+	}, nil
+}
+
+// Stat summarises one system's samples of a metric.
+type Stat struct {
+	Median  float64   `json:"median"`
+	Min     float64   `json:"min"`
+	Max     float64   `json:"max"`
+	Samples []float64 `json:"samples"`
+}
+
+func summarise(xs []float64) *Stat {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	st := &Stat{Min: s[0], Max: s[len(s)-1], Samples: xs}
+	if n := len(s); n%2 == 1 {
+		st.Median = s[n/2]
+	} else {
+		st.Median = (s[n/2-1] + s[n/2]) / 2
+	}
+	return st
+}
+
+// Result is one metric of one case across the systems.
+type Result struct {
+	Case         string           `json:"case"`
+	Title        string           `json:"title"`
+	Metric       string           `json:"metric"`
+	Unit         string           `json:"unit"`
+	HigherBetter bool             `json:"higher_better"`
+	Systems      map[string]*Stat `json:"systems"`
+	// Ratio is the tapswitch median over the bridge median (0 when either
+	// is missing or the bridge's is 0).
+	Ratio float64 `json:"ratio"`
+}
+
+// Report is a whole bench run.
+type Report struct {
+	Machine  Machine   `json:"machine"`
+	Command  string    `json:"command,omitempty"`
+	Started  time.Time `json:"started"`
+	Duration string    `json:"duration_per_case"`
+	Rounds   int       `json:"rounds"`
+	Systems  []string  `json:"systems"`
+	Results  []Result  `json:"results"`
+	Notes    []string  `json:"notes,omitempty"`
+}
+
+// Run measures every case on every topology, alternating the systems
+// (A B A B ...) round by round within each case, and summarises.
+func Run(ctx context.Context, topos []Topology, o Options) (*Report, error) {
+	cases, err := SelectCases(o.Cases)
+	if err != nil {
+		return nil, err
+	}
+	if o.Rounds < 1 {
+		o.Rounds = 1
+	}
+	rep := &Report{
+		Machine: ReadMachine(), Started: time.Now().UTC(),
+		Duration: o.Duration.String(), Rounds: o.Rounds,
+	}
+	for _, t := range topos {
+		rep.Systems = append(rep.Systems, t.System())
+	}
+	progress := func(format string, a ...any) {
+		if o.Progress != nil {
+			fmt.Fprintf(o.Progress, format+"\n", a...)
+		}
+	}
+	for _, c := range cases {
+		for _, t := range topos {
+			if len(t.Pods()) < c.Pods {
+				return nil, fmt.Errorf("case %s: needs %d pods, %s has %d", c.Name, c.Pods, t.System(), len(t.Pods()))
+			}
+		}
+		type key struct{ metric, system string }
+		samples := map[key][]float64{}
+		var order []Metric
+		for r := 1; r <= o.Rounds; r++ {
+			for _, t := range topos {
+				ms, err := c.Run(ctx, t, o)
+				if err != nil {
+					return rep, fmt.Errorf("case %s, round %d, %s: %w", c.Name, r, t.System(), err)
+				}
+				var parts []string
+				for _, m := range ms {
+					k := key{m.Name, t.System()}
+					if !slices.ContainsFunc(order, func(x Metric) bool { return x.Name == m.Name }) {
+						order = append(order, m)
+					}
+					samples[k] = append(samples[k], m.Value)
+					parts = append(parts, fmt.Sprintf("%s %s %s", m.Name, fmtNum(m.Value), m.Unit))
+				}
+				progress("[%s %d/%d] %-9s %s", c.Name, r, o.Rounds, t.System(), strings.Join(parts, ", "))
+			}
+		}
+		for _, m := range order {
+			res := Result{Case: c.Name, Title: c.Title, Metric: m.Name, Unit: m.Unit, HigherBetter: m.HigherBetter, Systems: map[string]*Stat{}}
+			for _, t := range topos {
+				if xs := samples[key{m.Name, t.System()}]; len(xs) > 0 {
+					res.Systems[t.System()] = summarise(xs)
+				}
+			}
+			// A ratio of percentages near zero (loss) says nothing.
+			if b, ts := res.Systems["bridge"], res.Systems["tapswitch"]; b != nil && ts != nil && b.Median != 0 && m.Unit != "%" {
+				res.Ratio = ts.Median / b.Median
+			}
+			rep.Results = append(rep.Results, res)
+		}
+	}
+	return rep, nil
+}
+
+// fmtNum prints 3 significant digits or so.
+func fmtNum(v float64) string {
+	switch a := max(v, -v); {
+	case a == 0:
+		return "0"
+	case a >= 1000:
+		return fmt.Sprintf("%.0f", v)
+	case a >= 100:
+		return fmt.Sprintf("%.1f", v)
+	case a >= 10:
+		return fmt.Sprintf("%.2f", v)
+	case a >= 0.1:
+		return fmt.Sprintf("%.3f", v)
+	default:
+		return fmt.Sprintf("%.4f", v)
+	}
+}

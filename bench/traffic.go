@@ -1,0 +1,385 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/ipv4"
+
+	"github.com/tapswitch/tapswitch/tap"
+)
+
+// Flow is one direction of traffic between two pods.
+type Flow struct{ From, To Pod }
+
+// AllPairs is every ordered pair of distinct pods.
+func AllPairs(pods []Pod) []Flow {
+	var fs []Flow
+	for _, a := range pods {
+		for _, b := range pods {
+			if a.IP != b.IP {
+				fs = append(fs, Flow{a, b})
+			}
+		}
+	}
+	return fs
+}
+
+func listenIn(ctx context.Context, p Pod, network string) (l net.Listener, pc net.PacketConn, err error) {
+	addr := net.JoinHostPort(p.IP.String(), "0")
+	err = tap.InNamespace(p.NetNS, func() error {
+		var lc net.ListenConfig
+		if network == "udp4" {
+			pc, err = lc.ListenPacket(ctx, network, addr)
+		} else {
+			l, err = lc.Listen(ctx, network, addr)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen %s on %s in %s: %w", network, p.IP, p.NetNS, err)
+	}
+	return l, pc, nil
+}
+
+func dialIn(ctx context.Context, from Pod, network string, to netip.AddrPort) (net.Conn, error) {
+	var c net.Conn
+	err := tap.InNamespace(from.NetNS, func() error {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		var err error
+		c, err = d.DialContext(ctx, network, to.String())
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dial %s %s from %s: %w", network, to, from.NetNS, err)
+	}
+	return c, nil
+}
+
+// Throughput is bytes received over a measured window.
+type Throughput struct {
+	Bytes   int64
+	Elapsed time.Duration
+}
+
+// Gbps is the rate in Gbit/s.
+func (t Throughput) Gbps() float64 {
+	if t.Elapsed <= 0 {
+		return 0
+	}
+	return float64(t.Bytes) * 8 / t.Elapsed.Seconds() / 1e9
+}
+
+const tcpChunk = 256 << 10
+
+// TCPThroughput runs one bulk TCP stream per flow, all at once: senders
+// write 256 KiB buffers as fast as they can; receivers count bytes. The
+// first warm of the run is not measured (slow start, ARP); then bytes
+// received in the next dur are. during, when set, runs at the start and end
+// of the measured window (CPU sampling).
+func TCPThroughput(ctx context.Context, flows []Flow, warm, dur time.Duration, mark func(start bool)) (Throughput, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		received atomic.Int64
+		wg       sync.WaitGroup
+		errMu    sync.Mutex
+		firstErr error
+		stopping atomic.Bool
+	)
+	fail := func(err error) {
+		if stopping.Load() {
+			return
+		}
+		errMu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		errMu.Unlock()
+		cancel()
+	}
+	var closers []func()
+	var accMu sync.Mutex
+	var accepted []net.Conn
+	defer func() {
+		stopping.Store(true)
+		for _, c := range closers {
+			c()
+		}
+		// A receiver whose peer's FIN or RST was dropped would wait for
+		// keepalive: close the accepted ends too.
+		accMu.Lock()
+		for _, c := range accepted {
+			c.Close()
+		}
+		accepted = nil
+		accMu.Unlock()
+		wg.Wait()
+	}()
+	// One listener per destination pod, accepting every flow to it.
+	lns := make(map[netip.Addr]net.Listener)
+	for _, f := range flows {
+		if _, ok := lns[f.To.IP]; ok {
+			continue
+		}
+		l, _, err := listenIn(ctx, f.To, "tcp4")
+		if err != nil {
+			return Throughput{}, err
+		}
+		lns[f.To.IP] = l
+		closers = append(closers, func() { l.Close() })
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				accMu.Lock()
+				if stopping.Load() {
+					accMu.Unlock()
+					c.Close()
+					return
+				}
+				accepted = append(accepted, c)
+				accMu.Unlock()
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer c.Close()
+					buf := make([]byte, tcpChunk)
+					for {
+						n, err := c.Read(buf)
+						received.Add(int64(n))
+						if err != nil {
+							return
+						}
+					}
+				}()
+			}
+		}()
+	}
+	var conns []net.Conn
+	for _, f := range flows {
+		to := lns[f.To.IP].Addr().(*net.TCPAddr).AddrPort()
+		c, err := dialIn(ctx, f.From, "tcp4", to)
+		if err != nil {
+			return Throughput{}, err
+		}
+		conns = append(conns, c)
+	}
+	// Closing the dialled ends ends the receivers too.
+	closers = append(closers, func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, tcpChunk)
+			for i := range buf {
+				buf[i] = byte(i)
+			}
+			for {
+				if _, err := c.Write(buf); err != nil {
+					if !stopping.Load() {
+						fail(fmt.Errorf("tcp send %s -> %s: %w", c.LocalAddr(), c.RemoteAddr(), err))
+					}
+					return
+				}
+			}
+		}()
+	}
+	if err := sleepCtx(ctx, warm); err != nil {
+		return Throughput{}, errors.Join(firstErr, err)
+	}
+	if mark != nil {
+		mark(true)
+	}
+	b0, t0 := received.Load(), time.Now()
+	if err := sleepCtx(ctx, dur); err != nil {
+		return Throughput{}, errors.Join(firstErr, err)
+	}
+	b1, t1 := received.Load(), time.Now()
+	if mark != nil {
+		mark(false)
+	}
+	stopping.Store(true)
+	errMu.Lock()
+	err := firstErr
+	errMu.Unlock()
+	return Throughput{Bytes: b1 - b0, Elapsed: t1.Sub(t0)}, err
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// RR is a request/response result.
+type RR struct {
+	Transactions int
+	Elapsed      time.Duration
+	P50, P99     time.Duration
+}
+
+// TPS is transactions per second.
+func (r RR) TPS() float64 { return float64(r.Transactions) / r.Elapsed.Seconds() }
+
+// TCPRR is netperf's TCP_RR: one connection, a 1-byte request answered by
+// a 1-byte response, one at a time, for dur after warm.
+func TCPRR(ctx context.Context, f Flow, warm, dur time.Duration) (RR, error) {
+	l, _, err := listenIn(ctx, f.To, "tcp4")
+	if err != nil {
+		return RR{}, err
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		b := make([]byte, 1)
+		for {
+			if _, err := c.Read(b); err != nil {
+				return
+			}
+			if _, err := c.Write(b); err != nil {
+				return
+			}
+		}
+	}()
+	c, err := dialIn(ctx, f.From, "tcp4", l.Addr().(*net.TCPAddr).AddrPort())
+	if err != nil {
+		return RR{}, err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	b := []byte{1}
+	lat := make([]time.Duration, 0, 1<<16)
+	start := time.Now()
+	mstart := start.Add(warm)
+	end := mstart.Add(dur)
+	for {
+		t0 := time.Now()
+		if t0.After(end) {
+			break
+		}
+		if _, err := c.Write(b); err != nil {
+			return RR{}, fmt.Errorf("tcp_rr %s -> %s: %w", f.From.IP, f.To.IP, err)
+		}
+		if _, err := c.Read(b); err != nil {
+			return RR{}, fmt.Errorf("tcp_rr %s -> %s: %w", f.From.IP, f.To.IP, err)
+		}
+		if t0.After(mstart) {
+			lat = append(lat, time.Since(t0))
+		}
+	}
+	if len(lat) == 0 {
+		return RR{}, fmt.Errorf("tcp_rr %s -> %s: no transaction completed", f.From.IP, f.To.IP)
+	}
+	slices.Sort(lat)
+	return RR{
+		Transactions: len(lat), Elapsed: time.Since(mstart),
+		P50: lat[len(lat)/2], P99: lat[len(lat)*99/100],
+	}, nil
+}
+
+// UDP is a flood's outcome.
+type UDP struct {
+	Sent, Received int64
+	Elapsed        time.Duration
+}
+
+// SentPPS and DeliveredPPS are packets per second.
+func (u UDP) SentPPS() float64      { return float64(u.Sent) / u.Elapsed.Seconds() }
+func (u UDP) DeliveredPPS() float64 { return float64(u.Received) / u.Elapsed.Seconds() }
+
+// LossPct is the share of sent datagrams that never arrived, in percent.
+func (u UDP) LossPct() float64 {
+	if u.Sent == 0 {
+		return 0
+	}
+	return 100 * max(0, 1-float64(u.Received)/float64(u.Sent))
+}
+
+// UDPFlood sends datagrams with size-byte payloads from one socket as fast
+// as one goroutine writes them (one write per datagram, as iperf3 does) for
+// dur, and counts what a receiver reading in batches gets.
+func UDPFlood(ctx context.Context, f Flow, size int, dur time.Duration) (UDP, error) {
+	_, pc, err := listenIn(ctx, f.To, "udp4")
+	if err != nil {
+		return UDP{}, err
+	}
+	defer pc.Close()
+	pc.(*net.UDPConn).SetReadBuffer(4 << 20)
+	var got atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p := ipv4.NewPacketConn(pc)
+		msgs := make([]ipv4.Message, 64)
+		for i := range msgs {
+			msgs[i].Buffers = [][]byte{make([]byte, 2048)}
+		}
+		for {
+			n, err := p.ReadBatch(msgs, 0)
+			got.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}()
+	c, err := dialIn(ctx, f.From, "udp4", pc.LocalAddr().(*net.UDPAddr).AddrPort())
+	if err != nil {
+		return UDP{}, err
+	}
+	defer c.Close()
+	c.(*net.UDPConn).SetWriteBuffer(4 << 20)
+	// Let ARP resolve before counting.
+	for range 3 {
+		c.Write(make([]byte, size))
+	}
+	time.Sleep(50 * time.Millisecond)
+	base := got.Load()
+	buf := make([]byte, size)
+	var sent int64
+	start := time.Now()
+	end := start.Add(dur)
+	for i := 0; ; i++ {
+		if i&255 == 0 {
+			if ctx.Err() != nil {
+				return UDP{}, ctx.Err()
+			}
+			if time.Now().After(end) {
+				break
+			}
+		}
+		if _, err := c.Write(buf); err == nil {
+			sent++
+		}
+	}
+	elapsed := time.Since(start)
+	time.Sleep(100 * time.Millisecond) // drain
+	pc.Close()
+	<-done
+	return UDP{Sent: sent, Received: got.Load() - base, Elapsed: elapsed}, nil
+}

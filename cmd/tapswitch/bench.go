@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tapswitch/tapswitch/bench"
+	"github.com/tapswitch/tapswitch/cmd/internal/api"
+	"github.com/tapswitch/tapswitch/cmd/internal/config"
+	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
+)
+
+func init() {
+	var (
+		quick, withOVS, inProcess bool
+		cases                     string
+		duration, warm            time.Duration
+		rounds, queues, batch     int
+		output, plotFile, profile string
+	)
+	cmd := &cobra.Command{
+		Use:   "bench [--quick] [--cases LIST] [--duration D] [--rounds N] [-o json] [--plot FILE] [--with-ovs]",
+		Short: "Compare tapswitch with the kernel bridge (cbr0 + veth) end to end on this machine (root)",
+		Long: `Build the same pod topology twice on this machine, pods behind a Linux bridge
+with veth pairs (the cbr0 baseline) and pods behind a tapswitch daemon (run as
+a child process, ` + "`tapswitch run`" + `, with pods added by ` + "`tapswitch pod add`" + `), and
+measure both with Go sockets opened inside the pod namespaces. Each case runs
+against the systems in alternation (bridge, tapswitch, bridge, tapswitch, ...);
+the report gives each system's median and min-max and the tapswitch/bridge
+ratio of the medians.
+
+Cases (default all but pods32): ` + strings.Join(bench.FullCases(), ", ") + `, pods32
+  tcp1, tcp4  bulk TCP pod0 -> pod1, 1 or 4 streams (Gbit/s, CPU-s per Gbit)
+  udp64       UDP flood with 64-byte payloads (sent, delivered kpps, loss %)
+  rr          TCP request/response with 1-byte messages, like netperf TCP_RR
+  ping        ICMP echo RTT
+  podsN       N pods, one TCP stream per ordered pair (aggregate Gbit/s)
+
+"switch CPU" is the daemon process's user+system time per Gbit moved; the
+kernel bridge forwards in softirq context charged to whichever task ran, so it
+has none. "machine CPU" is all CPUs' busy time per Gbit (/proc/stat), for both.
+
+Everything is created under a per-run name prefix in fresh 10.251.X.0/24 and
+10.252.X.0/24 subnets and removed on exit, failure or Ctrl-C.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if os.Geteuid() != 0 {
+				return &exitError{code: 2, err: errors.New("bench needs root (it creates network namespaces, a bridge and TAPs)")}
+			}
+			if output != "table" && output != "json" {
+				return &exitError{code: 2, err: fmt.Errorf("output %q: want table or json", output)}
+			}
+			o := bench.Options{Duration: duration, Warm: warm, Rounds: rounds, Progress: os.Stderr}
+			if quick {
+				o.Cases = bench.QuickCases
+				if !cmd.Flags().Changed("duration") {
+					o.Duration = time.Second
+				}
+				if !cmd.Flags().Changed("warm") {
+					o.Warm = 300 * time.Millisecond
+				}
+			} else {
+				o.Cases = bench.FullCases()
+			}
+			if cases != "" {
+				o.Cases = strings.Split(cases, ",")
+			}
+			sel, err := bench.SelectCases(o.Cases)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			var notes []string
+			if withOVS {
+				if _, err := exec.LookPath("ovs-vswitchd"); err != nil {
+					msg := "--with-ovs: ovs-vswitchd not installed; skipping Open vSwitch"
+					fmt.Fprintln(os.Stderr, msg)
+					notes = append(notes, msg)
+				} else {
+					msg := "--with-ovs: ovs-vswitchd found, but the OVS userspace topology is not implemented yet; skipping it"
+					fmt.Fprintln(os.Stderr, msg)
+					notes = append(notes, msg)
+				}
+			}
+			exe, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			topos, cleanup, err := buildTopologies(ctx, exe, bench.PodsNeeded(sel), inProcess || profile != "", queues, batch)
+			defer func() {
+				if cerr := cleanup(); cerr != nil {
+					fmt.Fprintln(os.Stderr, "tapswitch bench: cleanup:", cerr)
+				}
+			}()
+			if err != nil {
+				return err
+			}
+			if profile != "" {
+				f, err := os.Create(profile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
+			var rep *bench.Report
+			// The traffic engine's goroutines carry role=traffic, so that a
+			// profile separates them from the daemon's readers
+			// (go tool pprof -tagignore role=traffic).
+			pprof.Do(ctx, pprof.Labels("role", "traffic"), func(ctx context.Context) {
+				rep, err = bench.Run(ctx, topos, o)
+			})
+			if rep != nil {
+				rep.Command = "tapswitch " + strings.Join(os.Args[1:], " ")
+				rep.Notes = append(rep.Notes, notes...)
+				if inProcess || profile != "" {
+					rep.Notes = append(rep.Notes, "tapswitch ran in-process: its \"switch CPU\" includes the traffic engine")
+				}
+			}
+			if err != nil {
+				if rep != nil && len(rep.Results) > 0 {
+					rep.WriteTable(os.Stderr)
+				}
+				return err
+			}
+			if plotFile != "" {
+				if err := bench.Plot(rep, plotFile); err != nil {
+					return err
+				}
+				fmt.Fprintln(os.Stderr, "chart written to", plotFile)
+			}
+			if output == "json" {
+				return rep.WriteJSON(cmd.OutOrStdout())
+			}
+			return rep.WriteTable(cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&quick, "quick", false, "the short set ("+strings.Join(bench.QuickCases, ",")+"), 1 s per case: under a minute")
+	f.StringVar(&cases, "cases", "", "comma-separated cases to run (default: all; with --quick the quick set)")
+	f.DurationVar(&duration, "duration", 3*time.Second, "measured time per case, system and round")
+	f.DurationVar(&warm, "warm", time.Second, "unmeasured start of each TCP case (slow start, ARP)")
+	f.IntVar(&rounds, "rounds", 3, "rounds per case; each round runs every system once (A B A B ...)")
+	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	f.StringVar(&plotFile, "plot", "", "write a PNG bar chart comparing the systems per case to FILE")
+	f.BoolVar(&withOVS, "with-ovs", false, "also measure Open vSwitch's userspace datapath if installed (skipped with a message otherwise)")
+	f.BoolVar(&inProcess, "in-process", false, "run the tapswitch daemon inside this process instead of as a child")
+	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile of this process to FILE (implies --in-process)")
+	f.IntVar(&queues, "queues", 0, "TAP queues per pod for tapswitch (0: the daemon's default)")
+	f.IntVar(&batch, "batch", 0, "frames per read for tapswitch (0: the daemon's default)")
+	rootCmd.AddCommand(cmd)
+}
+
+// buildTopologies builds the bridge and the tapswitch topology with n pods
+// each. cleanup undoes whatever was built, also after an error.
+func buildTopologies(ctx context.Context, exe string, n int, inProcess bool, queues, batch int) ([]bench.Topology, func() error, error) {
+	prefix := bench.NewPrefix()
+	var topos []bench.Topology
+	cleanup := func() error {
+		var errs []error
+		for i := len(topos) - 1; i >= 0; i-- {
+			errs = append(errs, topos[i].Close())
+		}
+		errs = append(errs, bench.Sweep(prefix))
+		return errors.Join(errs...)
+	}
+	bsub, err := bench.FreeSubnet(252)
+	if err != nil {
+		return nil, cleanup, err
+	}
+	tsub, err := bench.FreeSubnet(251)
+	if err != nil {
+		return nil, cleanup, err
+	}
+	fmt.Fprintf(os.Stderr, "building %d pods behind a kernel bridge (%s) and behind tapswitch (%s), prefix %s\n", n, bsub, tsub, prefix)
+	t0 := time.Now()
+	br, err := bench.BuildBridge(prefix, bsub, n)
+	if err != nil {
+		return nil, cleanup, err
+	}
+	topos = append(topos, br)
+	run, err := bench.NewTapswitchRun(prefix, tsub)
+	if err != nil {
+		return nil, cleanup, err
+	}
+	run.Queues, run.Batch = queues, batch
+	var ts bench.Topology
+	if inProcess {
+		ts, err = buildInProcess(ctx, run, n)
+	} else {
+		ts, err = bench.BuildTapswitch(ctx, exe, run, n)
+	}
+	if err != nil {
+		run.Cleanup()
+		return nil, cleanup, err
+	}
+	topos = append(topos, ts)
+	fmt.Fprintf(os.Stderr, "built in %.1fs\n", time.Since(t0).Seconds())
+	return topos, cleanup, nil
+}
+
+// inProc is the tapswitch topology with the daemon in this process.
+type inProc struct {
+	run    *bench.TapswitchRun
+	d      *daemon.Daemon
+	pods   []bench.Pod
+	closed bool
+}
+
+func buildInProcess(ctx context.Context, run *bench.TapswitchRun, n int) (_ *inProc, err error) {
+	cfg, err := config.Parse(run.YAML(), "bench")
+	if err != nil {
+		return nil, err
+	}
+	d, err := daemon.New(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	t := &inProc{run: run, d: d}
+	if err := d.Start(ctx); err != nil {
+		return nil, errors.Join(err, t.Close())
+	}
+	for i := range n {
+		if _, err := d.AddPod(ctx, api.PodSpec{Name: run.PodName(i), IP: run.PodCIDR(i)}); err != nil {
+			return nil, errors.Join(err, t.Close())
+		}
+		t.pods = append(t.pods, run.Pod(i))
+	}
+	return t, nil
+}
+
+func (t *inProc) System() string    { return "tapswitch" }
+func (t *inProc) Pods() []bench.Pod { return t.pods }
+func (t *inProc) SwitchPID() int    { return os.Getpid() }
+func (t *inProc) Close() error {
+	if t.closed {
+		return nil
+	}
+	t.closed = true
+	return errors.Join(t.d.Close(true), t.run.Cleanup())
+}
