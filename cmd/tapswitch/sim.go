@@ -1,0 +1,65 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tapswitch/tapswitch/sim"
+)
+
+func init() {
+	var (
+		c      sim.CLI
+		output string
+		list   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "sim [FILE|NAME]",
+		Short: "Run a packet-level simulation of switches, pods and links on a virtual clock",
+		Long: `Run a scenario (YAML: topology, timeline, assertions) against the real
+switching code on a virtual clock. Without arguments it runs the built-in
+scenario "` + sim.DefaultScenario + `": one node, three pods and a gateway.
+NAME runs a shipped scenario (see --list). No root needed.
+
+Exit status: 0 when every assertion holds, 1 when one fails, 2 when the
+scenario is bad.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if list {
+				for _, n := range sim.Shipped() {
+					fmt.Fprintln(cmd.OutOrStdout(), n)
+				}
+				return nil
+			}
+			switch output {
+			case "text":
+			case "json":
+				c.JSON = true
+			default:
+				return &exitError{code: sim.ExitBadScenario, err: fmt.Errorf("-o %q: want text or json", output)}
+			}
+			if len(args) == 1 {
+				c.File = args[0]
+			}
+			c.SeedSet = cmd.Flags().Changed("seed")
+			code, err := c.Run(cmd.OutOrStdout())
+			if code != sim.ExitOK {
+				return &exitError{code: code, err: err}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.Uint64Var(&c.Seed, "seed", 0, "seed for loss and MAC-flood addresses (default: the scenario's)")
+	f.StringVar(&c.PcapDir, "pcap", "", "write a pcap file per link into `DIR`")
+	f.BoolVar(&c.PcapPerPort, "pcap-per-port", false, "with --pcap, one file per switch port and host interface instead of per link")
+	f.StringVar(&c.MetricsFile, "metrics", "", "write the metrics JSON to `FILE`")
+	f.StringVarP(&output, "output", "o", "text", "summary format: "+strings.Join([]string{"text", "json"}, " or "))
+	f.BoolVarP(&c.Quiet, "quiet", "q", false, "no trace, only the summary")
+	f.IntVar(&c.TraceLines, "trace-lines", 5000, "cap on trace lines (0: no cap)")
+	f.Uint64Var(&c.MaxEvents, "max-events", 0, "stop after this many events, if sooner than the scenario says")
+	f.BoolVar(&list, "list", false, "list the shipped scenarios")
+	rootCmd.AddCommand(cmd)
+}

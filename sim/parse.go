@@ -1,0 +1,925 @@
+package sim
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tapswitch/tapswitch/fdb"
+)
+
+// Parse reads a scenario from YAML. file names the source in errors
+// ("node.yaml:12: unknown key \"latncy\" in link"). Unknown keys, bad values
+// and duplicate names are errors; so, when the scenario is built (New), are
+// references to things that do not exist and impossible topologies.
+func Parse(file string, data []byte) (sc *Scenario, err error) {
+	p := &parser{file: file}
+	defer func() {
+		if r := recover(); r != nil {
+			e, ok := r.(*Error)
+			if !ok {
+				panic(r)
+			}
+			sc, err = nil, e
+		}
+	}()
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, &Error{File: file, Msg: "empty scenario"}
+		}
+		return nil, &Error{File: file, Line: yamlErrLine(err), Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		p.fail(&extra, "one YAML document expected")
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	return p.scenario(root), nil
+}
+
+// yamlErrLine digs the line out of a yaml.v3 syntax error ("yaml: line 3: ...").
+func yamlErrLine(err error) int {
+	s := err.Error()
+	if i := strings.Index(s, "line "); i >= 0 {
+		j := i + 5
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		if n, e := strconv.Atoi(s[i+5 : j]); e == nil {
+			return n
+		}
+	}
+	return 0
+}
+
+type parser struct{ file string }
+
+func (p *parser) fail(n *yaml.Node, format string, args ...any) {
+	panic(&Error{File: p.file, Line: n.Line, Msg: fmt.Sprintf(format, args...)})
+}
+
+// fields checks that n is a mapping whose keys are all in allowed, once
+// each, and returns the values by key.
+func (p *parser) fields(n *yaml.Node, what string, allowed ...string) map[string]*yaml.Node {
+	n = p.deref(n)
+	if n.Kind != yaml.MappingNode {
+		p.fail(n, "%s: want a mapping, got %s", what, kindName(n))
+	}
+	out := make(map[string]*yaml.Node, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			p.fail(k, "%s: keys must be plain words", what)
+		}
+		known := false
+		for _, a := range allowed {
+			if a == k.Value {
+				known = true
+				break
+			}
+		}
+		if !known {
+			p.fail(k, "unknown key %q in %s (known: %s)", k.Value, what, strings.Join(allowed, ", "))
+		}
+		if _, dup := out[k.Value]; dup {
+			p.fail(k, "key %q given twice in %s", k.Value, what)
+		}
+		out[k.Value] = p.deref(v)
+	}
+	return out
+}
+
+func (p *parser) deref(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "nothing"
+}
+
+func (p *parser) list(n *yaml.Node, what string) []*yaml.Node {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.fail(n, "%s: want a list, got %s", what, kindName(n))
+	}
+	out := make([]*yaml.Node, len(n.Content))
+	for i, c := range n.Content {
+		out[i] = p.deref(c)
+	}
+	return out
+}
+
+func (p *parser) scalar(n *yaml.Node, what string) string {
+	if n.Kind != yaml.ScalarNode {
+		p.fail(n, "%s: want a value, got %s", what, kindName(n))
+	}
+	return n.Value
+}
+
+func (p *parser) str(n *yaml.Node, what string) string {
+	s := p.scalar(n, what)
+	if s == "" || n.Tag == "!!null" {
+		p.fail(n, "%s: must not be empty", what)
+	}
+	return s
+}
+
+// name is a str fit to name things in references: no spaces or colons.
+func (p *parser) name(n *yaml.Node, what string) string {
+	s := p.str(n, what)
+	if strings.ContainsAny(s, ": \t*") {
+		p.fail(n, "%s %q: names may not contain spaces, colons or '*'", what, s)
+	}
+	return s
+}
+
+func (p *parser) boolean(n *yaml.Node, what string) bool {
+	switch p.scalar(n, what) {
+	case "true", "yes", "on":
+		return true
+	case "false", "no", "off":
+		return false
+	}
+	p.fail(n, "%s %q: want true or false", what, n.Value)
+	return false
+}
+
+func (p *parser) integer(n *yaml.Node, what string, lo, hi int64) int64 {
+	s := strings.ReplaceAll(p.scalar(n, what), "_", "")
+	v, err := strconv.ParseInt(s, 0, 64)
+	if err != nil {
+		p.fail(n, "%s %q: want a whole number", what, n.Value)
+	}
+	if v < lo || v > hi {
+		p.fail(n, "%s %d: want %d-%d", what, v, lo, hi)
+	}
+	return v
+}
+
+func (p *parser) number(n *yaml.Node, what string, lo, hi float64) float64 {
+	s := strings.ReplaceAll(p.scalar(n, what), "_", "")
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		p.fail(n, "%s %q: want a number", what, n.Value)
+	}
+	if v < lo || v > hi {
+		p.fail(n, "%s %s: want %s-%s", what, n.Value, fmtNum(lo), fmtNum(hi))
+	}
+	return v
+}
+
+// maxDuration keeps simulated time far from int64 overflow: a century.
+const maxDuration = 100 * 365 * 24 * time.Hour
+
+func (p *parser) duration(n *yaml.Node, what string) time.Duration {
+	s := p.scalar(n, what)
+	if s == "0" {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		p.fail(n, "%s %q: want a duration such as 10us, 1.5s or 5m", what, s)
+	}
+	if d < 0 || d > maxDuration {
+		p.fail(n, "%s %q: want 0-%v", what, s, maxDuration)
+	}
+	return d
+}
+
+// ageing accepts a duration, or 0 / never for no ageing.
+func (p *parser) ageing(n *yaml.Node, what string) time.Duration {
+	if p.scalar(n, what) == "never" {
+		return 0
+	}
+	return p.duration(n, what)
+}
+
+var bandwidthUnits = []struct {
+	suffix string
+	mult   float64
+}{
+	{"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}, {"bit", 1},
+	{"gbps", 1e9}, {"mbps", 1e6}, {"kbps", 1e3}, {"bps", 1},
+}
+
+func (p *parser) bandwidth(n *yaml.Node, what string) int64 {
+	s := strings.ToLower(strings.ReplaceAll(p.scalar(n, what), "_", ""))
+	if s == "unlimited" || s == "0" {
+		return 0
+	}
+	mult := 1.0
+	for _, u := range bandwidthUnits {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || v <= 0 || v*mult < 1000 || v*mult > 1e15 {
+		p.fail(n, "%s %q: want bits per second such as 10Gbit, 100Mbit or unlimited (at least 1kbit)", what, n.Value)
+	}
+	return int64(v * mult)
+}
+
+func (p *parser) probability(n *yaml.Node, what string) float64 {
+	s := p.scalar(n, what)
+	if strings.HasSuffix(s, "%") {
+		v, err := strconv.ParseFloat(strings.TrimSuffix(s, "%"), 64)
+		if err != nil || v < 0 || v > 100 {
+			p.fail(n, "%s %q: want 0%%-100%%", what, s)
+		}
+		return v / 100
+	}
+	return p.number(n, what, 0, 1)
+}
+
+func (p *parser) addr(n *yaml.Node, what string) netip.Addr {
+	s := p.scalar(n, what)
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		p.fail(n, "%s %q: want an IPv4 address", what, s)
+	}
+	return a
+}
+
+func (p *parser) prefix(n *yaml.Node, what string) netip.Prefix {
+	s := p.scalar(n, what)
+	if !strings.Contains(s, "/") {
+		p.fail(n, "%s %q: want an address with its prefix length, such as 10.244.0.2/24", what, s)
+	}
+	pf, err := netip.ParsePrefix(s)
+	if err != nil || !pf.Addr().Is4() {
+		p.fail(n, "%s %q: want an IPv4 address with its prefix length", what, s)
+	}
+	return pf
+}
+
+func (p *parser) mac(n *yaml.Node, what string) fdb.MAC {
+	m, err := fdb.ParseMAC(p.scalar(n, what))
+	if err != nil {
+		p.fail(n, "%s: %v", what, err)
+	}
+	if m.IsMulticast() || m.IsZero() {
+		p.fail(n, "%s %s: want a unicast address", what, m)
+	}
+	return m
+}
+
+func (p *parser) vlan(n *yaml.Node, what string) uint16 {
+	return uint16(p.integer(n, what, 1, fdb.MaxVLAN-1))
+}
+
+func (p *parser) scenario(n *yaml.Node) *Scenario {
+	f := p.fields(n, "scenario", "name", "description", "seed", "run", "switches", "hosts", "links", "timeline", "assert")
+	sc := &Scenario{
+		File: p.file, Seed: 1,
+		Run: RunSpec{MaxEvents: DefaultMaxEvents, MaxFrames: DefaultMaxFrames, Tick: DefaultTick},
+	}
+	if v := f["name"]; v != nil {
+		sc.Name = p.str(v, "name")
+	}
+	if v := f["description"]; v != nil {
+		sc.Description = p.scalar(v, "description")
+	}
+	if v := f["seed"]; v != nil {
+		s := strings.ReplaceAll(p.scalar(v, "seed"), "_", "")
+		u, err := strconv.ParseUint(s, 0, 64)
+		if err != nil {
+			p.fail(v, "seed %q: want a whole number", v.Value)
+		}
+		sc.Seed = u
+	}
+	if v := f["run"]; v != nil {
+		r := p.fields(v, "run", "duration", "max_events", "max_frames", "tick")
+		if x := r["duration"]; x != nil {
+			sc.Run.Duration = p.duration(x, "run duration")
+		}
+		if x := r["max_events"]; x != nil {
+			sc.Run.MaxEvents = uint64(p.integer(x, "max_events", 1, math.MaxInt64))
+		}
+		if x := r["max_frames"]; x != nil {
+			sc.Run.MaxFrames = int(p.integer(x, "max_frames", 1, 1<<30))
+		}
+		if x := r["tick"]; x != nil {
+			sc.Run.Tick = p.duration(x, "tick")
+			if sc.Run.Tick < time.Millisecond {
+				p.fail(x, "tick %v: want at least 1ms", sc.Run.Tick)
+			}
+		}
+	}
+	names := map[string]string{} // host and switch names share one space
+	if v := f["switches"]; v != nil {
+		for _, s := range p.list(v, "switches") {
+			sw := p.switchSpec(s)
+			if what, dup := names[sw.Name]; dup {
+				p.fail(s, "switch %q: the name is taken by a %s", sw.Name, what)
+			}
+			names[sw.Name] = "switch"
+			sc.Switches = append(sc.Switches, sw)
+		}
+	}
+	if v := f["hosts"]; v != nil {
+		for _, h := range p.list(v, "hosts") {
+			hs := p.host(h)
+			if what, dup := names[hs.Name]; dup {
+				p.fail(h, "host %q: the name is taken by a %s", hs.Name, what)
+			}
+			names[hs.Name] = "host"
+			sc.Hosts = append(sc.Hosts, hs)
+		}
+	}
+	links := map[string]bool{}
+	if v := f["links"]; v != nil {
+		for _, l := range p.list(v, "links") {
+			ls := p.link(l)
+			if links[ls.Name] {
+				p.fail(l, "link %q: name given twice (links between the same ends need a name each)", ls.Name)
+			}
+			links[ls.Name] = true
+			sc.Links = append(sc.Links, ls)
+		}
+	}
+	if v := f["timeline"]; v != nil {
+		for _, s := range p.list(v, "timeline") {
+			sc.Timeline = append(sc.Timeline, p.step(s))
+		}
+	}
+	if v := f["assert"]; v != nil {
+		for _, a := range p.list(v, "assert") {
+			sc.Assertions = append(sc.Assertions, p.assertion(a))
+		}
+	}
+	return sc
+}
+
+func (p *parser) switchSpec(n *yaml.Node) SwitchSpec {
+	f := p.fields(n, "switch", "name", "ageing", "table_limit", "port_limit", "policy", "arp", "mtu", "ports")
+	sw := SwitchSpec{
+		Line: n.Line, Ageing: fdb.DefaultAgeing, TableLimit: fdb.DefaultLimit,
+		Policy: fdb.StopLearning, ARPAgeing: fdb.DefaultAgeing, MTU: 1500,
+	}
+	if f["name"] == nil {
+		p.fail(n, "switch: name is required")
+	}
+	sw.Name = p.name(f["name"], "switch name")
+	if v := f["ageing"]; v != nil {
+		sw.Ageing = p.ageing(v, "ageing")
+	}
+	if v := f["table_limit"]; v != nil {
+		sw.TableLimit = int(p.integer(v, "table_limit", 1, 1<<26))
+	}
+	if v := f["port_limit"]; v != nil {
+		sw.PortLimit = int(p.integer(v, "port_limit", 0, 1<<26))
+	}
+	if v := f["policy"]; v != nil {
+		pol, err := fdb.ParsePolicy(p.scalar(v, "policy"))
+		if err != nil {
+			p.fail(v, "%v", err)
+		}
+		sw.Policy = pol
+	}
+	if v := f["arp"]; v != nil {
+		a := p.fields(v, "switch arp", "suppress", "guard", "ageing")
+		if x := a["suppress"]; x != nil {
+			sw.Suppress = p.boolean(x, "suppress")
+		}
+		if x := a["guard"]; x != nil {
+			sw.Guard = p.boolean(x, "guard")
+		}
+		if x := a["ageing"]; x != nil {
+			sw.ARPAgeing = p.ageing(x, "arp ageing")
+		}
+	}
+	if v := f["mtu"]; v != nil {
+		sw.MTU = int(p.integer(v, "mtu", 68, 9000))
+	}
+	if v := f["ports"]; v != nil {
+		seen := map[string]bool{}
+		for _, pn := range p.list(v, "ports") {
+			ps := p.port(pn)
+			if seen[ps.Name] {
+				p.fail(pn, "port %q: given twice on switch %q", ps.Name, sw.Name)
+			}
+			seen[ps.Name] = true
+			sw.Ports = append(sw.Ports, ps)
+		}
+	}
+	return sw
+}
+
+func (p *parser) port(n *yaml.Node) PortSpec {
+	f := p.fields(n, "port", "name", "vlan", "trunk", "allowed", "hairpin", "fdb_limit", "ips", "storm", "mtu")
+	if f["name"] == nil {
+		p.fail(n, "port: name is required")
+	}
+	ps := PortSpec{Line: n.Line, Name: p.name(f["name"], "port name")}
+	if v := f["vlan"]; v != nil {
+		ps.VLAN = p.vlan(v, "vlan")
+	}
+	if v := f["trunk"]; v != nil {
+		ps.Trunk = p.boolean(v, "trunk")
+	}
+	if v := f["allowed"]; v != nil {
+		for _, x := range p.list(v, "allowed") {
+			ps.Allowed = append(ps.Allowed, p.vlan(x, "allowed vlan"))
+		}
+		if !ps.Trunk {
+			p.fail(v, "port %q: allowed VLANs need trunk: true", ps.Name)
+		}
+	}
+	if ps.Trunk && ps.VLAN == 0 && len(ps.Allowed) == 0 {
+		p.fail(n, "port %q: a trunk needs allowed VLANs or a native vlan", ps.Name)
+	}
+	if v := f["hairpin"]; v != nil {
+		ps.Hairpin = p.boolean(v, "hairpin")
+	}
+	if v := f["fdb_limit"]; v != nil {
+		ps.FDBLimit = int(p.integer(v, "fdb_limit", 0, 1<<26))
+	}
+	if v := f["ips"]; v != nil {
+		ps.IPs = []netip.Addr{}
+		for _, x := range p.list(v, "ips") {
+			ps.IPs = append(ps.IPs, p.addr(x, "ip"))
+		}
+	}
+	if v := f["storm"]; v != nil {
+		ps.Storm = int(p.integer(v, "storm", 0, 1<<30))
+	}
+	if v := f["mtu"]; v != nil {
+		ps.MTU = int(p.integer(v, "mtu", 68, 9000))
+	}
+	return ps
+}
+
+func (p *parser) host(n *yaml.Node) HostSpec {
+	f := p.fields(n, "host", "name", "mac", "ip", "mtu", "gateway", "forward", "interfaces", "routes", "arp_timeout", "static_arp")
+	if f["name"] == nil {
+		p.fail(n, "host: name is required")
+	}
+	h := HostSpec{Line: n.Line, Name: p.name(f["name"], "host name"), ARPTimeout: DefaultARPTimeout}
+	if v := f["interfaces"]; v != nil {
+		for _, k := range []string{"mac", "ip", "mtu"} {
+			if f[k] != nil {
+				p.fail(f[k], "host %q: %s belongs in interfaces when interfaces are listed", h.Name, k)
+			}
+		}
+		seen := map[string]bool{}
+		for _, x := range p.list(v, "interfaces") {
+			fi := p.fields(x, "interface", "name", "mac", "ip", "mtu")
+			if fi["name"] == nil {
+				p.fail(x, "interface: name is required")
+			}
+			ifc := p.iface(x, p.name(fi["name"], "interface name"), fi)
+			if seen[ifc.Name] {
+				p.fail(x, "host %q: interface %q given twice", h.Name, ifc.Name)
+			}
+			seen[ifc.Name] = true
+			h.Interfaces = append(h.Interfaces, ifc)
+		}
+		if len(h.Interfaces) == 0 {
+			p.fail(v, "host %q: interfaces is empty", h.Name)
+		}
+	} else {
+		h.Interfaces = []IfaceSpec{p.iface(n, "eth0", f)}
+	}
+	if v := f["gateway"]; v != nil {
+		h.Gateway = p.addr(v, "gateway")
+	}
+	if v := f["forward"]; v != nil {
+		h.Forward = p.boolean(v, "forward")
+	}
+	if v := f["routes"]; v != nil {
+		for _, x := range p.list(v, "routes") {
+			fr := p.fields(x, "route", "to", "via")
+			if fr["to"] == nil || fr["via"] == nil {
+				p.fail(x, "route: to and via are required")
+			}
+			h.Routes = append(h.Routes, RouteSpec{Line: x.Line, To: p.prefix(fr["to"], "route to").Masked(), Via: p.addr(fr["via"], "via")})
+		}
+	}
+	if v := f["arp_timeout"]; v != nil {
+		h.ARPTimeout = p.duration(v, "arp_timeout")
+		if h.ARPTimeout == 0 {
+			p.fail(v, "arp_timeout: want more than 0")
+		}
+	}
+	if v := f["static_arp"]; v != nil {
+		for _, x := range p.list(v, "static_arp") {
+			fs := p.fields(x, "static_arp entry", "ip", "mac")
+			if fs["ip"] == nil || fs["mac"] == nil {
+				p.fail(x, "static_arp: ip and mac are required")
+			}
+			h.StaticARP = append(h.StaticARP, StaticARP{Line: x.Line, IP: p.addr(fs["ip"], "ip"), MAC: p.str(fs["mac"], "mac")})
+		}
+	}
+	return h
+}
+
+func (p *parser) iface(n *yaml.Node, name string, f map[string]*yaml.Node) IfaceSpec {
+	ifc := IfaceSpec{Line: n.Line, Name: name}
+	if v := f["mac"]; v != nil {
+		ifc.MAC = p.mac(v, "mac")
+	}
+	if v := f["ip"]; v != nil {
+		ifc.IP = p.prefix(v, "ip")
+		if b := ifc.IP.Bits(); b < 1 || b > 32 {
+			p.fail(v, "ip %v: prefix length must be 1-32", ifc.IP)
+		}
+	}
+	if v := f["mtu"]; v != nil {
+		ifc.MTU = int(p.integer(v, "mtu", 68, 9000))
+	}
+	return ifc
+}
+
+func (p *parser) link(n *yaml.Node) LinkSpec {
+	f := p.fields(n, "link", "name", "a", "b", "latency", "bandwidth", "loss", "queue", "down")
+	if f["a"] == nil || f["b"] == nil {
+		p.fail(n, "link: a and b are required")
+	}
+	l := LinkSpec{
+		Line: n.Line, A: p.str(f["a"], "link end a"), B: p.str(f["b"], "link end b"),
+		Latency: DefaultLatency, Bandwidth: DefaultBandwidth, Queue: DefaultQueue,
+	}
+	l.Name = l.A + "--" + l.B
+	if v := f["name"]; v != nil {
+		l.Name = p.name(v, "link name")
+	}
+	if v := f["latency"]; v != nil {
+		l.Latency = p.duration(v, "latency")
+	}
+	if v := f["bandwidth"]; v != nil {
+		l.Bandwidth = p.bandwidth(v, "bandwidth")
+	}
+	if v := f["loss"]; v != nil {
+		l.Loss = p.probability(v, "loss")
+	}
+	if v := f["queue"]; v != nil {
+		l.Queue = int(p.integer(v, "queue", 0, 1<<24))
+	}
+	if v := f["down"]; v != nil {
+		l.Down = p.boolean(v, "down")
+	}
+	return l
+}
+
+var actionKeys = []string{"ping", "arping", "flow", "stop_flow", "move", "spoof_arp", "mac_flood", "link_down", "link_up", "garp", "remove_port"}
+
+func (p *parser) step(n *yaml.Node) Step {
+	f := p.fields(n, "timeline step", append([]string{"at", "wait"}, actionKeys...)...)
+	st := Step{Line: n.Line}
+	if v := f["at"]; v != nil {
+		st.At, st.HasAt = p.duration(v, "at"), true
+	}
+	if v := f["wait"]; v != nil {
+		if st.HasAt {
+			p.fail(v, "timeline step: give at or wait, not both")
+		}
+		st.Wait = p.duration(v, "wait")
+	}
+	var key string
+	for _, k := range actionKeys {
+		v := f[k]
+		if v == nil {
+			continue
+		}
+		if key != "" {
+			p.fail(later(v, f[key]), "timeline step: one action per step (%s and %s)", key, k)
+		}
+		key = k
+		st.Action = p.action(k, v)
+	}
+	if key == "" && f["at"] == nil && f["wait"] == nil {
+		p.fail(n, "timeline step: empty (want at, wait or one of %s)", strings.Join(actionKeys, ", "))
+	}
+	return st
+}
+
+func (p *parser) action(k string, v *yaml.Node) Action {
+	switch k {
+	case "ping":
+		f := p.fields(v, "ping", "name", "from", "to", "count", "interval", "size", "ttl")
+		a := &Ping{Count: 1, Interval: time.Second, Size: 56, TTL: defaultTTL}
+		p.need(v, f, "ping", "from", "to")
+		a.From, a.To = p.str(f["from"], "from"), p.str(f["to"], "to")
+		a.Name = "ping " + a.From + "->" + a.To
+		if x := f["name"]; x != nil {
+			a.Name = p.name(x, "ping name")
+		}
+		if x := f["count"]; x != nil {
+			a.Count = int(p.integer(x, "count", 1, 65535))
+		}
+		if x := f["interval"]; x != nil {
+			a.Interval = p.duration(x, "interval")
+		}
+		if x := f["size"]; x != nil {
+			a.Size = int(p.integer(x, "size", 0, 8972))
+		}
+		if x := f["ttl"]; x != nil {
+			a.TTL = int(p.integer(x, "ttl", 1, 255))
+		}
+		return a
+	case "arping":
+		f := p.fields(v, "arping", "name", "from", "to", "count", "interval")
+		a := &Arping{Count: 1, Interval: time.Second}
+		p.need(v, f, "arping", "from", "to")
+		a.From, a.To = p.str(f["from"], "from"), p.str(f["to"], "to")
+		a.Name = "arping " + a.From + "->" + a.To
+		if x := f["name"]; x != nil {
+			a.Name = p.name(x, "arping name")
+		}
+		if x := f["count"]; x != nil {
+			a.Count = int(p.integer(x, "count", 1, 1<<24))
+		}
+		if x := f["interval"]; x != nil {
+			a.Interval = p.duration(x, "interval")
+		}
+		return a
+	case "flow":
+		f := p.fields(v, "flow", "name", "from", "to", "port", "rate", "size", "count")
+		a := &Flow{Port: 5001, Rate: 100, Size: 64}
+		p.need(v, f, "flow", "from", "to")
+		a.From, a.To = p.str(f["from"], "from"), p.str(f["to"], "to")
+		a.Name = "flow " + a.From + "->" + a.To
+		if x := f["name"]; x != nil {
+			a.Name = p.name(x, "flow name")
+		}
+		if x := f["port"]; x != nil {
+			a.Port = int(p.integer(x, "port", 1, 65535))
+		}
+		if x := f["rate"]; x != nil {
+			a.Rate = p.number(x, "rate", 0.001, 1e9)
+		}
+		if x := f["size"]; x != nil {
+			a.Size = int(p.integer(x, "size", 8, 8972))
+		}
+		if x := f["count"]; x != nil {
+			a.Count = int(p.integer(x, "count", 0, 1<<31-1))
+		}
+		return a
+	case "stop_flow":
+		return &StopFlow{Flow: p.str(v, "stop_flow")}
+	case "move":
+		f := p.fields(v, "move", "host", "to", "remove_old", "garp")
+		p.need(v, f, "move", "host", "to")
+		a := &Move{Host: p.str(f["host"], "host"), To: p.str(f["to"], "to")}
+		if !strings.Contains(a.To, ":") {
+			p.fail(f["to"], "move to %q: want switch:port", a.To)
+		}
+		if x := f["remove_old"]; x != nil {
+			a.RemoveOld = p.boolean(x, "remove_old")
+		}
+		if x := f["garp"]; x != nil {
+			a.GARP = p.boolean(x, "garp")
+		}
+		return a
+	case "spoof_arp":
+		f := p.fields(v, "spoof_arp", "from", "ip", "mac", "target", "op", "count", "interval")
+		p.need(v, f, "spoof_arp", "from", "ip")
+		a := &SpoofARP{From: p.str(f["from"], "from"), IP: p.addr(f["ip"], "ip"), Op: arpReply, Count: 1, Interval: time.Second}
+		if x := f["mac"]; x != nil {
+			a.MAC = p.str(x, "mac")
+		}
+		if x := f["target"]; x != nil {
+			a.Target = p.str(x, "target")
+		}
+		if x := f["op"]; x != nil {
+			switch p.scalar(x, "op") {
+			case "request":
+				a.Op = arpRequest
+			case "reply":
+				a.Op = arpReply
+			default:
+				p.fail(x, "op %q: want request or reply", x.Value)
+			}
+		}
+		if x := f["count"]; x != nil {
+			a.Count = int(p.integer(x, "count", 1, 1<<24))
+		}
+		if x := f["interval"]; x != nil {
+			a.Interval = p.duration(x, "interval")
+		}
+		return a
+	case "mac_flood":
+		f := p.fields(v, "mac_flood", "from", "rate", "count", "to")
+		p.need(v, f, "mac_flood", "from")
+		a := &MACFlood{From: p.str(f["from"], "from"), Rate: 1000, Count: 1000, RandomTo: true}
+		if x := f["rate"]; x != nil {
+			a.Rate = p.number(x, "rate", 0.001, 1e9)
+		}
+		if x := f["count"]; x != nil {
+			a.Count = int(p.integer(x, "count", 1, 1<<26))
+		}
+		if x := f["to"]; x != nil {
+			switch p.scalar(x, "to") {
+			case "random":
+				a.RandomTo = true
+			case "broadcast":
+				a.RandomTo = false
+			default:
+				p.fail(x, "mac_flood to %q: want random or broadcast", x.Value)
+			}
+		}
+		return a
+	case "link_down", "link_up":
+		return &LinkState{Link: p.str(v, k), Up: k == "link_up"}
+	case "garp":
+		return &GARP{Host: p.str(v, "garp")}
+	case "remove_port":
+		a := &RemovePort{Port: p.str(v, "remove_port")}
+		if !strings.Contains(a.Port, ":") {
+			p.fail(v, "remove_port %q: want switch:port", a.Port)
+		}
+		return a
+	}
+	panic("unreachable")
+}
+
+// later is whichever node comes later in the file: the one to blame.
+func later(a, b *yaml.Node) *yaml.Node {
+	if b.Line > a.Line {
+		return b
+	}
+	return a
+}
+
+func (p *parser) need(n *yaml.Node, f map[string]*yaml.Node, what string, keys ...string) {
+	for _, k := range keys {
+		if f[k] == nil {
+			p.fail(n, "%s: %s is required", what, k)
+		}
+	}
+}
+
+var assertKinds = []string{"delivered", "lost", "duplicates", "ttl", "frames", "fdb", "flood_ratio", "arp_cache", "switch_stat", "echo_from", "stopped"}
+
+var cmpKeys = map[string]string{"equals": "==", "at_least": ">=", "at_most": "<=", "below": "<", "above": ">"}
+
+func (p *parser) cmp(n *yaml.Node, f map[string]*yaml.Node, what string) Cmp {
+	var c Cmp
+	for _, k := range []string{"equals", "at_least", "at_most", "below", "above"} {
+		v := f[k]
+		if v == nil {
+			continue
+		}
+		if c.Op != "" {
+			p.fail(v, "%s: one comparison per assertion", what)
+		}
+		c = Cmp{Op: cmpKeys[k], Value: p.number(v, k, -1e18, 1e18)}
+	}
+	if c.Op == "" {
+		p.fail(n, "%s: want one of equals, at_least, at_most, below, above", what)
+	}
+	return c
+}
+
+func (p *parser) assertion(n *yaml.Node) Assertion {
+	f := p.fields(n, "assertion", append([]string{"at", "since"}, assertKinds...)...)
+	a := Assertion{Line: n.Line}
+	if v := f["at"]; v != nil {
+		a.At, a.HasAt = p.duration(v, "at"), true
+	}
+	if v := f["since"]; v != nil {
+		a.Since, a.HasSince = p.duration(v, "since"), true
+	}
+	for _, k := range assertKinds {
+		v := f[k]
+		if v == nil {
+			continue
+		}
+		if a.Kind != "" {
+			p.fail(later(v, f[a.Kind]), "assertion: one check per entry (%s and %s)", a.Kind, k)
+		}
+		a.Kind = k
+		p.assertBody(&a, k, v)
+	}
+	if a.Kind == "" {
+		p.fail(n, "assertion: want one of %s", strings.Join(assertKinds, ", "))
+	}
+	if a.HasAt && a.HasSince && a.Since > a.At {
+		p.fail(n, "assertion: since %v is after at %v", a.Since, a.At)
+	}
+	return a
+}
+
+func (p *parser) assertBody(a *Assertion, k string, v *yaml.Node) {
+	cmps := []string{"equals", "at_least", "at_most", "below", "above"}
+	switch k {
+	case "delivered", "lost", "duplicates":
+		f := p.fields(v, k, append([]string{"ping", "flow"}, cmps...)...)
+		switch {
+		case f["ping"] != nil && f["flow"] != nil:
+			p.fail(v, "%s: give ping or flow, not both", k)
+		case f["ping"] != nil:
+			a.Ping = p.str(f["ping"], "ping")
+		case f["flow"] != nil:
+			a.Flow = p.str(f["flow"], "flow")
+		default:
+			p.fail(v, "%s: ping or flow is required", k)
+		}
+		a.Cmp = p.cmp(v, f, k)
+	case "ttl":
+		f := p.fields(v, k, append([]string{"ping"}, cmps...)...)
+		p.need(v, f, k, "ping")
+		a.Ping = p.str(f["ping"], "ping")
+		a.Cmp = p.cmp(v, f, k)
+	case "frames":
+		f := p.fields(v, k, append([]string{"port", "dir", "type"}, cmps...)...)
+		p.need(v, f, k, "port", "dir")
+		a.Port = p.str(f["port"], "port")
+		a.Dir = p.scalar(f["dir"], "dir")
+		if a.Dir != "rx" && a.Dir != "tx" {
+			p.fail(f["dir"], "dir %q: want rx or tx", a.Dir)
+		}
+		a.Type = "all"
+		if x := f["type"]; x != nil {
+			a.Type = p.scalar(x, "type")
+			if frameTypeIndex(a.Type) < 0 {
+				p.fail(x, "frame type %q: want all, broadcast, unicast, arp, arp-request, arp-reply, icmp or udp", a.Type)
+			}
+		}
+		a.Cmp = p.cmp(v, f, k)
+	case "fdb":
+		f := p.fields(v, k, "switch", "mac", "vlan", "port", "absent")
+		p.need(v, f, k, "switch", "mac")
+		a.Switch, a.MAC = p.str(f["switch"], "switch"), p.str(f["mac"], "mac")
+		if x := f["vlan"]; x != nil {
+			a.VLAN = p.vlan(x, "vlan")
+		}
+		if x := f["absent"]; x != nil {
+			a.Absent = p.boolean(x, "absent")
+		}
+		if x := f["port"]; x != nil {
+			a.Port = p.str(x, "port")
+		}
+		if (a.Port == "") == !a.Absent {
+			p.fail(v, "fdb: give port, or absent: true")
+		}
+	case "flood_ratio":
+		f := p.fields(v, k, append([]string{"switch", "port"}, cmps...)...)
+		p.need(v, f, k, "switch")
+		a.Switch = p.str(f["switch"], "switch")
+		if x := f["port"]; x != nil {
+			a.Port = p.str(x, "port")
+		}
+		a.Cmp = p.cmp(v, f, k)
+	case "arp_cache":
+		f := p.fields(v, k, "host", "ip", "mac", "absent")
+		p.need(v, f, k, "host", "ip")
+		a.Host, a.IP = p.str(f["host"], "host"), p.addr(f["ip"], "ip")
+		if x := f["mac"]; x != nil {
+			a.MAC = p.str(x, "mac")
+		}
+		if x := f["absent"]; x != nil {
+			a.Absent = p.boolean(x, "absent")
+		}
+		if (a.MAC == "") == !a.Absent {
+			p.fail(v, "arp_cache: give mac, or absent: true")
+		}
+	case "switch_stat":
+		f := p.fields(v, k, append([]string{"switch", "stat"}, cmps...)...)
+		p.need(v, f, k, "switch", "stat")
+		a.Switch, a.Stat = p.str(f["switch"], "switch"), p.str(f["stat"], "stat")
+		if !knownStat(a.Stat) {
+			p.fail(f["stat"], "stat %q: want one of %s", a.Stat, strings.Join(statNames(), ", "))
+		}
+		a.Cmp = p.cmp(v, f, k)
+	case "echo_from":
+		f := p.fields(v, k, "host", "ip")
+		p.need(v, f, k, "host", "ip")
+		a.Host, a.IP = p.str(f["host"], "host"), p.addr(f["ip"], "ip")
+	case "stopped":
+		a.Reason = p.scalar(v, "stopped")
+		switch a.Reason {
+		case StopIdle, StopDuration, StopMaxEvents, StopMaxFrames:
+		default:
+			p.fail(v, "stopped %q: want idle, duration, max_events or max_frames", a.Reason)
+		}
+	}
+}
