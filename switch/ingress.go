@@ -50,11 +50,7 @@ func (sw *Switch) Ingress(id fdb.PortID) (*Ingress, error) {
 	if sw.ports.Load().get(id) == nil {
 		return nil, fmt.Errorf("switch %q: no port %d", sw.name, id)
 	}
-	return &Ingress{
-		sw: sw, id: id,
-		scratch: make([]byte, sw.hdrLen+MaxFrame+tagLen),
-		one:     make([][]byte, 1),
-	}, nil
+	return &Ingress{sw: sw, id: id, one: make([][]byte, 1)}, nil
 }
 
 // Receive forwards a batch of frames that arrived on the Ingress's port.
@@ -178,6 +174,21 @@ func (in *Ingress) forward(set *portSet, self *port, f []byte, now int64, d *Dec
 	}
 	d.VLAN = vid
 
+	// ARP is judged before its source is learned: a forged ARP that the
+	// guard drops must not move the victim's MAC (say, the gateway's) to
+	// the forger's port on its way to the bin.
+	if etype == etherTypeARP {
+		d.ARP, _ = in.handleARP(self, eth, off, vid, tagged, now)
+		switch d.ARP {
+		case arp.Drop:
+			in.drop(d, DropARPGuard)
+			return
+		case arp.Malformed:
+			in.drop(d, DropARPMalformed)
+			return
+		}
+	}
+
 	// A pod's frames share one source, and a TCP flow's share one
 	// destination: within a batch (one clock reading) the FDB's answer for
 	// a repeated (VLAN, MAC) cannot change but by our own learning, so
@@ -194,20 +205,9 @@ func (in *Ingress) forward(set *portSet, self *port, f []byte, now int64, d *Dec
 			in.srcMemo, in.dstMemo = 0, 0 // the table changed
 		}
 	}
-
-	if etype == etherTypeARP {
-		d.ARP, _ = in.handleARP(self, eth, off, vid, tagged, now)
-		switch d.ARP {
-		case arp.Drop:
-			in.drop(d, DropARPGuard)
-			return
-		case arp.Malformed:
-			in.drop(d, DropARPMalformed)
-			return
-		case arp.Reply:
-			d.Out, d.Copies = in.id, 1
-			return
-		}
+	if d.ARP == arp.Reply {
+		d.Out, d.Copies = in.id, 1
+		return
 	}
 
 	if dst[0]&1 == 0 {
@@ -249,6 +249,16 @@ func (in *Ingress) forward(set *portSet, self *port, f []byte, now int64, d *Dec
 	}
 }
 
+// scratchFor returns scratch space of at least n bytes. It is allocated on
+// first need and grows to the largest frame retagged: most ports never
+// retag, and a simulator with thousands of ports cannot afford 64 KiB each.
+func (in *Ingress) scratchFor(n int) []byte {
+	if len(in.scratch) < n {
+		in.scratch = make([]byte, max(n, 2*len(in.scratch), 256))
+	}
+	return in.scratch
+}
+
 func memoKey(vid uint16, mac []byte) uint64 {
 	return 1<<63 | uint64(vid)<<48 | uint64(binary.BigEndian.Uint16(mac))<<32 | uint64(binary.BigEndian.Uint32(mac[2:]))
 }
@@ -280,7 +290,7 @@ func (in *Ingress) send(op *port, f []byte, tagged bool, vid uint16) {
 // retag copies f into scratch with its VLAN tag pushed or popped.
 func (in *Ingress) retag(f []byte, tagged bool, vid uint16) []byte {
 	hl := in.sw.hdrLen
-	s := in.scratch
+	s := in.scratchFor(len(f) + tagLen)
 	copy(s, f[:hl+12])
 	if tagged { // pop
 		n := copy(s[hl+12:], f[hl+16:])
@@ -356,7 +366,7 @@ func (in *Ingress) flush() {
 // switch's behalf, sends the reply back out the ingress port.
 func (in *Ingress) handleARP(self *port, eth []byte, off int, vid uint16, tagged bool, now int64) (arp.Verdict, error) {
 	hl := in.sw.hdrLen
-	s := in.scratch
+	s := in.scratchFor(hl + ethHdrLen + tagLen + arp.BodyLen)
 	// Build the reply in place: header, Ethernet (+tag), then the ARP body
 	// that Handle writes.
 	bodyAt := hl + off

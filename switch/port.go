@@ -2,6 +2,7 @@ package vswitch
 
 import (
 	"fmt"
+	"math/bits"
 	"net/netip"
 	"sort"
 	"sync/atomic"
@@ -58,9 +59,11 @@ type vlanSet [64]uint64
 func (s *vlanSet) add(v uint16)      { s[v>>6] |= 1 << (v & 63) }
 func (s *vlanSet) has(v uint16) bool { return s[v>>6]&(1<<(v&63)) != 0 }
 func (s *vlanSet) list() (out []uint16) {
-	for v := 0; v <= fdb.MaxVLAN; v++ {
-		if s.has(uint16(v)) {
-			out = append(out, uint16(v))
+	for w, word := range s {
+		for word != 0 {
+			b := bits.TrailingZeros64(word)
+			out = append(out, uint16(w*64+b))
+			word &= word - 1
 		}
 	}
 	return out

@@ -629,3 +629,23 @@ func TestPortsChangeWhileFramesFlow(t *testing.T) {
 }
 
 func mb(i byte) []byte { m := mac(i); return m[:] }
+
+// A forged ARP that the guard drops must not teach the switch anything: the
+// victim's MAC stays on its own port.
+func TestARPGuardDropDoesNotMoveFDB(t *testing.T) {
+	r := newRig(t, 3, func(c *vswitch.Config) { c.ARP.Guard = true }, func(i int, c *vswitch.PortConfig) {
+		if i < 2 {
+			c.IPs = []netip.Addr{ip4(byte(i + 1))}
+		}
+	})
+	gw := mac(9)
+	r.send(2, ether(bcast, gw, 0x0800, 50)) // the gateway speaks first
+	// pod1 forges an ARP with the gateway's MAC as Ethernet and sender MAC.
+	forged := arpFrame(t, bcast, 2, gw, ip4(9), bcast, ip4(9))
+	if out := r.send(0, forged); len(out) != 0 {
+		t.Fatalf("forged ARP left on %v", out)
+	}
+	if p, ok := r.sw.FDB().Lookup(1, gw[:], r.clock.Now()); !ok || p != r.ids[2] {
+		t.Fatalf("gateway MAC now on port %v (ok=%v), want %v", p, ok, r.ids[2])
+	}
+}
