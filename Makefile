@@ -6,7 +6,7 @@ BIN      := bin
 PKGS     := ./...
 # Per-package fuzz targets, run for FUZZTIME each by `make fuzz`.
 FUZZTIME ?= 10s
-FUZZ     := ./switch:FuzzReceive ./switch:FuzzCheckVnetHdr ./arp:FuzzHandle
+FUZZ     := ./switch:FuzzReceive ./switch:FuzzCheckVnetHdr ./arp:FuzzHandle ./sim:FuzzParseScenario ./cmd/internal/config:FuzzParse ./cmd/internal/api:FuzzDecodeBody
 
 .PHONY: all build test test-short lint bench fuzz demo sim clean
 
