@@ -78,7 +78,8 @@ func (in *Ingress) Receive(frames [][]byte) {
 			in.sw.tracer.Frame(in.id, f, in.dec)
 		}
 	}
-	in.flush()
+	// Count the batch before its frames leave: whoever sees a frame
+	// delivered then also sees it counted.
 	c := &self.c
 	c.rxFrames.Add(uint64(len(frames)))
 	c.rxBytes.Add(bytes)
@@ -93,6 +94,7 @@ func (in *Ingress) Receive(frames [][]byte) {
 			in.drops[i] = 0
 		}
 	}
+	in.flush()
 }
 
 func (in *Ingress) grow(n int) {
