@@ -325,7 +325,7 @@ func (t *Table) Learn(vlan uint16, mac []byte, port PortID, now int64) Result {
 
 func (t *Table) learnLocked(key uint64, port PortID, now, ms int64) Result {
 	tab := t.tab.Load()
-	at, free := tab.findOrFree(key)
+	at := tab.find(key)
 	ps := t.ports[port]
 	if at >= 0 {
 		s := &tab.s[at]
@@ -356,7 +356,7 @@ func (t *Table) learnLocked(key uint64, port PortID, now, ms int64) Result {
 			return Refused
 		}
 	}
-	tab, free = t.roomLocked(key, free)
+	tab, free := t.roomLocked(key)
 	t.placeLocked(tab, free, key, packVal(port, Learned, ms))
 	t.linkTail(tab, ps, int32(free), ms)
 	ps.count++
@@ -452,8 +452,12 @@ func (t *Table) evictLocked(ps *portState, now int64) bool {
 
 // roomLocked makes sure one more key fits, rehashing when the array is too
 // full of live entries and tombstones, and returns the slot to use.
-func (t *Table) roomLocked(key uint64, free int) (*slots, int) {
+func (t *Table) roomLocked(key uint64) (*slots, int) {
 	tab := t.tab.Load()
+	// Look again: an eviction since the caller's probe may have turned the
+	// slot just before its free slot empty, and a key placed past an empty
+	// slot could never be found.
+	_, free := tab.findOrFree(key)
 	if free >= 0 && t.live+1 <= tab.full && (tab.s[free].key.Load() == tombstone || tab.used+1 <= tab.max) {
 		return tab, free
 	}
@@ -596,12 +600,10 @@ func (t *Table) AddStatic(vlan uint16, mac MAC, port PortID, k Kind) error {
 	}
 	key := pack(vlan, mac[:])
 	tab := t.tab.Load()
-	at, free := tab.findOrFree(key)
-	if at >= 0 {
+	if at := tab.find(key); at >= 0 {
 		t.deleteLocked(tab, at)
-		free = at
 	}
-	tab, free = t.roomLocked(key, free)
+	tab, free := t.roomLocked(key)
 	t.placeLocked(tab, free, key, packVal(port, k, 0))
 	t.ports[port].fixed++
 	t.emit(Event{Type: EventLearned, Kind: k, Port: port}, key)

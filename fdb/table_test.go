@@ -402,6 +402,9 @@ func TestConcurrentLearnLookup(t *testing.T) {
 	if sum != tb.Len() {
 		t.Fatalf("per-port counts sum to %d, table holds %d", sum, tb.Len())
 	}
+	if err := tb.checkInvariants(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestPortStaticEntriesCounted(t *testing.T) {
