@@ -19,6 +19,9 @@ func (t *Table) checkInvariants() error {
 		if k != empty {
 			used++
 		}
+		if k == tombstone {
+			return fmt.Errorf("slot %d left marked moving", i)
+		}
 		if k&occupied == 0 {
 			continue
 		}
@@ -61,7 +64,7 @@ func (t *Table) checkInvariants() error {
 }
 
 // TestInvariantsUnderRandomChurn drives every mutating verb in random order
-// against small tables (so limits, evictions, tombstone reclaim and rehashes
+// against small tables (so limits, evictions, backward shifts and rehashes
 // all happen often) and checks the structure after each step. It found a
 // key placed past a slot that an eviction had just emptied.
 func TestInvariantsUnderRandomChurn(t *testing.T) {

@@ -11,6 +11,9 @@ import (
 // Slot key states. A live key has bit 63 set (see pack).
 const (
 	empty     uint64 = 0
+	// moving marks a slot for the instant a deletion shifts entries
+	// through it: readers walk past it as past any other key. No slot keeps
+	// it once the table's lock is released.
 	tombstone uint64 = 1 << 62
 	occupied  uint64 = 1 << 63
 )
@@ -38,8 +41,7 @@ type slots struct {
 	s    []slot
 	l    []link
 	n    uint64
-	used int // live + tombstones
-	max  int // used beyond this triggers a rehash
+	used int // live entries in this array
 	full int // live entries beyond this trigger a rehash (growth)
 }
 
@@ -49,7 +51,7 @@ type slots struct {
 // slot, 16 for its queue link, over 2/3).
 func newSlots(entries int) *slots {
 	n := (entries*3/2 + 8) &^ (lineSlots - 1)
-	t := &slots{s: make([]slot, n), l: make([]link, n), n: uint64(n), max: n * 7 / 8, full: n * 2 / 3}
+	t := &slots{s: make([]slot, n), l: make([]link, n), n: uint64(n), full: n * 2 / 3}
 	hugePages(t.s)
 	return t
 }
@@ -382,6 +384,8 @@ func (t *Table) moveLocked(tab *slots, at int, key uint64, old, port PortID, ps 
 			t.refused.Add(1)
 			return Refused
 		}
+		// The eviction's deletion may have shifted our entry.
+		at = tab.find(key)
 	}
 	if ops != nil {
 		t.unlink(tab, ops, int32(at))
@@ -450,15 +454,15 @@ func (t *Table) evictLocked(ps *portState, now int64) bool {
 	return false
 }
 
-// roomLocked makes sure one more key fits, rehashing when the array is too
-// full of live entries and tombstones, and returns the slot to use.
+// roomLocked makes sure one more key fits, growing the array when it is
+// full, and returns the slot to use.
 func (t *Table) roomLocked(key uint64) (*slots, int) {
 	tab := t.tab.Load()
 	// Look again: an eviction since the caller's probe may have turned the
 	// slot just before its free slot empty, and a key placed past an empty
 	// slot could never be found.
 	_, free := tab.findOrFree(key)
-	if free >= 0 && t.live+1 <= tab.full && (tab.s[free].key.Load() == tombstone || tab.used+1 <= tab.max) {
+	if free >= 0 && t.live+1 <= tab.full {
 		return tab, free
 	}
 	want := 2 * (t.live + 1)
@@ -522,27 +526,21 @@ func (t *Table) placeLocked(tab *slots, at int, key, val uint64) {
 	t.live++
 }
 
+// deleteLocked removes the entry at slot at by backward shifting: entries
+// after it in its cluster that may live earlier on their probe path move
+// back into the hole, so the table never holds tombstones. Under eviction
+// churn (a MAC flood against evict-fair) tombstones would fill the array and
+// force a rehash, an allocation, every few thousand inserts.
+//
+// Readers stay safe: a slot is marked moving before its value is replaced
+// and gets its new key only after its new value, so a reader that sees a
+// key sees that key's value; at worst a lookup racing with the shift misses
+// an entry that is moving and the frame floods.
 func (t *Table) deleteLocked(tab *slots, at int) {
 	s := &tab.s[at]
 	key := s.key.Load()
 	v := s.val.Load()
 	t.live--
-	// Linear probing needs a tombstone only where a probe may have to walk
-	// on: if the next slot is empty, no key lies beyond this one, so this
-	// slot and the tombstones just before it can become empty again. That
-	// keeps a table under eviction churn from filling with tombstones and
-	// rehashing (allocating) every few thousand inserts. Readers stay
-	// correct: no live key's probe path crosses a slot made empty here.
-	if tab.s[tab.next(uint64(at))].key.Load() != empty {
-		s.key.Store(tombstone)
-	} else {
-		s.key.Store(empty)
-		tab.used--
-		for p := tab.prev(uint64(at)); tab.s[p].key.Load() == tombstone; p = tab.prev(p) {
-			tab.s[p].key.Store(empty)
-			tab.used--
-		}
-	}
 	delete(t.flaps, key)
 	if valKind(v) == Learned {
 		t.learned.Add(-1)
@@ -552,6 +550,52 @@ func (t *Table) deleteLocked(tab *slots, at int) {
 		}
 	} else if ps := t.ports[valPort(v)]; ps != nil {
 		ps.fixed--
+	}
+	hole := uint64(at)
+	s.key.Store(tombstone)
+	for j := tab.next(hole); ; j = tab.next(j) {
+		k := tab.s[j].key.Load()
+		if k == empty {
+			break
+		}
+		// k may fill the hole if the hole lies on its probe path: between
+		// its home and where it sits now, cyclically.
+		h := tab.home(k)
+		if (hole+tab.n-h)%tab.n < (j+tab.n-h)%tab.n {
+			t.shiftLocked(tab, j, hole)
+			hole = j
+		}
+	}
+	tab.s[hole].key.Store(empty)
+	tab.used--
+}
+
+// shiftLocked moves the entry at from into the slot to (marked moving) and
+// marks from moving; a learned entry keeps its place in its port's queue.
+func (t *Table) shiftLocked(tab *slots, from, to uint64) {
+	src, dst := &tab.s[from], &tab.s[to]
+	k, v := src.key.Load(), src.val.Load()
+	dst.val.Store(v)
+	dst.key.Store(k)
+	src.key.Store(tombstone)
+	if valKind(v) != Learned {
+		return
+	}
+	ps := t.ports[valPort(v)]
+	if ps == nil {
+		return
+	}
+	l := tab.l[from]
+	tab.l[to] = l
+	if l.prev >= 0 {
+		tab.l[l.prev].next = int32(to)
+	} else {
+		ps.head = int32(to)
+	}
+	if l.next >= 0 {
+		tab.l[l.next].prev = int32(to)
+	} else {
+		ps.tail = int32(to)
 	}
 }
 
@@ -639,14 +683,13 @@ func (t *Table) Age(now int64) int {
 	tab := t.tab.Load()
 	ms := millis(now)
 	n := 0
-	for i := range tab.s {
+	// A deletion shifts later entries back into slot i: look at i again.
+	for i := 0; i < len(tab.s); {
 		s := &tab.s[i]
 		key := s.key.Load()
-		if key&occupied == 0 {
-			continue
-		}
 		v := s.val.Load()
-		if valKind(v) != Learned || ms-valSeen(v) < t.ageing {
+		if key&occupied == 0 || valKind(v) != Learned || ms-valSeen(v) < t.ageing {
+			i++
 			continue
 		}
 		t.deleteLocked(tab, i)
@@ -684,14 +727,13 @@ func (t *Table) FlushAll(now int64) int {
 func (t *Table) flushLocked(match func(val, key uint64) bool, now int64) int {
 	tab := t.tab.Load()
 	n := 0
-	for i := range tab.s {
+	// A deletion shifts later entries back into slot i: look at i again.
+	for i := 0; i < len(tab.s); {
 		s := &tab.s[i]
 		key := s.key.Load()
-		if key&occupied == 0 {
-			continue
-		}
 		v := s.val.Load()
-		if !match(v, key) {
+		if key&occupied == 0 || !match(v, key) {
+			i++
 			continue
 		}
 		t.deleteLocked(tab, i)
