@@ -10,7 +10,7 @@ import (
 
 // Slot key states. A live key has bit 63 set (see pack).
 const (
-	empty     uint64 = 0
+	empty uint64 = 0
 	// moving marks a slot for the instant a deletion shifts entries
 	// through it: readers walk past it as past any other key. No slot keeps
 	// it once the table's lock is released.
