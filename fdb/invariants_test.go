@@ -19,7 +19,7 @@ func (t *Table) checkInvariants() error {
 		if k != empty {
 			used++
 		}
-		if k == tombstone {
+		if k == moving {
 			return fmt.Errorf("slot %d left marked moving", i)
 		}
 		if k&occupied == 0 {

@@ -14,8 +14,8 @@ const (
 	// moving marks a slot for the instant a deletion shifts entries
 	// through it: readers walk past it as past any other key. No slot keeps
 	// it once the table's lock is released.
-	tombstone uint64 = 1 << 62
-	occupied  uint64 = 1 << 63
+	moving   uint64 = 1 << 62
+	occupied uint64 = 1 << 63
 )
 
 // slot is what readers touch: 16 bytes, four to a cache line, read with
@@ -104,31 +104,23 @@ func (t *slots) find(key uint64) int {
 	return -1
 }
 
-// findOrFree returns the slot holding key (or -1) and the first reusable slot
-// on its probe path. Writers only (under Table.mu).
+// findOrFree returns the slot holding key (or -1) and the empty slot that
+// ends its probe path, where it would go. Writers only (under Table.mu, so
+// no slot is marked moving).
 func (t *slots) findOrFree(key uint64) (at, free int) {
-	free = -1
 	i := t.home(key)
 	for range t.n {
-		k := t.s[i].key.Load()
-		switch k {
+		switch t.s[i].key.Load() {
 		case key:
-			return int(i), free
+			return int(i), -1
 		case empty:
-			if free < 0 {
-				free = int(i)
-			}
-			return -1, free
-		case tombstone:
-			if free < 0 {
-				free = int(i)
-			}
+			return -1, int(i)
 		}
 		if i++; i == t.n {
 			i = 0
 		}
 	}
-	return -1, free
+	return -1, -1
 }
 
 // MaxPort is the largest port ID the table stores.
@@ -517,9 +509,7 @@ func (t *Table) rehashLocked(n int) *slots {
 
 func (t *Table) placeLocked(tab *slots, at int, key, val uint64) {
 	s := &tab.s[at]
-	if s.key.Load() != tombstone {
-		tab.used++
-	}
+	tab.used++
 	// Value before key: a reader that sees the key sees its value.
 	s.val.Store(val)
 	s.key.Store(key)
@@ -552,7 +542,7 @@ func (t *Table) deleteLocked(tab *slots, at int) {
 		ps.fixed--
 	}
 	hole := uint64(at)
-	s.key.Store(tombstone)
+	s.key.Store(moving)
 	for j := tab.next(hole); ; j = tab.next(j) {
 		k := tab.s[j].key.Load()
 		if k == empty {
@@ -577,7 +567,7 @@ func (t *Table) shiftLocked(tab *slots, from, to uint64) {
 	k, v := src.key.Load(), src.val.Load()
 	dst.val.Store(v)
 	dst.key.Store(k)
-	src.key.Store(tombstone)
+	src.key.Store(moving)
 	if valKind(v) != Learned {
 		return
 	}
