@@ -253,7 +253,16 @@ func (t *Table) PortStaticEntries(p PortID) int {
 // entry older than the ageing time is a miss even before Age sweeps it, so
 // expiry is exact whatever the sweep interval.
 func (t *Table) Lookup(vlan uint16, mac []byte, now int64) (PortID, bool) {
-	key := pack(vlan, mac)
+	return t.LookupKey(Key(vlan, mac), now)
+}
+
+// Key is (vlan, mac) packed as the table stores it: the MAC in the low 48
+// bits, the VLAN above, bit 63 set. The frame path computes it once per
+// address and hands it to LearnKey and LookupKey.
+func Key(vlan uint16, mac []byte) uint64 { return pack(vlan, mac) }
+
+// LookupKey is Lookup for a key made by Key.
+func (t *Table) LookupKey(key uint64, now int64) (PortID, bool) {
 	tab := t.tab.Load()
 	i := tab.home(key)
 	for range tab.n {
@@ -285,7 +294,11 @@ func (t *Table) Lookup(vlan uint16, mac []byte, now int64) (PortID, bool) {
 // writes nothing, so two cores seeing one busy MAC do not fight over its
 // cache line.
 func (t *Table) Learn(vlan uint16, mac []byte, port PortID, now int64) Result {
-	key := pack(vlan, mac)
+	return t.LearnKey(Key(vlan, mac), port, now)
+}
+
+// LearnKey is Learn for a key made by Key.
+func (t *Table) LearnKey(key uint64, port PortID, now int64) Result {
 	if key&(1<<40) != 0 || key&(1<<48-1) == 0 {
 		// Group or all-zero source: it names no one station.
 		return Ignored

@@ -143,7 +143,10 @@ func (in *Ingress) forward(set *portSet, self *port, f []byte, now int64, d *Dec
 		in.drop(d, DropLinkLocal)
 		return
 	}
-	if src[0]&1 != 0 || (src[0]|src[1]|src[2]|src[3]|src[4]|src[5]) == 0 {
+	// Both addresses as FDB keys (VLAN 0 for now, set below): one pair of
+	// loads each, reused for the source check, the memo and the table.
+	srcKey, dstKey := fdb.Key(0, src), fdb.Key(0, dst)
+	if srcKey&macGroup != 0 || srcKey&macBits == 0 {
 		in.drop(d, DropBadSource)
 		return
 	}
@@ -196,11 +199,12 @@ func (in *Ingress) forward(set *portSet, self *port, f []byte, now int64, d *Dec
 	// a repeated (VLAN, MAC) cannot change but by our own learning, so
 	// remember the last of each and skip the table. memo keys carry the VLAN
 	// above the MAC and bit 63 as "valid".
-	sk := memoKey(vid, src)
+	vlanBits := uint64(vid) << 48
+	sk := srcKey | vlanBits
 	if sk == in.srcMemo {
 		d.Learn = fdb.Refreshed
 	} else {
-		d.Learn = in.sw.fdb.Learn(vid, src, in.id, now)
+		d.Learn = in.sw.fdb.LearnKey(sk, in.id, now)
 		if d.Learn == fdb.Refreshed {
 			in.srcMemo = sk
 		} else {
@@ -212,11 +216,11 @@ func (in *Ingress) forward(set *portSet, self *port, f []byte, now int64, d *Dec
 		return
 	}
 
-	if dst[0]&1 == 0 {
-		dk := memoKey(vid, dst)
+	if dstKey&macGroup == 0 {
+		dk := dstKey | vlanBits
 		out, ok := in.dstPort, true
 		if dk != in.dstMemo {
-			if out, ok = in.sw.fdb.Lookup(vid, dst, now); ok {
+			if out, ok = in.sw.fdb.LookupKey(dk, now); ok {
 				in.dstMemo, in.dstPort = dk, out
 			}
 		}
@@ -261,9 +265,11 @@ func (in *Ingress) scratchFor(n int) []byte {
 	return in.scratch
 }
 
-func memoKey(vid uint16, mac []byte) uint64 {
-	return 1<<63 | uint64(vid)<<48 | uint64(binary.BigEndian.Uint16(mac))<<32 | uint64(binary.BigEndian.Uint32(mac[2:]))
-}
+// Bits of an fdb.Key: the MAC's group bit, and the whole MAC.
+const (
+	macGroup = 1 << 40
+	macBits  = 1<<48 - 1
+)
 
 // send queues f for op, or, when op wants the frame tagged differently than
 // it arrived, writes a retagged copy at once.
