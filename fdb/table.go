@@ -311,7 +311,7 @@ func (t *Table) LearnKey(key uint64, port PortID, now int64) Result {
 		if valKind(v) != Learned {
 			return Ignored
 		}
-		if valPort(v) == port {
+		if valPort(v) == port && !t.expired(v, ms) {
 			if valSeen(v) != ms {
 				// A failed swap means a move or a newer refresh won.
 				s.val.CompareAndSwap(v, withSeen(v, ms))
@@ -330,6 +330,11 @@ func (t *Table) LearnKey(key uint64, port PortID, now int64) Result {
 	return r
 }
 
+// expired says whether a learned entry's value is past the ageing time.
+func (t *Table) expired(v uint64, ms int64) bool {
+	return t.ageing > 0 && ms-valSeen(v) >= t.ageing
+}
+
 func (t *Table) learnLocked(key uint64, port PortID, now, ms int64) Result {
 	tab := t.tab.Load()
 	at := tab.find(key)
@@ -339,6 +344,15 @@ func (t *Table) learnLocked(key uint64, port PortID, now, ms int64) Result {
 		v := s.val.Load()
 		if valKind(v) != Learned {
 			return Ignored
+		}
+		if t.expired(v, ms) {
+			// Lookups already treat it as gone; age it now, so that what
+			// follows is a new learning (counted, announced, limited)
+			// rather than a refresh or a move of a dead entry.
+			t.deleteLocked(tab, at)
+			t.st.Aged++
+			t.emit(Event{Type: EventAged, Kind: Learned, Port: valPort(v), Time: now}, key)
+			return t.learnLocked(key, port, now, ms)
 		}
 		old := valPort(v)
 		if old == port {

@@ -424,3 +424,20 @@ func TestPortStaticEntriesCounted(t *testing.T) {
 		t.Fatalf("static %d after delete", tb.PortStaticEntries(1))
 	}
 }
+
+// An entry past its ageing time but not yet swept is gone for learning too:
+// the next frame from its MAC is a new learning, from any port.
+func TestLearnAfterExpiryIsNew(t *testing.T) {
+	tb := newTable(t, func(c *Config) { c.Ageing = 10 * time.Second }, 1, 2)
+	tb.Learn(1, m(1), 1, 0)
+	if r := tb.Learn(1, m(1), 1, 11*sec); r != Inserted {
+		t.Fatalf("same port after expiry: %v, want inserted", r)
+	}
+	tb.Learn(1, m(2), 1, 0)
+	if r := tb.Learn(1, m(2), 2, 11*sec); r != Inserted {
+		t.Fatalf("other port after expiry: %v, want inserted (not a move)", r)
+	}
+	if s := tb.Stats(); s.Moved != 0 || s.Aged != 2 || s.Learned != 4 {
+		t.Fatalf("stats %+v", s)
+	}
+}
