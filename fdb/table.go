@@ -186,7 +186,8 @@ func New(cfg Config) (*Table, error) {
 		ports:  make(map[PortID]*portState),
 		flaps:  make(map[uint64]*flapState),
 	}
-	t.tab.Store(newSlots(min(cfg.Limit, 1024)))
+	// Start small and double: a simulator builds many switches with few MACs.
+	t.tab.Store(newSlots(min(cfg.Limit, 64)))
 	return t, nil
 }
 
