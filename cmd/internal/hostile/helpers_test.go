@@ -1,0 +1,216 @@
+package hostile
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/tapswitch/tapswitch/cmd/internal/api"
+	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
+	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
+	"github.com/tapswitch/tapswitch/fdb"
+	vswitch "github.com/tapswitch/tapswitch/switch"
+	"github.com/tapswitch/tapswitch/tap"
+)
+
+var bg = context.Background()
+
+var bcast = fdb.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+
+// ether builds an Ethernet frame.
+func ether(dst, src fdb.MAC, etype uint16, payload []byte) []byte {
+	f := make([]byte, 14+len(payload))
+	copy(f, dst[:])
+	copy(f[6:], src[:])
+	binary.BigEndian.PutUint16(f[12:], etype)
+	copy(f[14:], payload)
+	return f
+}
+
+// udp4 is an IPv4/UDP packet from src to dst port 9 (discard) with n bytes
+// of payload and no UDP checksum (allowed in IPv4).
+func udp4(src, dst netip.Addr, n int) []byte {
+	p := make([]byte, 28+n)
+	p[0] = 0x45
+	binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
+	p[8] = 64
+	p[9] = 17
+	s, d := src.As4(), dst.As4()
+	copy(p[12:], s[:])
+	copy(p[16:], d[:])
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(p[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(p[10:], ^uint16(sum))
+	binary.BigEndian.PutUint16(p[20:], 9999)
+	binary.BigEndian.PutUint16(p[22:], 9)
+	binary.BigEndian.PutUint16(p[24:], uint16(8+n))
+	return p
+}
+
+// arpBody is an Ethernet/IPv4 ARP body.
+func arpBody(op uint16, sha fdb.MAC, spa netip.Addr, tha fdb.MAC, tpa netip.Addr) []byte {
+	b := make([]byte, 28)
+	binary.BigEndian.PutUint16(b[0:], 1)
+	binary.BigEndian.PutUint16(b[2:], 0x0800)
+	b[4], b[5] = 6, 4
+	binary.BigEndian.PutUint16(b[6:], op)
+	s, t := spa.As4(), tpa.As4()
+	copy(b[8:], sha[:])
+	copy(b[14:], s[:])
+	copy(b[18:], tha[:])
+	copy(b[24:], t[:])
+	return b
+}
+
+func podMAC(t testing.TB, p api.Pod) fdb.MAC {
+	t.Helper()
+	m, err := fdb.ParseMAC(p.MAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// ports maps the switch's ports by name, counters read live.
+func ports(sw *vswitch.Switch) map[string]vswitch.PortInfo {
+	m := make(map[string]vswitch.PortInfo)
+	for _, p := range sw.Ports() {
+		m[p.Name] = p
+	}
+	return m
+}
+
+// mustPing pings from pod from to address n and fails unless every request
+// is answered.
+func mustPing(t testing.TB, e *nodetest.Env, from string, n, count int) podnet.PingResult {
+	t.Helper()
+	r, err := podnet.Ping(bg, e.Netns(from), e.IP(n), podnet.PingOptions{Count: count, Interval: 10 * time.Millisecond, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatalf("ping %s -> %s: %v", from, e.IP(n), err)
+	}
+	if r.Received() != count {
+		t.Fatalf("ping %s -> %s: %s", from, e.IP(n), r)
+	}
+	return r
+}
+
+// writer opens a packet socket on pod's eth0, closed by the cleanup.
+func writer(t testing.TB, e *nodetest.Env, pod string, vnet bool) *Writer {
+	t.Helper()
+	w, err := OpenWriter(tap.NetNSPath(e.Netns(pod)), "eth0", vnet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+// linkStats reads eth0's kernel counters inside pod's namespace.
+func linkStats(t testing.TB, e *nodetest.Env, pod string) netlink.LinkStatistics {
+	t.Helper()
+	var st netlink.LinkStatistics
+	err := tap.InNamespace(tap.NetNSPath(e.Netns(pod)), func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		if s := l.Attrs().Statistics; s != nil {
+			st = *s
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// setMTU sets eth0's MTU inside pod's namespace, as a pod with
+// CAP_NET_ADMIN may.
+func setMTU(t testing.TB, e *nodetest.Env, pod string, mtu int) {
+	t.Helper()
+	err := tap.InNamespace(tap.NetNSPath(e.Netns(pod)), func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetMTU(l, mtu)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// neighbour is pod's ARP cache entry for ip (eth0), if any.
+func neighbour(t testing.TB, e *nodetest.Env, pod string, ip netip.Addr) (fdb.MAC, int, bool) {
+	t.Helper()
+	var mac fdb.MAC
+	var state int
+	found := false
+	err := tap.InNamespace(tap.NetNSPath(e.Netns(pod)), func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		ns, err := netlink.NeighList(l.Attrs().Index, netlink.FAMILY_V4)
+		if err != nil {
+			return err
+		}
+		for _, n := range ns {
+			if a, ok := netip.AddrFromSlice(n.IP.To4()); ok && a == ip && len(n.HardwareAddr) == 6 {
+				mac, state, found = fdb.MACFrom(n.HardwareAddr), n.State, true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mac, state, found
+}
+
+// rss is this process's resident set (which hosts the daemon), in KiB.
+func rss(t testing.TB) int {
+	t.Helper()
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	t.Fatal("no VmRSS in /proc/self/status")
+	return 0
+}
+
+// eventually polls cond every 10 ms for up to d.
+func eventually(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
