@@ -68,6 +68,9 @@ func (in *Ingress) Receive(frames [][]byte) {
 	if len(in.index) < len(set.byID) {
 		in.grow(len(set.byID))
 	}
+	if m := self.mirrorOf(); m != nil {
+		m.Mirror(Received, frames)
+	}
 	now := in.sw.clock.Now()
 	in.srcMemo, in.dstMemo = 0, 0
 	var bytes uint64
@@ -285,6 +288,9 @@ func (in *Ingress) send(op *port, f []byte, tagged bool, vid uint16) {
 	g := in.retag(f, tagged, vid)
 	in.one[0] = g
 	n, err := op.p.WriteBatch(in.one)
+	if m := op.mirrorOf(); m != nil && n == 1 {
+		m.Mirror(Sent, in.one)
+	}
 	in.one[0] = nil
 	if n == 1 {
 		op.c.txFrames.Add(1)
@@ -346,6 +352,9 @@ func (in *Ingress) flush() {
 	for i := 0; i < in.np; i++ {
 		pd := &in.pend[i]
 		n, err := pd.p.p.WriteBatch(pd.frames)
+		if m := pd.p.mirrorOf(); m != nil && n > 0 {
+			m.Mirror(Sent, pd.frames[:n])
+		}
 		c := &pd.p.c
 		if n == len(pd.frames) {
 			c.txFrames.Add(uint64(n))
@@ -396,6 +405,9 @@ func (in *Ingress) handleARP(self *port, eth []byte, off int, vid uint16, tagged
 	in.flush()
 	in.one[0] = frame
 	n, err := self.p.WriteBatch(in.one)
+	if m := self.mirrorOf(); m != nil && n == 1 {
+		m.Mirror(Sent, in.one)
+	}
 	in.one[0] = nil
 	if n == 1 {
 		self.c.txFrames.Add(1)

@@ -84,6 +84,42 @@ type port struct {
 	storm   *stormMeter
 	c       counters
 	removed atomic.Bool
+	// mirror is the capture hook: nil (the usual case) costs one atomic
+	// load per batch in each direction.
+	mirror atomic.Pointer[mirrorRef]
+}
+
+// Mirror hears a port's frames, as they arrive from the port and as they
+// leave to it, for packet capture. It is called from the forwarding
+// goroutines, several at once, once per batch: it must not block, and must
+// copy what it keeps (the frames, header included, are lent).
+type Mirror interface {
+	Mirror(dir Direction, frames [][]byte)
+}
+
+// Direction is which way mirrored frames crossed the port.
+type Direction uint8
+
+const (
+	Received Direction = iota // from the port's device into the switch
+	Sent                      // from the switch out to the port's device
+)
+
+func (d Direction) String() string {
+	if d == Received {
+		return "in"
+	}
+	return "out"
+}
+
+type mirrorRef struct{ m Mirror }
+
+// mirrorOf is the port's mirror, or nil.
+func (p *port) mirrorOf() Mirror {
+	if r := p.mirror.Load(); r != nil {
+		return r.m
+	}
+	return nil
 }
 
 // untagged says whether frames of vid leave this port without a tag.

@@ -7,6 +7,7 @@
 package vswitch
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -223,6 +224,37 @@ func (sw *Switch) PortByName(name string) (fdb.PortID, bool) {
 		}
 	}
 	return 0, false
+}
+
+// SetMirror has m hear every frame port id receives and sends, until
+// ClearMirror. A port has at most one mirror.
+func (sw *Switch) SetMirror(id fdb.PortID, m Mirror) error {
+	if m == nil {
+		return fmt.Errorf("switch %q: port %d: nil mirror", sw.name, id)
+	}
+	p := sw.ports.Load().get(id)
+	if p == nil {
+		return fmt.Errorf("switch %q: no port %d", sw.name, id)
+	}
+	if !p.mirror.CompareAndSwap(nil, &mirrorRef{m}) {
+		return fmt.Errorf("switch %q: port %q: %w", sw.name, p.name, ErrMirrored)
+	}
+	return nil
+}
+
+// ErrMirrored says a port already has a mirror.
+var ErrMirrored = errors.New("already mirrored")
+
+// ClearMirror removes m from port id, if m is its mirror. Batches being
+// forwarded may still reach m shortly after.
+func (sw *Switch) ClearMirror(id fdb.PortID, m Mirror) {
+	p := sw.ports.Load().get(id)
+	if p == nil {
+		return
+	}
+	if r := p.mirror.Load(); r != nil && r.m == m {
+		p.mirror.CompareAndSwap(r, nil)
+	}
 }
 
 // PortInfo describes a port and its counters.

@@ -10,8 +10,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/tapswitch/tapswitch/cmd/internal/monitor"
 )
 
 // Client talks to the daemon's socket.
@@ -183,4 +189,106 @@ func (c *Client) Neighbours(ctx context.Context) ([]Neighbour, error) {
 func (c *Client) Stats(ctx context.Context) (Stats, error) {
 	var s Stats
 	return s, c.do(ctx, http.MethodGet, "/v1/stats", nil, &s)
+}
+
+// stream sends a GET whose answer is read as it comes: no overall timeout
+// (ctx ends it), and an error status decoded like any other.
+func (c *Client) stream(ctx context.Context, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://tapswitch"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	hc := &http.Client{Transport: c.hc.Transport}
+	resp, err := hc.Do(req)
+	if err != nil {
+		var de *DialError
+		if errors.As(err, &de) {
+			return nil, de
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("GET %s: %w", path, err)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		var eb errorBody
+		if json.Unmarshal(b, &eb) != nil || eb.Error == "" {
+			eb.Error = fmt.Sprintf("GET %s: %s", path, resp.Status)
+		}
+		return nil, &Error{Status: resp.StatusCode, Kind: eb.Kind, Message: eb.Error}
+	}
+	return resp, nil
+}
+
+// Events streams the daemon's FDB and port events to fn until ctx ends,
+// the daemon stops (nil error) or fn returns an error.
+func (c *Client) Events(ctx context.Context, fn func(monitor.Event) error) error {
+	resp, err := c.stream(ctx, "/v1/events")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var e monitor.Event
+		if err := dec.Decode(&e); err != nil {
+			if errors.Is(err, io.EOF) || ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("GET /v1/events: %w", err)
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+}
+
+// Capture streams a port's frames as pcap and hands each record to fn
+// until the capture ends (count, duration, the port gone), ctx ends or fn
+// fails. The result's Frames counts the records fn got; Dropped is the
+// daemon's count, known when the capture ended on its side.
+func (c *Client) Capture(ctx context.Context, spec CaptureSpec, fn func(ci gopacket.CaptureInfo, data []byte) error) (CaptureResult, error) {
+	var res CaptureResult
+	q := url.Values{"port": {spec.Port}}
+	if spec.Count > 0 {
+		q.Set("count", strconv.Itoa(spec.Count))
+	}
+	if spec.Duration > 0 {
+		q.Set("duration", spec.Duration.String())
+	}
+	resp, err := c.stream(ctx, "/v1/capture?"+q.Encode())
+	if err != nil {
+		return res, err
+	}
+	defer resp.Body.Close()
+	r, err := pcapgo.NewReader(resp.Body)
+	if err != nil {
+		if ctx.Err() != nil {
+			return res, nil
+		}
+		return res, fmt.Errorf("capture %q: pcap stream: %w", spec.Port, err)
+	}
+	r.SetSnaplen(1 << 20)
+	for {
+		data, ci, err := r.ReadPacketData()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				if d, err := strconv.ParseUint(resp.Trailer.Get(TrailerDropped), 10, 64); err == nil {
+					res.Dropped = d
+				}
+				return res, nil
+			}
+			if ctx.Err() != nil {
+				return res, nil
+			}
+			return res, fmt.Errorf("capture %q: pcap stream: %w", spec.Port, err)
+		}
+		if err := fn(ci, data); err != nil {
+			return res, err
+		}
+		res.Frames++
+	}
 }

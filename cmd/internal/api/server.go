@@ -8,12 +8,16 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
+
+	"github.com/tapswitch/tapswitch/cmd/internal/monitor"
 )
 
 // MaxBody bounds a request body; the largest real one is a PodSpec.
@@ -27,6 +31,9 @@ type Server struct {
 	ln   net.Listener
 	srv  *http.Server
 	done chan error
+	// stopping closes when Close begins, ending the streams (events,
+	// capture) that would otherwise hold Shutdown up.
+	stopping chan struct{}
 }
 
 // Handler returns the API's routes over b, for tests that skip the socket.
@@ -66,13 +73,14 @@ func Listen(path string, b Backend, log *zap.Logger) (*Server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("control socket %s: %w", path, err)
 	}
-	s := &Server{b: b, log: log, path: path, ln: ln, done: make(chan error, 1)}
+	s := &Server{b: b, log: log, path: path, ln: ln, done: make(chan error, 1), stopping: make(chan struct{})}
 	s.srv = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),
 	}
+	s.srv.RegisterOnShutdown(func() { close(s.stopping) })
 	go func() {
 		err := s.srv.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -131,6 +139,8 @@ func (s *Server) routes() http.Handler {
 	m.HandleFunc("GET /v1/fdb", func(w http.ResponseWriter, r *http.Request) { reply(w, http.StatusOK, s.b.FDB()) })
 	m.HandleFunc("GET /v1/arp", func(w http.ResponseWriter, r *http.Request) { reply(w, http.StatusOK, s.b.Neighbours()) })
 	m.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) { reply(w, http.StatusOK, s.b.Stats()) })
+	m.HandleFunc("GET /v1/events", s.events)
+	m.HandleFunc("GET /v1/capture", s.capture)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		reply(w, http.StatusNotFound, errorBody{Error: fmt.Sprintf("no route %s %s", r.Method, r.URL.Path)})
 	})
@@ -182,4 +192,182 @@ func reply(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+// EventSource is a Backend that streams its events (GET /v1/events).
+type EventSource interface {
+	Events() *monitor.Hub
+}
+
+// EventBuffer is how many events wait for one slow stream reader before
+// the next are dropped (and the reader told how many).
+const EventBuffer = 1024
+
+// events streams monitor events as newline-delimited JSON until the client
+// goes or the server closes. A slow client loses events, never the
+// daemon's time: the hub drops what does not fit and the stream says how
+// many with a "dropped" event.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	es, ok := s.b.(EventSource)
+	if !ok || es.Events() == nil {
+		reply(w, http.StatusNotFound, errorBody{Error: "this daemon has no event stream", Kind: "not-found"})
+		return
+	}
+	hub := es.Events()
+	sub := hub.Subscribe(EventBuffer)
+	defer hub.Unsubscribe(sub)
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{}) // a stream outlives the server's ReadTimeout
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	rc.Flush()
+	enc := json.NewEncoder(w)
+	var told uint64
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-s.stopping:
+			return
+		case e, ok := <-sub.C:
+			if !ok {
+				return
+			}
+			if lost := sub.Dropped(); lost > told {
+				if enc.Encode(monitor.Event{Time: time.Now(), Type: monitor.Dropped, Count: lost - told}) != nil {
+					return
+				}
+				told = lost
+			}
+			if enc.Encode(e) != nil {
+				return
+			}
+			// Write out what queued meanwhile before the flush.
+			for more := len(sub.C); more > 0; more-- {
+				if enc.Encode(<-sub.C) != nil {
+					return
+				}
+			}
+			if rc.Flush() != nil {
+				return
+			}
+		}
+	}
+}
+
+// CaptureSpec asks for a capture of one port (GET /v1/capture).
+type CaptureSpec struct {
+	Port     string        // the port's name
+	Count    int           // frames; 0: no limit
+	Duration time.Duration // 0: no limit
+}
+
+// CaptureResult is what a capture wrote; the stream's trailers carry it.
+type CaptureResult struct {
+	Frames  int    `json:"frames"`
+	Dropped uint64 `json:"dropped"` // frames the writer fell behind on
+}
+
+// Capturer is a Backend that mirrors a port's frames into a pcap stream.
+// Capture returns an error without writing anything when it cannot start
+// (no such port, already captured); then it writes the pcap file header,
+// and frames as they come, to w, calling flush after each write.
+type Capturer interface {
+	Capture(ctx context.Context, spec CaptureSpec, w io.Writer, flush func()) (CaptureResult, error)
+}
+
+// ContentTypePcap is the capture stream's media type.
+const ContentTypePcap = "application/vnd.tcpdump.pcap"
+
+// Trailers of the capture stream.
+const (
+	TrailerFrames  = "Tapswitch-Capture-Frames"
+	TrailerDropped = "Tapswitch-Capture-Dropped"
+)
+
+// Bounds on a capture request.
+const (
+	MaxCaptureCount    = 1 << 30
+	MaxCaptureDuration = 24 * time.Hour
+)
+
+// ParseCaptureQuery reads ?port=NAME&count=N&duration=D.
+func ParseCaptureQuery(q url.Values) (CaptureSpec, error) {
+	spec := CaptureSpec{Port: q.Get("port")}
+	if spec.Port == "" {
+		return spec, fmt.Errorf("%w: capture: port: required", ErrInvalid)
+	}
+	if c := q.Get("count"); c != "" {
+		n, err := strconv.Atoi(c)
+		if err != nil || n < 0 || n > MaxCaptureCount {
+			return spec, fmt.Errorf("%w: capture: count %q: want 0-%d", ErrInvalid, c, MaxCaptureCount)
+		}
+		spec.Count = n
+	}
+	if d := q.Get("duration"); d != "" {
+		v, err := time.ParseDuration(d)
+		if err != nil || v < 0 || v > MaxCaptureDuration {
+			return spec, fmt.Errorf("%w: capture: duration %q: want 0 to %v (\"10s\", \"1m\")", ErrInvalid, d, MaxCaptureDuration)
+		}
+		spec.Duration = v
+	}
+	return spec, nil
+}
+
+// startWriter sends the status line and headers on the first write.
+type startWriter struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (sw *startWriter) Write(b []byte) (int, error) {
+	if !sw.started {
+		sw.started = true
+		sw.w.WriteHeader(http.StatusOK)
+	}
+	return sw.w.Write(b)
+}
+
+// capture streams a port's frames as a pcap file (chunked), with the frame
+// and drop counts as trailers.
+func (s *Server) capture(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.b.(Capturer)
+	if !ok {
+		reply(w, http.StatusNotFound, errorBody{Error: "this daemon cannot capture", Kind: "not-found"})
+		return
+	}
+	spec, err := ParseCaptureQuery(r.URL.Query())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	rc := http.NewResponseController(w)
+	rc.SetReadDeadline(time.Time{})
+	h := w.Header()
+	h.Set("Content-Type", ContentTypePcap)
+	h.Set("Cache-Control", "no-store")
+	h.Set("Trailer", TrailerFrames+", "+TrailerDropped)
+	sw := &startWriter{w: w}
+	res, err := c.Capture(ctx, spec, sw, func() { rc.Flush() })
+	if err != nil && !sw.started {
+		h.Del("Trailer")
+		h.Set("Content-Type", "application/json")
+		s.fail(w, r, err)
+		return
+	}
+	if err != nil {
+		s.log.Debug("capture stream ended", zap.String("port", spec.Port), zap.Error(err))
+	}
+	h.Set(TrailerFrames, strconv.Itoa(res.Frames))
+	h.Set(TrailerDropped, strconv.FormatUint(res.Dropped, 10))
 }

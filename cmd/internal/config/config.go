@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -39,6 +41,13 @@ type Config struct {
 	LogLevel         string    `yaml:"log_level"`
 	RemovePodsOnExit bool      `yaml:"remove_pods_on_exit"`
 	Pods             []PodSpec `yaml:"pods"`
+	Metrics          Metrics   `yaml:"metrics"`
+}
+
+// Metrics sets the optional Prometheus listener.
+type Metrics struct {
+	// Listen is a TCP host:port serving /metrics; empty serves nothing.
+	Listen string `yaml:"listen"`
 }
 
 // Switch names the switch and sets the ports' MTU.
@@ -197,6 +206,13 @@ func (c Config) Validate() error {
 	}
 	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
 		return fmt.Errorf("log_level: %w", err)
+	}
+	if c.Metrics.Listen != "" {
+		if _, port, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			return fmt.Errorf("metrics.listen %q: want host:port (\"127.0.0.1:9469\", \":9469\")", c.Metrics.Listen)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			return fmt.Errorf("metrics.listen %q: port %q: want 0-65535", c.Metrics.Listen, port)
+		}
 	}
 	seen := make(map[string]bool)
 	for i, p := range c.Pods {

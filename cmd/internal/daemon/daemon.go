@@ -47,6 +47,8 @@ type Daemon struct {
 
 	tickStop chan struct{}
 	tickDone chan struct{}
+
+	observers // events, metrics, captures
 }
 
 type gateway struct {
@@ -161,6 +163,14 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	d.tickStop, d.tickDone = make(chan struct{}), make(chan struct{})
 	go d.ticker()
+	if err := d.startObservers(); err != nil {
+		d.log.Error("not starting: observers", zap.Error(err))
+		close(d.tickStop)
+		<-d.tickDone
+		d.tickStop = nil
+		d.stopAllLocked()
+		return err
+	}
 	return nil
 }
 
@@ -308,6 +318,7 @@ func (d *Daemon) ticker() {
 // deletes the pods (their TAPs and the namespaces tapswitch made), the
 // gateway and the state file; without, they stay for the next start.
 func (d *Daemon) Close(removePods bool) error {
+	d.stopObservers() // before d.mu: the event feed takes it
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {
