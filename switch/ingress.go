@@ -287,18 +287,8 @@ func (in *Ingress) send(op *port, f []byte, tagged bool, vid uint16) {
 	in.flush()
 	g := in.retag(f, tagged, vid)
 	in.one[0] = g
-	n, err := op.p.WriteBatch(in.one)
-	if m := op.mirrorOf(); m != nil && n == 1 {
-		m.Mirror(Sent, in.one)
-	}
+	in.write(op, in.one, uint64(len(g)-in.sw.hdrLen))
 	in.one[0] = nil
-	if n == 1 {
-		op.c.txFrames.Add(1)
-		op.c.txBytes.Add(uint64(len(g) - in.sw.hdrLen))
-	}
-	if err != nil || n != 1 {
-		op.c.drops[DropTxError].Add(1)
-	}
 }
 
 // retag copies f into scratch with its VLAN tag pushed or popped.
@@ -351,24 +341,7 @@ func (in *Ingress) queue(op *port, f []byte) {
 func (in *Ingress) flush() {
 	for i := 0; i < in.np; i++ {
 		pd := &in.pend[i]
-		n, err := pd.p.p.WriteBatch(pd.frames)
-		if m := pd.p.mirrorOf(); m != nil && n > 0 {
-			m.Mirror(Sent, pd.frames[:n])
-		}
-		c := &pd.p.c
-		if n == len(pd.frames) {
-			c.txFrames.Add(uint64(n))
-			c.txBytes.Add(pd.bytes)
-		} else {
-			var b uint64
-			for _, f := range pd.frames[:n] {
-				b += uint64(len(f) - in.sw.hdrLen)
-			}
-			c.txFrames.Add(uint64(n))
-			c.txBytes.Add(b)
-			c.drops[DropTxError].Add(uint64(len(pd.frames) - n))
-		}
-		_ = err // counted above; the port reports its own failures
+		in.write(pd.p, pd.frames, pd.bytes)
 		clear(pd.frames)
 		pd.frames = pd.frames[:0]
 		pd.bytes = 0
@@ -377,6 +350,31 @@ func (in *Ingress) flush() {
 	}
 	in.np = 0
 	in.last = nil
+}
+
+// write hands frames (of bytes Ethernet bytes in all) to p and counts them.
+// They are counted as sent before the write: a TAP write delivers into the
+// receiving pod's stack at once, and whoever sees the answer must already
+// see the frame counted. Frames the port then fails to take are moved from
+// the sent count to tx-error drops.
+func (in *Ingress) write(p *port, frames [][]byte, bytes uint64) error {
+	c := &p.c
+	c.txFrames.Add(uint64(len(frames)))
+	c.txBytes.Add(bytes)
+	n, err := p.p.WriteBatch(frames)
+	if m := p.mirrorOf(); m != nil && n > 0 {
+		m.Mirror(Sent, frames[:n])
+	}
+	if n < len(frames) {
+		var b uint64
+		for _, f := range frames[n:] {
+			b += uint64(len(f) - in.sw.hdrLen)
+		}
+		c.txFrames.Add(^uint64(len(frames) - n - 1)) // subtract
+		c.txBytes.Add(^(b - 1))
+		c.drops[DropTxError].Add(uint64(len(frames) - n))
+	}
+	return err
 }
 
 // handleARP gives an ARP frame to the handler and, when it answers on the
@@ -404,16 +402,7 @@ func (in *Ingress) handleARP(self *port, eth []byte, off int, vid uint16, tagged
 	frame := s[:bodyAt+arp.BodyLen]
 	in.flush()
 	in.one[0] = frame
-	n, err := self.p.WriteBatch(in.one)
-	if m := self.mirrorOf(); m != nil && n == 1 {
-		m.Mirror(Sent, in.one)
-	}
+	err := in.write(self, in.one, uint64(len(frame)-hl))
 	in.one[0] = nil
-	if n == 1 {
-		self.c.txFrames.Add(1)
-		self.c.txBytes.Add(uint64(len(frame) - hl))
-	} else {
-		self.c.drops[DropTxError].Add(1)
-	}
 	return v, err
 }

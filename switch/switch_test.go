@@ -2,7 +2,9 @@ package vswitch_test
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -598,6 +600,7 @@ func TestPortsChangeWhileFramesFlow(t *testing.T) {
 	r := newRig(t, 2, nil, nil)
 	stop := make(chan struct{})
 	done := make(chan struct{})
+	var batches atomic.Int64
 	go func() {
 		defer close(done)
 		f := ether(bcast, mac(1), 0x0800, 50)
@@ -610,10 +613,13 @@ func TestPortsChangeWhileFramesFlow(t *testing.T) {
 			}
 			r.in[0].Receive([][]byte{f, g, f})
 			r.ports[1].Take()
+			batches.Add(1)
 		}
 	}()
-	for i := range 200 {
-		id, err := r.sw.AddPort(memport.New(), vswitch.PortConfig{Name: "churn" + string(rune('a'+i%26)) + string(rune('a'+i/26))})
+	// Churn ports (each one a flood target while it exists) until both the
+	// churn and the traffic have had their share.
+	for i := 0; i < 200 || batches.Load() < 1000; i++ {
+		id, err := r.sw.AddPort(memport.New(), vswitch.PortConfig{Name: fmt.Sprintf("churn%d", i)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -623,8 +629,12 @@ func TestPortsChangeWhileFramesFlow(t *testing.T) {
 	}
 	close(stop)
 	<-done
-	if c := r.sw.Ports()[0].Counters; c.RxFrames == 0 {
-		t.Fatal("no frames flowed")
+	c := r.sw.Ports()[0].Counters
+	if c.RxFrames != uint64(3*batches.Load()) {
+		t.Fatalf("port 0 counted %d frames of %d sent", c.RxFrames, 3*batches.Load())
+	}
+	if got := r.sw.Ports()[1].Counters.TxFrames; got != c.RxFrames {
+		t.Fatalf("port 1 was sent %d frames, want all %d", got, c.RxFrames)
 	}
 }
 
