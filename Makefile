@@ -8,7 +8,12 @@ PKGS     := ./...
 FUZZTIME ?= 10s
 FUZZ     := ./switch:FuzzReceive ./switch:FuzzCheckVnetHdr ./arp:FuzzHandle ./sim:FuzzParseScenario ./cmd/internal/config:FuzzParse ./cmd/internal/api:FuzzDecodeBody
 
-.PHONY: all build test test-short lint bench fuzz demo sim clean
+# The CNI plugins tapswitch-cni delegates to (host-local IPAM), built from
+# containernetworking/plugins into a project-local directory the tests use.
+CNI_PLUGINS_VERSION ?= v1.9.1
+CNI_BIN  := $(BIN)/cni
+
+.PHONY: all build test test-short lint bench fuzz demo sim clean cni-plugins
 
 all: build
 
@@ -16,8 +21,11 @@ build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 # The whole suite, root tests included (they skip, saying so, when not root).
-test: lint
-	$(GO) test -race -timeout 20m -count=1 $(PKGS)
+test: lint cni-plugins
+	TAPSWITCH_CNI_BIN=$(abspath $(CNI_BIN)) $(GO) test -race -timeout 20m -count=1 $(PKGS)
+
+cni-plugins:
+	GOBIN=$(abspath $(CNI_BIN)) $(GO) install github.com/containernetworking/plugins/plugins/ipam/host-local@$(CNI_PLUGINS_VERSION)
 
 # Without root-only and long tests.
 test-short: lint

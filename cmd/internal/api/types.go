@@ -44,6 +44,21 @@ type PodSpec struct {
 	IP   string `json:"ip"`             // CIDR or bare address in the pod subnet
 	MAC  string `json:"mac,omitempty"`  // empty: derived from the IP
 	VLAN uint16 `json:"vlan,omitempty"` // 0: VLAN 1
+
+	// The CNI plugin's attachments. NetNS is the path of an existing
+	// namespace (/var/run/netns/X, /proc/PID/ns/net) that the daemon neither
+	// creates nor deletes; empty means the named namespace PREFIX+Name.
+	// IfName is the TAP's name in it (default eth0). ContainerID and Network
+	// are the runtime's CNI_CONTAINERID and network name, recorded so DEL
+	// and GC find the attachment after a daemon restart.
+	NetNS       string `json:"netns,omitempty"`
+	IfName      string `json:"ifname,omitempty"`
+	ContainerID string `json:"container_id,omitempty"`
+	Network     string `json:"network,omitempty"`
+	// NoDefaultRoute leaves the namespace's routes alone: the CNI plugin
+	// sets it when the namespace already has a default route (a second
+	// interface).
+	NoDefaultRoute bool `json:"no_default_route,omitempty"`
 }
 
 // Pod states.
@@ -66,6 +81,9 @@ type Pod struct {
 	Queues  int        `json:"queues"`
 	Static  bool       `json:"static,omitempty"`
 	Created time.Time  `json:"created"`
+	// Set for CNI attachments: the runtime's container ID and network name.
+	ContainerID string `json:"container_id,omitempty"`
+	Network     string `json:"network,omitempty"`
 }
 
 // Port kinds.

@@ -339,7 +339,7 @@ func (d *Daemon) Close(removePods bool) error {
 			p.link = nil
 		}
 		if removePods {
-			if err := tap.DeletePod(p.tapConfig(), p.rec.NetnsCreated); err != nil {
+			if err := p.deleteTAP(); err != nil {
 				errs = append(errs, err)
 				continue
 			}

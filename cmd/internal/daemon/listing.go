@@ -14,6 +14,7 @@ func (d *Daemon) podInfoLocked(p *pod) api.Pod {
 		Name: p.rec.Name, State: api.PodUp, Netns: p.rec.Netns, IfName: p.rec.IfName,
 		IP: p.rec.IP, MAC: p.mac.String(), VLAN: p.rec.VLAN, Queues: p.rec.Queues,
 		Static: p.rec.Static, Created: p.rec.Created,
+		ContainerID: p.rec.ContainerID, Network: p.rec.Network,
 	}
 	if p.link != nil {
 		out.Port = p.link.id

@@ -95,6 +95,7 @@ type spec struct {
 	ip   netip.Prefix
 	mac  fdb.MAC
 	vlan uint16
+	att  attachment
 }
 
 // check validates s against the configuration and the pods already there.
@@ -109,10 +110,13 @@ func (d *Daemon) checkLocked(s api.PodSpec) (spec, error) {
 	if _, ok := d.pods[s.Name]; ok {
 		return spec{}, conflict("pod %q: already exists", s.Name)
 	}
+	var err error
+	if out.att, err = d.checkAttachmentLocked(s); err != nil {
+		return spec{}, err
+	}
 	if s.IP == "" {
 		return spec{}, invalid("pod %q: ip: required", s.Name)
 	}
-	var err error
 	if strings.ContainsRune(s.IP, '/') {
 		out.ip, err = netip.ParsePrefix(s.IP)
 		if err != nil {
@@ -202,23 +206,29 @@ func (d *Daemon) addLocked(ctx context.Context, s api.PodSpec, static bool) (api
 		return api.Pod{}, err
 	}
 	netnsName := d.cfg.NetnsPrefix + sp.name
-	if err := checkNetns(sp.name, netnsName); err != nil {
+	if sp.att.netns != "" {
+		netnsName = sp.att.netns
+	}
+	if err := checkNetns(sp.name, netnsName, sp.att.ifName); err != nil {
 		return api.Pod{}, err
 	}
 	t0 := time.Now()
 	p := &pod{
 		ip: sp.ip, mac: sp.mac,
 		rec: state.Pod{
-			Name: sp.name, Netns: netnsName, IfName: podIfName,
+			Name: sp.name, Netns: netnsName, IfName: sp.att.ifName,
 			IP: sp.ip.String(), MAC: sp.mac.String(), VLAN: sp.vlan, Queues: d.cfg.Queues,
 			Static: static, Created: time.Now().UTC(),
+			NetnsInode: sp.att.netnsIno, ContainerID: sp.att.containerID, Network: sp.att.network,
 		},
 	}
 	tc := p.tapConfig()
 	tc.MAC = sp.mac.HardwareAddr()
 	tc.MTU = d.cfg.Switch.MTU
 	tc.Addr = sp.ip
-	tc.Gateway = d.gwAddr
+	if !s.NoDefaultRoute {
+		tc.Gateway = d.gwAddr
+	}
 	dev, err := tap.CreatePod(tc) // removes what it made when it fails
 	if err != nil {
 		return api.Pod{}, err
@@ -231,6 +241,11 @@ func (d *Daemon) addLocked(ctx context.Context, s api.PodSpec, static bool) (api
 			return errors.Join(cause, fmt.Errorf("rollback: %w", derr))
 		}
 		return cause
+	}
+	if sp.att.netns != "" && p.rec.NetnsCreated {
+		// The runtime's namespace vanished between the check and the
+		// creation, and a named one was made in its place: not the pod's.
+		return api.Pod{}, undo(fmt.Errorf("pod %q: netns %q: vanished while the pod was added", sp.name, sp.att.netns))
 	}
 	if err := d.attachLocked(p, dev); err != nil {
 		return api.Pod{}, undo(fmt.Errorf("pod %q: %w", sp.name, err))
@@ -245,25 +260,30 @@ func (d *Daemon) addLocked(ctx context.Context, s api.PodSpec, static bool) (api
 	d.log.Info("pod added", zap.String("pod", sp.name), zap.String("netns", p.rec.Netns),
 		zap.String("ip", p.rec.IP), zap.String("mac", p.rec.MAC), zap.Uint16("vlan", sp.vlan),
 		zap.Bool("netns_created", p.rec.NetnsCreated), zap.String("offloads", dev.Offloads()),
+		zap.String("container_id", p.rec.ContainerID), zap.String("ifname", p.rec.IfName),
 		zap.Duration("took", time.Since(t0)))
 	return d.podInfoLocked(p), nil
 }
 
-// checkNetns refuses a namespace that exists and already has an eth0 (some
-// other tool's pod), before anything is made.
-func checkNetns(pod, ns string) error {
-	path := tap.NetNSPath(ns)
+// checkNetns refuses a namespace that exists and already has a link named
+// ifName (some other tool's pod), before anything is made. ns is a name or
+// a path.
+func checkNetns(pod, ns, ifName string) error {
+	path := ns
+	if !strings.ContainsRune(ns, '/') {
+		path = tap.NetNSPath(ns)
+	}
 	if _, err := os.Stat(path); err != nil {
 		return nil // missing: CreatePod makes it
 	}
 	err := tap.InNamespace(path, func() error {
-		_, err := netlink.LinkByName(podIfName)
+		_, err := netlink.LinkByName(ifName)
 		return err
 	})
 	var nf netlink.LinkNotFoundError
 	switch {
 	case err == nil:
-		return conflict("pod %q: netns %q already has an %s", pod, ns, podIfName)
+		return conflict("pod %q: netns %q already has an %s", pod, ns, ifName)
 	case errors.As(err, &nf):
 		return nil
 	}
@@ -302,6 +322,11 @@ func (d *Daemon) reattach(rec state.Pod) {
 		p.rec.IfName = podIfName
 	}
 	d.pods[rec.Name] = p
+	if err := p.sameNetns(); err != nil {
+		p.reason = err.Error()
+		d.log.Warn("pod not re-attached; reported gone", zap.String("pod", rec.Name), zap.Error(err))
+		return
+	}
 	tc := p.tapConfig()
 	tc.Queues = d.cfg.Queues
 	dev, err := tap.Attach(tc)
@@ -359,7 +384,7 @@ func (d *Daemon) DeletePod(ctx context.Context, name string) error {
 		p.link = nil
 		p.reason = "being deleted"
 	}
-	if err := tap.DeletePod(p.tapConfig(), p.rec.NetnsCreated); err != nil {
+	if err := p.deleteTAP(); err != nil {
 		p.reason = "delete failed: " + err.Error()
 		d.saveLocked()
 		return err

@@ -56,6 +56,13 @@ type Pod struct {
 	Queues       int       `json:"queues"`
 	Static       bool      `json:"static,omitempty"` // from the config file
 	Created      time.Time `json:"created"`
+	// CNI attachments: the namespace's nsfs inode when the pod was added
+	// (a /proc/PID/ns/net path may later name another namespace; a pod whose
+	// path no longer has this inode is gone, and its TAP went with it), and
+	// the runtime's container ID and network name.
+	NetnsInode  uint64 `json:"netns_inode,omitempty"`
+	ContainerID string `json:"container_id,omitempty"`
+	Network     string `json:"network,omitempty"`
 }
 
 // Store is the state file in one directory, locked for one daemon.

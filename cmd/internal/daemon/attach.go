@@ -1,0 +1,159 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tapswitch/tapswitch/cmd/internal/api"
+	"github.com/tapswitch/tapswitch/tap"
+)
+
+// MaxContainerID bounds a CNI container ID or network name; runtimes use 64
+// hex characters or a UUID.
+const MaxContainerID = 256
+
+// attachment is where a pod's TAP goes: the named namespace PREFIX+name
+// (netns empty), or an existing namespace the container runtime made and
+// owns (the CNI plugin's pods), which the daemon never deletes.
+type attachment struct {
+	netns       string // a path; "" for the named namespace
+	netnsIno    uint64 // its nsfs inode when checked
+	ifName      string
+	containerID string
+	network     string
+}
+
+// errNetnsGone says a path-attached pod's namespace is no longer there (or
+// the path now names another namespace): its TAP went with it.
+var errNetnsGone = errors.New("netns gone")
+
+// checkAttachmentLocked validates the CNI fields of s.
+func (d *Daemon) checkAttachmentLocked(s api.PodSpec) (attachment, error) {
+	a := attachment{ifName: podIfName, containerID: s.ContainerID, network: s.Network}
+	if s.IfName != "" {
+		if err := validIfName(s.IfName); err != nil {
+			return a, invalid("pod %q: ifname %q: %v", s.Name, s.IfName, err)
+		}
+		a.ifName = s.IfName
+	}
+	if s.ContainerID != "" && !validCNIName(s.ContainerID) {
+		return a, invalid("pod %q: container_id %q: want letters, digits, '_', '.' and '-', starting with a letter or digit, at most %d", s.Name, s.ContainerID, MaxContainerID)
+	}
+	if s.Network != "" && !validCNIName(s.Network) {
+		return a, invalid("pod %q: network %q: want letters, digits, '_', '.' and '-', starting with a letter or digit, at most %d", s.Name, s.Network, MaxContainerID)
+	}
+	if s.NetNS != "" {
+		if !filepath.IsAbs(s.NetNS) {
+			return a, invalid("pod %q: netns %q: want an absolute path", s.Name, s.NetNS)
+		}
+		path := filepath.Clean(s.NetNS)
+		ino, err := netnsInode(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return a, invalid("pod %q: netns %q: no such namespace", s.Name, s.NetNS)
+		case errors.Is(err, errNotNetns):
+			return a, invalid("pod %q: netns %q: not a namespace", s.Name, s.NetNS)
+		case err != nil:
+			return a, fmt.Errorf("pod %q: netns %q: %w", s.Name, s.NetNS, err)
+		}
+		if own, err := netnsInode("/proc/self/ns/net"); err == nil && own == ino {
+			return a, invalid("pod %q: netns %q: is the daemon's own namespace", s.Name, s.NetNS)
+		}
+		a.netns, a.netnsIno = path, ino
+	}
+	for _, name := range d.podNamesLocked() {
+		o := d.pods[name].rec
+		if o.IfName != a.ifName {
+			continue
+		}
+		if a.containerID != "" && o.ContainerID == a.containerID {
+			return a, conflict("pod %q: container %s ifname %s: already attached as pod %q", s.Name, a.containerID, a.ifName, name)
+		}
+		if a.netnsIno != 0 && o.NetnsInode == a.netnsIno {
+			return a, conflict("pod %q: netns %q ifname %s: already attached as pod %q", s.Name, a.netns, a.ifName, name)
+		}
+	}
+	return a, nil
+}
+
+var errNotNetns = errors.New("not a namespace")
+
+// netnsInode identifies the namespace at path (a bind mount or a
+// /proc/PID/ns/net link): its nsfs inode.
+func netnsInode(path string) (uint64, error) {
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(path, &sfs); err != nil {
+		return 0, err
+	}
+	if sfs.Type != unix.NSFS_MAGIC {
+		return 0, errNotNetns
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, err
+	}
+	return st.Ino, nil
+}
+
+// sameNetns checks that a path-attached pod's path still names the
+// namespace it was added in; errNetnsGone if not.
+func (p *pod) sameNetns() error {
+	if p.rec.NetnsInode == 0 {
+		return nil
+	}
+	ino, err := netnsInode(p.rec.Netns)
+	switch {
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, errNotNetns):
+		return fmt.Errorf("netns %q: %w", p.rec.Netns, errNetnsGone)
+	case err != nil:
+		return fmt.Errorf("netns %q: %w", p.rec.Netns, err)
+	case ino != p.rec.NetnsInode:
+		return fmt.Errorf("netns %q: now another namespace: %w", p.rec.Netns, errNetnsGone)
+	}
+	return nil
+}
+
+// deleteTAP deletes the pod's TAP, and its namespace when the daemon made
+// it. A runtime's namespace that is gone took the TAP with it; one whose path
+// now names another namespace is not entered.
+func (p *pod) deleteTAP() error {
+	if err := p.sameNetns(); errors.Is(err, errNetnsGone) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("pod %q: %w", p.rec.Name, err)
+	}
+	return tap.DeletePod(p.tapConfig(), p.rec.NetnsCreated)
+}
+
+// validIfName checks a Linux interface name.
+func validIfName(name string) error {
+	if name == "" || len(name) >= unix.IFNAMSIZ || name == "." || name == ".." {
+		return fmt.Errorf("want 1-%d bytes, not . or ..", unix.IFNAMSIZ-1)
+	}
+	for _, c := range name {
+		if c == '/' || c == ':' || c <= ' ' || c > '~' {
+			return errors.New("contains '/', ':', a space or a non-ASCII character")
+		}
+	}
+	return nil
+}
+
+// validCNIName checks a container ID or network name as the CNI spec
+// words it: alphanumerics, then also '_', '.' and '-'.
+func validCNIName(s string) bool {
+	if s == "" || len(s) > MaxContainerID {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '_' && c != '.' && c != '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	types100 "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/containernetworking/cni/pkg/version"
+	"github.com/containernetworking/plugins/pkg/ipam"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/tapswitch/tapswitch/cmd/internal/api"
+	"github.com/tapswitch/tapswitch/tap"
+)
+
+var defaultDst = net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
+
+// cmdAdd gets an address from IPAM, has the daemon make the TAP in the
+// runtime's namespace with it (MAC, MTU, default route via the switch's
+// gateway, a switch port bound to the address), adds IPAM's other routes
+// and prints the result. A failure releases the address and the port.
+func cmdAdd(args *skel.CmdArgs) error {
+	c, err := loadConf(args.StdinData)
+	if err != nil {
+		return err
+	}
+	// Before IPAM, which would allocate and then fail the same check.
+	if err := checkPodNetns(args.Netns); err != nil {
+		return err
+	}
+	cl, ctx, cancel := newClient(c)
+	defer cancel()
+	st, err := cl.Status(ctx)
+	if err != nil {
+		return daemonErr(err)
+	}
+	gw, err := gatewayOf(st)
+	if err != nil {
+		return err
+	}
+	// Refused before IPAM: an IPAM DEL to undo a refused ADD would release
+	// the existing attachment's address, which has the same container ID.
+	name := podName(args.ContainerID, args.IfName)
+	switch old, err := cl.Pod(ctx, name); {
+	case err == nil && old.ContainerID == args.ContainerID && old.IfName == args.IfName:
+		return fmt.Errorf("container %s ifname %s: already attached as pod %q (DEL it first)", args.ContainerID, args.IfName, name)
+	case err == nil:
+		return fmt.Errorf("pod %q: already attached for container %s ifname %s", name, old.ContainerID, old.IfName)
+	case !errors.Is(err, api.ErrNotFound):
+		return daemonErr(err)
+	}
+	hasDefault, err := hasDefaultRoute(args.Netns)
+	if err != nil {
+		return err
+	}
+	ic, err := c.ipamConf(st)
+	if err != nil {
+		return err
+	}
+	r, err := ipam.ExecAdd(c.IPAM.Type, ic)
+	if err != nil {
+		return fmt.Errorf("ipam %s: %w", c.IPAM.Type, err)
+	}
+	release := func(cause error) error {
+		if err := ipam.ExecDel(c.IPAM.Type, ic); err != nil {
+			return errors.Join(cause, fmt.Errorf("ipam %s: releasing the address: %w", c.IPAM.Type, err))
+		}
+		return cause
+	}
+	ir, err := types100.NewResultFromResult(r)
+	if err != nil {
+		return release(fmt.Errorf("ipam %s: result: %w", c.IPAM.Type, err))
+	}
+	var ip *types100.IPConfig
+	for _, x := range ir.IPs {
+		if x.Address.IP.To4() != nil {
+			ip = x
+			break
+		}
+	}
+	if ip == nil {
+		return release(fmt.Errorf("ipam %s: no IPv4 address in its result (tapswitch is IPv4 only)", c.IPAM.Type))
+	}
+	if ip.Gateway != nil && !ip.Gateway.Equal(gw.AsSlice()) {
+		return release(fmt.Errorf("ipam %s: gateway %s is not the switch's gateway %s", c.IPAM.Type, ip.Gateway, gw))
+	}
+	pod, err := cl.AddPod(ctx, api.PodSpec{
+		Name: name, IP: ip.Address.String(), VLAN: c.VLAN,
+		NetNS: args.Netns, IfName: args.IfName, ContainerID: args.ContainerID, Network: c.Name,
+		NoDefaultRoute: hasDefault,
+	})
+	if err != nil {
+		return release(daemonErr(err))
+	}
+	var routes []*types.Route
+	if !hasDefault {
+		routes = append(routes, &types.Route{Dst: defaultDst, GW: gw.AsSlice()})
+	}
+	var extra []*types.Route
+	for _, rt := range ir.Routes {
+		if rt.Dst.IP.To4() == nil {
+			continue
+		}
+		if ones, _ := rt.Dst.Mask.Size(); ones == 0 {
+			continue // the daemon's default route via the gateway
+		}
+		extra = append(extra, rt)
+		routes = append(routes, rt)
+	}
+	if err := addRoutes(args.Netns, args.IfName, extra, gw); err != nil {
+		if derr := cl.DeletePod(ctx, name); derr != nil {
+			err = errors.Join(err, fmt.Errorf("removing the port: %w", derr))
+		}
+		return release(err)
+	}
+	res := &types100.Result{
+		CNIVersion: types100.ImplementedSpecVersion,
+		Interfaces: []*types100.Interface{
+			{Name: st.GatewayIf, Mac: st.GatewayMA},
+			{Name: args.IfName, Mac: pod.MAC, Sandbox: args.Netns},
+		},
+		IPs:    []*types100.IPConfig{{Interface: types100.Int(1), Address: ip.Address, Gateway: gw.AsSlice()}},
+		Routes: routes,
+		DNS:    ir.DNS,
+	}
+	if len(res.DNS.Nameservers) == 0 && len(res.DNS.Search) == 0 {
+		res.DNS = c.DNS
+	}
+	return types.PrintResult(res, c.CNIVersion)
+}
+
+// checkPodNetns refuses a CNI_NETNS that is not a namespace, or is the
+// plugin's own (the host's).
+func checkPodNetns(path string) error {
+	same, err := sameNamespace(path, "/proc/self/ns/net")
+	if err != nil {
+		return types.NewError(types.ErrInvalidNetNS, err.Error(), "")
+	}
+	if same {
+		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("netns %s: is the host's namespace", path), "")
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(path, &sfs); err != nil || sfs.Type != unix.NSFS_MAGIC {
+		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("netns %s: not a namespace", path), "")
+	}
+	return nil
+}
+
+// hasDefaultRoute reports whether the namespace has an IPv4 default route
+// already (the pod's first interface), which a second one leaves alone.
+func hasDefaultRoute(netns string) (bool, error) {
+	found := false
+	err := tap.InNamespace(netns, func() error {
+		rts, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return fmt.Errorf("routes: %w", err)
+		}
+		for _, rt := range rts {
+			if rt.Dst == nil || isZeroMask(rt.Dst.Mask) {
+				found = true
+			}
+		}
+		return nil
+	})
+	return found, err
+}
+
+// addRoutes adds routes through ifName in the namespace; a route without a
+// gateway goes via the switch's.
+func addRoutes(netns, ifName string, routes []*types.Route, gw netip.Addr) error {
+	if len(routes) == 0 {
+		return nil
+	}
+	return tap.InNamespace(netns, func() error {
+		l, err := netlink.LinkByName(ifName)
+		if err != nil {
+			return fmt.Errorf("%s: %w", ifName, err)
+		}
+		for _, rt := range routes {
+			via := rt.GW
+			if via == nil {
+				via = gw.AsSlice()
+			}
+			dst := rt.Dst
+			if err := netlink.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: &dst, Gw: via}); err != nil {
+				return fmt.Errorf("%s: route %s via %s: %w", ifName, &dst, via, err)
+			}
+		}
+		return nil
+	})
+}
+
+// cmdCheck verifies the attachment against the daemon, the namespace and
+// the previous result: a port up on the switch under the container's ID,
+// a TAP named CNI_IFNAME in the same namespace with the MAC and address,
+// the default route via the gateway, and IPAM's own check.
+func cmdCheck(args *skel.CmdArgs) error {
+	c, err := loadConf(args.StdinData)
+	if err != nil {
+		return err
+	}
+	if c.RawPrevResult == nil {
+		return types.NewError(types.ErrInvalidNetworkConfig, "CHECK: no prevResult in the network config", "")
+	}
+	if err := version.ParsePrevResult(&c.PluginConf); err != nil {
+		return types.NewError(types.ErrDecodingFailure, "prevResult: "+err.Error(), "")
+	}
+	prev, err := types100.NewResultFromResult(c.PrevResult)
+	if err != nil {
+		return types.NewError(types.ErrDecodingFailure, "prevResult: "+err.Error(), "")
+	}
+	cl, ctx, cancel := newClient(c)
+	defer cancel()
+	st, err := cl.Status(ctx)
+	if err != nil {
+		return daemonErr(err)
+	}
+	gw, err := gatewayOf(st)
+	if err != nil {
+		return err
+	}
+	name := podName(args.ContainerID, args.IfName)
+	pod, err := cl.Pod(ctx, name)
+	if errors.Is(err, api.ErrNotFound) {
+		return types.NewError(types.ErrUnknownContainer, fmt.Sprintf("container %s ifname %s: not attached to the switch", args.ContainerID, args.IfName), "")
+	}
+	if err != nil {
+		return daemonErr(err)
+	}
+	if pod.ContainerID != args.ContainerID || pod.IfName != args.IfName {
+		return fmt.Errorf("pod %q: belongs to container %s ifname %s, not %s %s", name, pod.ContainerID, pod.IfName, args.ContainerID, args.IfName)
+	}
+	if pod.State != api.PodUp {
+		return fmt.Errorf("pod %q: %s (%s)", name, pod.State, pod.Reason)
+	}
+	ports, err := cl.Ports(ctx)
+	if err != nil {
+		return daemonErr(err)
+	}
+	portUp := false
+	for _, p := range ports {
+		if p.Name == name && p.ID == pod.Port && p.State == api.PodUp {
+			portUp = true
+		}
+	}
+	if !portUp {
+		return fmt.Errorf("pod %q: no switch port %d up", name, pod.Port)
+	}
+	same, err := sameNamespace(pod.Netns, args.Netns)
+	if err != nil {
+		return err
+	}
+	if !same {
+		return fmt.Errorf("pod %q: attached in netns %s, not %s", name, pod.Netns, args.Netns)
+	}
+	addr, err := netip.ParsePrefix(pod.IP)
+	if err != nil {
+		return fmt.Errorf("pod %q: ip %q: %w", name, pod.IP, err)
+	}
+	found := false
+	for _, ipc := range prev.IPs {
+		if ipc.Address.IP.Equal(addr.Addr().AsSlice()) {
+			found = true
+		}
+	}
+	if !found {
+		return fmt.Errorf("pod %q: address %s is not in prevResult", name, addr)
+	}
+	wantDefault := false
+	for _, rt := range prev.Routes {
+		if ones, _ := rt.Dst.Mask.Size(); ones == 0 && rt.Dst.IP.To4() != nil {
+			wantDefault = true
+		}
+	}
+	if err := checkInside(args.Netns, args.IfName, pod.MAC, addr, gw, wantDefault); err != nil {
+		return fmt.Errorf("pod %q: %w", name, err)
+	}
+	ic, err := c.ipamConf(st)
+	if err != nil {
+		return err
+	}
+	if err := ipam.ExecCheck(c.IPAM.Type, ic); err != nil {
+		return fmt.Errorf("ipam %s: %w", c.IPAM.Type, err)
+	}
+	return nil
+}
+
+// checkInside looks at the TAP from inside the namespace.
+func checkInside(netns, ifName, mac string, addr netip.Prefix, gw netip.Addr, wantDefault bool) error {
+	return tap.InNamespace(netns, func() error {
+		l, err := netlink.LinkByName(ifName)
+		if err != nil {
+			return fmt.Errorf("%s: %w", ifName, err)
+		}
+		tt, ok := l.(*netlink.Tuntap)
+		if !ok || tt.Mode != netlink.TUNTAP_MODE_TAP {
+			return fmt.Errorf("%s: is a %s, not a TAP", ifName, l.Type())
+		}
+		if got := l.Attrs().HardwareAddr.String(); got != mac {
+			return fmt.Errorf("%s: mac %s, want %s", ifName, got, mac)
+		}
+		if l.Attrs().Flags&net.FlagUp == 0 {
+			return fmt.Errorf("%s: down", ifName)
+		}
+		addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return fmt.Errorf("%s: addresses: %w", ifName, err)
+		}
+		has := false
+		want := ipNet(addr)
+		for _, a := range addrs {
+			if a.IPNet != nil && a.IPNet.String() == want.String() {
+				has = true
+			}
+		}
+		if !has {
+			return fmt.Errorf("%s: address %s missing", ifName, addr)
+		}
+		if !wantDefault {
+			return nil
+		}
+		rts, err := netlink.RouteList(l, netlink.FAMILY_V4)
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return fmt.Errorf("%s: routes: %w", ifName, err)
+		}
+		for _, rt := range rts {
+			if (rt.Dst == nil || isZeroMask(rt.Dst.Mask)) && rt.Gw.Equal(gw.AsSlice()) {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s: no default route via %s", ifName, gw)
+	})
+}
+
+func isZeroMask(m net.IPMask) bool {
+	ones, _ := m.Size()
+	return ones == 0
+}
+
+// sameNamespace reports whether two paths name one network namespace.
+func sameNamespace(a, b string) (bool, error) {
+	var sa, sb unix.Stat_t
+	if err := unix.Stat(a, &sa); err != nil {
+		return false, fmt.Errorf("netns %s: %w", a, err)
+	}
+	if err := unix.Stat(b, &sb); err != nil {
+		return false, fmt.Errorf("netns %s: %w", b, err)
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino, nil
+}
