@@ -21,6 +21,7 @@ import (
 	"github.com/tapswitch/tapswitch/arp"
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/config"
+	"github.com/tapswitch/tapswitch/cmd/internal/monitor"
 	"github.com/tapswitch/tapswitch/cmd/internal/state"
 	"github.com/tapswitch/tapswitch/fdb"
 	vswitch "github.com/tapswitch/tapswitch/switch"
@@ -265,6 +266,7 @@ func (d *Daemon) gatewayGone(gw *gateway, err error) {
 	d.sw.RemovePort(gw.link.id)
 	gw.link.stop()
 	gw.gone = reason(err)
+	d.portEvent(monitor.PortGone, gw.name, gw.link.id, api.KindGateway, gw.gone)
 	d.log.Error("gateway port gone; pods lose the node until the daemon restarts",
 		zap.String("port", gw.name), zap.Error(err))
 }

@@ -4,14 +4,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/monitor"
 	"github.com/tapswitch/tapswitch/fdb"
 )
 
-// portPoll is how often the event feed compares the switch's ports with
-// the last list it saw, while someone is subscribed.
-const portPoll = 100 * time.Millisecond
+// dropReport is how often the event feed tells listeners how many FDB
+// events the table's subscription could not hold.
+const dropReport = 100 * time.Millisecond
 
 // fdbEventBuf is the FDB subscription's queue: learning sends into it
 // without blocking and drops (counted) when the feed falls behind.
@@ -28,8 +27,8 @@ type eventFeed struct {
 	done chan struct{}
 	once sync.Once
 
+	nmu     sync.Mutex
 	names   map[fdb.PortID]string // every port seen, for events about removed ones
-	known   map[fdb.PortID]string // the ports of the last poll (nil: no baseline)
 	fdbLost uint64                // FDB subscription drops already reported
 }
 
@@ -54,7 +53,7 @@ func (f *eventFeed) Close() {
 
 func (f *eventFeed) run() {
 	defer close(f.done)
-	t := time.NewTicker(portPoll)
+	t := time.NewTicker(dropReport)
 	defer t.Stop()
 	for {
 		select {
@@ -67,10 +66,8 @@ func (f *eventFeed) run() {
 			f.fdbEvent(e)
 		case <-t.C:
 			if f.hub.Len() == 0 {
-				f.known = nil // no baseline while nobody listens
 				continue
 			}
-			f.pollPorts()
 			if lost := f.sub.Dropped(); lost > f.fdbLost {
 				f.hub.Publish(monitor.Event{Time: time.Now(), Type: monitor.Dropped, Count: lost - f.fdbLost})
 				f.fdbLost = lost
@@ -80,6 +77,8 @@ func (f *eventFeed) run() {
 }
 
 func (f *eventFeed) name(id fdb.PortID) string {
+	f.nmu.Lock()
+	defer f.nmu.Unlock()
 	if n, ok := f.names[id]; ok {
 		return n
 	}
@@ -105,52 +104,24 @@ func (f *eventFeed) fdbEvent(e fdb.Event) {
 	f.hub.Publish(ev)
 }
 
-// pollPorts publishes the ports added and removed since the last poll.
-func (f *eventFeed) pollPorts() {
-	now := map[fdb.PortID]string{}
-	for _, p := range f.d.sw.Ports() {
-		now[p.ID] = p.Name
-		f.names[p.ID] = p.Name
-	}
-	if f.known == nil {
-		f.known = now
+// portEvent publishes a port's arrival or departure as it happens; the
+// daemon calls it with its lock held, at the moment it adds or removes the
+// port. A removal's FDB flushes follow it on the stream.
+func (d *Daemon) portEvent(typ, name string, id fdb.PortID, kind, reason string) {
+	if d.events == nil {
 		return
 	}
-	for id, name := range f.known {
-		if now[id] == name {
-			continue
-		}
-		ev := monitor.Event{Time: time.Now(), Type: monitor.PortRemoved, Port: name, PortID: id}
-		ev.Kind, ev.Reason = f.d.portFate(name)
-		if ev.Reason != "" {
-			ev.Type = monitor.PortGone
-		}
-		f.hub.Publish(ev)
+	if typ == monitor.PortAdded {
+		// Remember the name: the flushes of its removal come after the
+		// switch has forgotten the port.
+		d.events.nmu.Lock()
+		d.events.names[id] = name
+		d.events.nmu.Unlock()
 	}
-	for id, name := range now {
-		if f.known[id] == name {
-			continue
-		}
-		kind, _ := f.d.portFate(name)
-		f.hub.Publish(monitor.Event{Time: time.Now(), Type: monitor.PortAdded, Port: name, PortID: id, Kind: kind})
+	if d.events.hub.Len() == 0 {
+		return
 	}
-	f.known = now
-}
-
-// portFate says what kind of port name is and, if it is gone, why.
-func (d *Daemon) portFate(name string) (kind, gone string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if p, ok := d.pods[name]; ok {
-		if p.link == nil {
-			return api.KindPod, p.reason
-		}
-		return api.KindPod, ""
-	}
-	if d.gw != nil && d.gw.name == name {
-		return api.KindGateway, d.gw.gone
-	}
-	return "", ""
+	d.events.hub.Publish(monitor.Event{Time: time.Now(), Type: typ, Port: name, PortID: id, Kind: kind, Reason: reason})
 }
 
 // Events is the daemon's event stream (GET /v1/events).

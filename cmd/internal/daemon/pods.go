@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
+	"github.com/tapswitch/tapswitch/cmd/internal/monitor"
 	"github.com/tapswitch/tapswitch/cmd/internal/state"
 	"github.com/tapswitch/tapswitch/fdb"
 	vswitch "github.com/tapswitch/tapswitch/switch"
@@ -302,6 +303,7 @@ func (d *Daemon) attachLocked(p *pod, dev *tap.Device) error {
 		return err
 	}
 	p.link, p.id, p.reason = l, l.id, ""
+	d.portEvent(monitor.PortAdded, p.rec.Name, l.id, api.KindPod, "")
 	d.log.Info("port added", zap.String("port", p.rec.Name), zap.Uint32("id", uint32(l.id)),
 		zap.String("kind", api.KindPod), zap.Int("queues", len(l.queues)))
 	return nil
@@ -360,6 +362,7 @@ func (d *Daemon) podGone(p *pod, l *link, err error) {
 	l.stop()
 	p.link = nil
 	p.reason = reason(err)
+	d.portEvent(monitor.PortGone, p.rec.Name, l.id, api.KindPod, p.reason)
 	d.log.Warn("pod port gone", zap.String("pod", p.rec.Name), zap.Uint32("id", uint32(l.id)),
 		zap.String("reason", p.reason), zap.Error(err))
 }
@@ -379,6 +382,7 @@ func (d *Daemon) DeletePod(ctx context.Context, name string) error {
 	flushed := 0
 	if p.link != nil {
 		flushed = d.sw.FDB().PortEntries(p.link.id)
+		d.portEvent(monitor.PortRemoved, p.rec.Name, p.link.id, api.KindPod, "")
 		d.sw.RemovePort(p.link.id)
 		p.link.stop()
 		p.link = nil
