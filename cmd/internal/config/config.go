@@ -54,6 +54,9 @@ type Metrics struct {
 type Switch struct {
 	Name string `yaml:"name"`
 	MTU  int    `yaml:"mtu"`
+	// StormPPS limits the broadcast, multicast and unknown-unicast frames
+	// per second each pod may send into the switch; 0 means no limit.
+	StormPPS int `yaml:"storm_pps"`
 }
 
 // Gateway is the TAP in the host namespace that holds the subnet's gateway
@@ -151,6 +154,9 @@ func decode(b []byte, c *Config) error {
 func (c Config) Validate() error {
 	if c.Switch.Name == "" {
 		return errors.New("switch.name: must not be empty")
+	}
+	if c.Switch.StormPPS < 0 {
+		return fmt.Errorf("switch.storm_pps %d: must not be negative", c.Switch.StormPPS)
 	}
 	if c.Switch.MTU < 68 || c.Switch.MTU > 65535 {
 		return fmt.Errorf("switch.mtu %d: want 68-65535", c.Switch.MTU)

@@ -297,7 +297,7 @@ func (d *Daemon) attachLocked(p *pod, dev *tap.Device) error {
 	l.onGone = func(err error) { d.podGone(p, l, err) }
 	pc := vswitch.PortConfig{
 		Name: p.rec.Name, PVID: p.rec.VLAN, MTU: d.cfg.Switch.MTU,
-		IPs: []netip.Addr{p.ip.Addr()},
+		IPs: []netip.Addr{p.ip.Addr()}, Storm: d.cfg.Switch.StormPPS,
 	}
 	if err := l.start(d.sw, pc, d.cfg.Batch); err != nil {
 		return err
