@@ -156,9 +156,10 @@ type flapState struct {
 
 // Table is the forwarding table. Use New.
 type Table struct {
-	ageing int64 // ms; 0 = never
-	limit  int
-	policy Policy
+	// Read on the frame path without the lock; SetConfig changes them.
+	ageing atomic.Int64 // ms; 0 = never
+	limit  atomic.Int64
+	policy atomic.Uint32
 
 	tab     atomic.Pointer[slots]
 	learned atomic.Int64 // learned entries, read without the lock to refuse early
@@ -179,14 +180,14 @@ func New(cfg Config) (*Table, error) {
 		return nil, err
 	}
 	t := &Table{
-		ageing: cfg.Ageing.Milliseconds(),
-		limit:  cfg.Limit,
-		policy: cfg.Policy,
 		plimit: cfg.PortLimit,
 		ports:  make(map[PortID]*portState),
 		flaps:  make(map[uint64]*flapState),
 	}
 	// Start small and double: a simulator builds many switches with few MACs.
+	t.ageing.Store(cfg.Ageing.Milliseconds())
+	t.limit.Store(int64(cfg.Limit))
+	t.policy.Store(uint32(cfg.Policy))
 	t.tab.Store(newSlots(min(cfg.Limit, 64)))
 	return t, nil
 }
@@ -195,7 +196,38 @@ func New(cfg Config) (*Table, error) {
 func (t *Table) Config() Config {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return Config{Ageing: durationOf(t.ageing * 1e6), Limit: t.limit, PortLimit: t.plimit, Policy: t.policy}
+	return Config{Ageing: durationOf(t.ageing.Load() * 1e6), Limit: int(t.limit.Load()), PortLimit: t.plimit, Policy: Policy(t.policy.Load())}
+}
+
+// SetConfig changes the ageing time, the limits and the policy of a live
+// table (a configuration reload). Ports whose limit is the old per-port
+// default take the new one; ports given a limit of their own keep it. A lower limit under
+// evict-fair evicts down to it at once; under stop-learning the excess
+// stays until it ages out, as the Linux bridge's fdb_max_learned does.
+func (t *Table) SetConfig(cfg Config, now int64) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, ps := range t.ports {
+		if ps.limit == t.plimit {
+			ps.limit = cfg.PortLimit
+		}
+	}
+	t.plimit = cfg.PortLimit
+	t.ageing.Store(cfg.Ageing.Milliseconds())
+	t.limit.Store(int64(cfg.Limit))
+	t.policy.Store(uint32(cfg.Policy))
+	if cfg.Policy == EvictFair {
+		for t.learned.Load() > int64(cfg.Limit) && t.evictLocked(t.fullestLocked(), now) {
+		}
+		for _, ps := range t.ports {
+			for ps.limit > 0 && ps.count > ps.limit && t.evictLocked(ps, now) {
+			}
+		}
+	}
+	return nil
 }
 
 // AddPort registers a port; learning on an unregistered port is refused, so a
@@ -275,7 +307,7 @@ func (t *Table) LookupKey(key uint64, now int64) (PortID, bool) {
 				// The slot was reused between our loads; the entry is gone.
 				return 0, false
 			}
-			if t.ageing > 0 && valKind(v) == Learned && millis(now)-valSeen(v) >= t.ageing {
+			if a := t.ageing.Load(); a > 0 && valKind(v) == Learned && millis(now)-valSeen(v) >= a {
 				return 0, false
 			}
 			return valPort(v), true
@@ -319,7 +351,7 @@ func (t *Table) LearnKey(key uint64, port PortID, now int64) Result {
 			}
 			return Refreshed
 		}
-	} else if t.policy == StopLearning && t.learned.Load() >= int64(t.limit) {
+	} else if Policy(t.policy.Load()) == StopLearning && t.learned.Load() >= t.limit.Load() {
 		// A MAC flood against a full stop-learning table ends here, without
 		// the lock.
 		t.refused.Add(1)
@@ -333,7 +365,8 @@ func (t *Table) LearnKey(key uint64, port PortID, now int64) Result {
 
 // expired says whether a learned entry's value is past the ageing time.
 func (t *Table) expired(v uint64, ms int64) bool {
-	return t.ageing > 0 && ms-valSeen(v) >= t.ageing
+	a := t.ageing.Load()
+	return a > 0 && ms-valSeen(v) >= a
 }
 
 func (t *Table) learnLocked(key uint64, port PortID, now, ms int64) Result {
@@ -367,13 +400,13 @@ func (t *Table) learnLocked(key uint64, port PortID, now, ms int64) Result {
 		return Refused
 	}
 	if ps.limit > 0 && ps.count >= ps.limit {
-		if t.policy == StopLearning || !t.evictLocked(ps, now) {
+		if Policy(t.policy.Load()) == StopLearning || !t.evictLocked(ps, now) {
 			t.refused.Add(1)
 			return Refused
 		}
 	}
-	if t.learned.Load() >= int64(t.limit) {
-		if t.policy == StopLearning || !t.evictLocked(t.fullestLocked(), now) {
+	if t.learned.Load() >= t.limit.Load() {
+		if Policy(t.policy.Load()) == StopLearning || !t.evictLocked(t.fullestLocked(), now) {
 			t.refused.Add(1)
 			return Refused
 		}
@@ -397,7 +430,7 @@ func (t *Table) moveLocked(tab *slots, at int, key uint64, old, port PortID, ps 
 		return Refused
 	}
 	if ps.limit > 0 && ps.count >= ps.limit {
-		if t.policy == StopLearning || !t.evictLocked(ps, now) {
+		if Policy(t.policy.Load()) == StopLearning || !t.evictLocked(ps, now) {
 			// The MAC is no longer behind old; rather flood to it than send
 			// it to the wrong port.
 			t.deleteLocked(tab, at)
@@ -487,7 +520,7 @@ func (t *Table) roomLocked(key uint64) (*slots, int) {
 	}
 	want := 2 * (t.live + 1)
 	statics := t.live - int(t.learned.Load())
-	if ceil := t.limit + statics + 1; want > ceil {
+	if ceil := int(t.limit.Load()) + statics + 1; want > ceil {
 		want = ceil
 	}
 	tab = t.rehashLocked(max(want, 64))
@@ -693,7 +726,8 @@ func (t *Table) Delete(vlan uint16, mac MAC, now int64) bool {
 // how many went. Call it now and then (each second is plenty): lookups
 // already treat expired entries as misses; Age reclaims their room.
 func (t *Table) Age(now int64) int {
-	if t.ageing <= 0 {
+	ageing := t.ageing.Load()
+	if ageing <= 0 {
 		return 0
 	}
 	t.mu.Lock()
@@ -706,7 +740,7 @@ func (t *Table) Age(now int64) int {
 		s := &tab.s[i]
 		key := s.key.Load()
 		v := s.val.Load()
-		if key&occupied == 0 || valKind(v) != Learned || ms-valSeen(v) < t.ageing {
+		if key&occupied == 0 || valKind(v) != Learned || ms-valSeen(v) < ageing {
 			i++
 			continue
 		}
@@ -805,7 +839,7 @@ func (t *Table) Stats() Stats {
 	s := t.st
 	s.Entries = t.live
 	s.Refused = t.refused.Load()
-	s.Limit = t.limit
+	s.Limit = int(t.limit.Load())
 	s.Capacity = int(t.tab.Load().n)
 	return s
 }

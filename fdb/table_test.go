@@ -441,3 +441,29 @@ func TestLearnAfterExpiryIsNew(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+func TestSetConfig(t *testing.T) {
+	tb := newTable(t, func(c *Config) { c.Limit = 100; c.Ageing = time.Hour }, 1, 2)
+	for i := range 60 {
+		tb.Learn(1, m(i), 1, sec)
+		tb.Learn(1, m(1000+i), 2, sec)
+	}
+	if err := tb.SetConfig(Config{Limit: 0}, sec); err == nil {
+		t.Fatal("SetConfig accepted limit 0")
+	}
+	if err := tb.SetConfig(Config{Limit: 80, Ageing: 10 * time.Second, Policy: EvictFair, PortLimit: 50}, 2*sec); err != nil {
+		t.Fatal(err)
+	}
+	if n := tb.Len(); n != 80 {
+		t.Fatalf("%d entries after lowering the limit to 80 under evict-fair", n)
+	}
+	if tb.PortEntries(1) > 50 || tb.PortEntries(2) > 50 {
+		t.Fatalf("per-port limit 50 not enforced: %d, %d", tb.PortEntries(1), tb.PortEntries(2))
+	}
+	if _, ok := tb.Lookup(1, m(59), 11*sec); ok {
+		t.Fatal("the new 10 s ageing did not apply")
+	}
+	if c := tb.Config(); c.Limit != 80 || c.Ageing != 10*time.Second || c.Policy != EvictFair || c.PortLimit != 50 {
+		t.Fatalf("Config() = %+v", c)
+	}
+}
