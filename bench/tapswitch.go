@@ -76,6 +76,7 @@ func (r *TapswitchRun) YAML() []byte {
 		fmt.Fprintf(&b, "batch: %d\n", r.Batch)
 	}
 	b.WriteString("log_level: warn\nremove_pods_on_exit: true\n")
+	b.WriteString("nat:\n  service_masquerade: false\n") // no Services: leave the host's nftables alone
 	return b.Bytes()
 }
 

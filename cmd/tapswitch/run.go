@@ -24,6 +24,10 @@ func init() {
 		Use:   "run [--config FILE]",
 		Short: "Run the switch daemon in the foreground (JSON logs on stderr)",
 		Long: `Run the switch daemon in the foreground until SIGTERM or SIGINT.
+SIGHUP re-reads the configuration: FDB and ARP settings, storm_pps (for pods
+added after it), remove_pods_on_exit and log_level change in place; a file
+that does not validate, or that changes a key only a restart applies, is
+refused with a logged reason and the running configuration stays.
 
 Without --config the built-in default is used (see ` + "`tapswitch config default`" + `).
 On start it re-attaches the TAPs of the pods it had (state under state_dir),
@@ -32,30 +36,39 @@ it stops forwarding and closes its file descriptors; pods stay unless
 --remove-pods (or remove_pods_on_exit) asks for them to be deleted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := config.Load(path)
+			// load reads the file with the command line's overrides; a
+			// SIGHUP runs it again.
+			load := func() (config.Config, error) {
+				cfg, err := config.Load(path)
+				if err != nil {
+					return cfg, err
+				}
+				if cmd.Flags().Changed("log-level") {
+					cfg.LogLevel = level
+				}
+				if cmd.Flags().Changed("socket") {
+					cfg.Socket = socket
+				}
+				if removePods {
+					cfg.RemovePodsOnExit = true
+				}
+				return cfg, cfg.Validate()
+			}
+			cfg, err := load()
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			if cmd.Flags().Changed("log-level") {
-				cfg.LogLevel = level
-			}
-			if cmd.Flags().Changed("socket") {
-				cfg.Socket = socket
-			}
-			if removePods {
-				cfg.RemovePodsOnExit = true
-			}
-			if err := cfg.Validate(); err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			log, err := logging.JSON(cfg.LogLevel)
+			log, lvl, err := logging.JSONLevel(cfg.LogLevel)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
 			defer log.Sync()
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			if err := daemon.Run(ctx, cfg, log); err != nil {
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			if err := daemon.Run(ctx, cfg, log, &daemon.Reloader{Signals: hup, Load: load, Level: &lvl}); err != nil {
 				if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EPERM) {
 					return fmt.Errorf("%w (tapswitch run needs root, or CAP_NET_ADMIN and CAP_SYS_ADMIN)", err)
 				}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -93,6 +94,26 @@ func Listen(path string, b Backend, log *zap.Logger) (*Server, error) {
 
 // Path is the socket's path.
 func (s *Server) Path() string { return s.path }
+
+// AllowGroup opens the socket to the members of group: it becomes owned by
+// that group with mode 0660. Without it only root may connect.
+func (s *Server) AllowGroup(group string) error {
+	g, err := user.LookupGroup(group)
+	if err != nil {
+		return fmt.Errorf("control socket %s: group %q: %w", s.path, group, err)
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return fmt.Errorf("control socket %s: group %q: gid %q: %w", s.path, group, g.Gid, err)
+	}
+	if err := os.Chown(s.path, -1, gid); err != nil {
+		return fmt.Errorf("control socket %s: group %q: %w", s.path, group, err)
+	}
+	if err := os.Chmod(s.path, 0o660); err != nil {
+		return fmt.Errorf("control socket %s: %w", s.path, err)
+	}
+	return nil
+}
 
 // Close stops accepting, lets running requests finish (up to ctx), and
 // removes the socket.

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -37,11 +38,32 @@ type Config struct {
 	Batch            int       `yaml:"batch"`
 	NetnsPrefix      string    `yaml:"netns_prefix"`
 	Socket           string    `yaml:"socket"`
+	SocketGroup      string    `yaml:"socket_group"`
 	StateDir         string    `yaml:"state_dir"`
 	LogLevel         string    `yaml:"log_level"`
 	RemovePodsOnExit bool      `yaml:"remove_pods_on_exit"`
 	Pods             []PodSpec `yaml:"pods"`
 	Metrics          Metrics   `yaml:"metrics"`
+	NAT              NAT       `yaml:"nat"`
+}
+
+// NAT sets the host NAT rules the daemon keeps in its own nftables table
+// (family inet) in the namespace it runs in (package hostnat).
+type NAT struct {
+	// Table is the nftables table's name (family inet).
+	Table string `yaml:"table"`
+	// ServiceMasquerade masquerades connections the host DNATed (kube-proxy)
+	// from the pod subnet back out of the gateway, so that same-node
+	// pod -> Service -> pod replies pass conntrack.
+	ServiceMasquerade bool `yaml:"service_masquerade"`
+	// Masquerade is the node's masquerade of pod traffic leaving the cluster.
+	Masquerade Masquerade `yaml:"masquerade"`
+}
+
+// Masquerade masquerades pod traffic to destinations outside ClusterCIDR.
+type Masquerade struct {
+	Enabled     bool   `yaml:"enabled"`
+	ClusterCIDR string `yaml:"cluster_cidr"`
 }
 
 // Metrics sets the optional Prometheus listener.
@@ -207,6 +229,9 @@ func (c Config) Validate() error {
 	if c.Socket == "" {
 		return errors.New("socket: must not be empty")
 	}
+	if g := c.SocketGroup; g != "" && (len(g) > 32 || strings.ContainsAny(g, "/: \t\n")) {
+		return fmt.Errorf("socket_group %q: not a group name", g)
+	}
 	if c.StateDir == "" {
 		return errors.New("state_dir: must not be empty")
 	}
@@ -220,6 +245,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("metrics.listen %q: port %q: want 0-65535", c.Metrics.Listen, port)
 		}
 	}
+	if err := c.NAT.validate(c.Subnet); err != nil {
+		return err
+	}
 	seen := make(map[string]bool)
 	for i, p := range c.Pods {
 		if p.Name == "" || p.IP == "" {
@@ -231,6 +259,45 @@ func (c Config) Validate() error {
 		seen[p.Name] = true
 	}
 	return nil
+}
+
+func (n NAT) validate(subnet string) error {
+	if n.Table == "" || len(n.Table) > 63 {
+		return fmt.Errorf("nat.table %q: want 1-63 characters", n.Table)
+	}
+	for _, r := range n.Table {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return fmt.Errorf("nat.table %q: only letters, digits, '-' and '_'", n.Table)
+		}
+	}
+	if !n.Masquerade.Enabled {
+		return nil
+	}
+	cc, err := n.ClusterCIDR()
+	if err != nil {
+		return err
+	}
+	if sub, err := netip.ParsePrefix(subnet); err == nil && (cc.Bits() > sub.Bits() || !cc.Contains(sub.Addr())) {
+		return fmt.Errorf("nat.masquerade.cluster_cidr %q: does not contain the pod subnet %s", n.Masquerade.ClusterCIDR, subnet)
+	}
+	return nil
+}
+
+// ClusterCIDR is nat.masquerade.cluster_cidr; an error when it is missing
+// or not an IPv4 CIDR without host bits.
+func (n NAT) ClusterCIDR() (netip.Prefix, error) {
+	s := n.Masquerade.ClusterCIDR
+	if s == "" {
+		return netip.Prefix{}, errors.New("nat.masquerade.cluster_cidr: required when nat.masquerade.enabled (every node's pod CIDR, e.g. 10.244.0.0/16)")
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().Is4() {
+		return netip.Prefix{}, fmt.Errorf("nat.masquerade.cluster_cidr %q: want an IPv4 CIDR", s)
+	}
+	if p.Masked() != p {
+		return netip.Prefix{}, fmt.Errorf("nat.masquerade.cluster_cidr %q: host bits set (did you mean %s?)", s, p.Masked())
+	}
+	return p, nil
 }
 
 // SubnetPrefix is the pod subnet, masked.

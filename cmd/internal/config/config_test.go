@@ -63,3 +63,31 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		}
 	}
 }
+
+func TestNATKeys(t *testing.T) {
+	c := Default()
+	if c.NAT.Table != "tapswitch" || !c.NAT.ServiceMasquerade || c.NAT.Masquerade.Enabled {
+		t.Errorf("nat defaults: %+v", c.NAT)
+	}
+	c, err := Parse([]byte("nat: {masquerade: {enabled: true, cluster_cidr: 10.244.0.0/16}}"), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := c.NAT.ClusterCIDR(); err != nil || p.String() != "10.244.0.0/16" {
+		t.Errorf("cluster CIDR %v, %v", p, err)
+	}
+	for in, want := range map[string]string{
+		"nat: {masquerade: {enabled: true}}":                              "nat.masquerade.cluster_cidr: required",
+		"nat: {masquerade: {enabled: true, cluster_cidr: 10.9.0.0/16}}":   "does not contain the pod subnet",
+		"nat: {masquerade: {enabled: true, cluster_cidr: 10.244.0.0/28}}": "does not contain the pod subnet",
+		"nat: {masquerade: {enabled: true, cluster_cidr: 10.244.0.1/16}}": "host bits set",
+		"nat: {masquerade: {enabled: true, cluster_cidr: fd00::/8}}":      "want an IPv4 CIDR",
+		"nat: {table: \"a b\"}":                                           "nat.table",
+		"nat: {table: \"\"}":                                              "nat.table",
+	} {
+		_, err := Parse([]byte(in), "test")
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: error %v, want it to contain %q", in, err, want)
+		}
+	}
+}

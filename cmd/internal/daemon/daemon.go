@@ -21,6 +21,7 @@ import (
 	"github.com/tapswitch/tapswitch/arp"
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/config"
+	"github.com/tapswitch/tapswitch/cmd/internal/hostnat"
 	"github.com/tapswitch/tapswitch/cmd/internal/monitor"
 	"github.com/tapswitch/tapswitch/cmd/internal/state"
 	"github.com/tapswitch/tapswitch/fdb"
@@ -42,6 +43,7 @@ type Daemon struct {
 	mu         sync.Mutex
 	pods       map[string]*pod
 	gw         *gateway
+	nat        *hostnat.Rules // nil when no NAT rule is configured
 	started    time.Time
 	reattached int
 	closed     bool
@@ -141,6 +143,10 @@ func (d *Daemon) Start(ctx context.Context) error {
 	if err := d.startGateway(st.Gateway != nil); err != nil {
 		return err
 	}
+	if err := d.startNAT(); err != nil {
+		d.stopAllLocked()
+		return err
+	}
 	for _, rec := range st.Pods {
 		d.reattach(rec)
 	}
@@ -221,6 +227,48 @@ func (d *Daemon) startGateway(hadOne bool) error {
 	d.gw = gw
 	d.log.Info("port added", zap.String("port", name), zap.Uint32("id", uint32(gw.link.id)), zap.String("kind", api.KindGateway))
 	return nil
+}
+
+// natConfig is the nat section in hostnat's terms.
+func (d *Daemon) natConfig() hostnat.Config {
+	nc := hostnat.Config{
+		Table: d.cfg.NAT.Table, Gateway: d.cfg.Gateway.Interface, Subnet: d.subnet,
+		ServiceMasquerade: d.cfg.NAT.ServiceMasquerade,
+	}
+	if d.cfg.NAT.Masquerade.Enabled {
+		nc.ClusterCIDR, _ = d.cfg.NAT.ClusterCIDR() // checked by Validate
+	}
+	return nc
+}
+
+// startNAT installs the nftables table in the namespace the daemon runs in
+// (replacing a previous run's), unless no rule is configured.
+func (d *Daemon) startNAT() error {
+	nc := d.natConfig()
+	if nc.Empty() {
+		return nil
+	}
+	r, err := hostnat.Install(nc)
+	if err != nil {
+		return fmt.Errorf("nat (set nat.service_masquerade and nat.masquerade.enabled to false to run without): %w", err)
+	}
+	d.nat = r
+	d.log.Info("nat rules installed", zap.String("table", "inet "+nc.Table),
+		zap.Bool("service_masquerade", nc.ServiceMasquerade), zap.Stringer("masquerade_outside", nc.ClusterCIDR))
+	return nil
+}
+
+// stopNAT deletes the nftables table.
+func (d *Daemon) stopNAT() error {
+	if d.nat == nil {
+		return nil
+	}
+	err := d.nat.Remove()
+	if err == nil {
+		d.log.Info("nat rules removed", zap.String("table", "inet "+d.nat.Config().Table))
+	}
+	d.nat = nil
+	return err
 }
 
 func (d *Daemon) gatewayMAC() (fdb.MAC, error) {
@@ -332,6 +380,7 @@ func (d *Daemon) Close(removePods bool) error {
 		<-d.tickDone
 	}
 	var errs []error
+	errs = append(errs, d.stopNAT())
 	names := d.podNamesLocked()
 	for _, name := range names {
 		p := d.pods[name]
@@ -380,6 +429,9 @@ func (d *Daemon) Close(removePods bool) error {
 
 // stopAllLocked undoes Start's attachments after a failure in Start.
 func (d *Daemon) stopAllLocked() {
+	if err := d.stopNAT(); err != nil {
+		d.log.Error("nat rules not removed", zap.Error(err))
+	}
 	for _, p := range d.pods {
 		if p.link != nil {
 			d.sw.RemovePort(p.link.id)
@@ -419,7 +471,9 @@ func (d *Daemon) saveLocked() error {
 
 // Run is `tapswitch run`: start, serve the control API until ctx ends, then
 // stop (removing the pods only if configured to).
-func Run(ctx context.Context, cfg config.Config, log *zap.Logger) error {
+//
+// With a Reloader, each of its signals reloads the configuration (Reload).
+func Run(ctx context.Context, cfg config.Config, log *zap.Logger, reload ...*Reloader) error {
 	d, err := New(cfg, log)
 	if err != nil {
 		return err
@@ -433,8 +487,26 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger) error {
 		d.Close(false)
 		return err
 	}
+	if cfg.SocketGroup != "" {
+		if err := srv.AllowGroup(cfg.SocketGroup); err != nil {
+			srv.Close(context.Background())
+			d.Close(false)
+			return err
+		}
+	}
 	log.Info("control API listening", zap.String("socket", srv.Path()), zap.Int("pid", os.Getpid()))
-	<-ctx.Done()
+	var hup <-chan os.Signal
+	if len(reload) > 0 && reload[0] != nil {
+		hup = reload[0].Signals
+	}
+	for wait := true; wait; {
+		select {
+		case <-ctx.Done():
+			wait = false
+		case <-hup:
+			d.ReloadNow(reload[0])
+		}
+	}
 	log.Info("stopping", zap.String("cause", context.Cause(ctx).Error()))
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -130,6 +130,7 @@ func (r *run) steps(ctx context.Context) error {
 	cfg.StateDir = r.dir
 	cfg.Socket = r.dir + "/unused.sock"
 	cfg.Queues = r.o.Queues
+	cfg.NAT.ServiceMasquerade = false // no Services here: leave the host's nftables alone
 	d, err := daemon.New(cfg, r.o.Log, daemon.WithTracer(r.tr))
 	if err != nil {
 		return err

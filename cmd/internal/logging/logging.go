@@ -28,14 +28,22 @@ func ParseLevel(s string) (zapcore.Level, error) {
 
 // JSON returns the daemon's logger: one JSON object per line on stderr.
 func JSON(level string) (*zap.Logger, error) {
+	log, _, err := JSONLevel(level)
+	return log, err
+}
+
+// JSONLevel is JSON with a level that can be changed while the logger is in
+// use (a configuration reload).
+func JSONLevel(level string) (*zap.Logger, zap.AtomicLevel, error) {
 	lvl, err := ParseLevel(level)
 	if err != nil {
-		return nil, err
+		return nil, zap.AtomicLevel{}, err
 	}
+	al := zap.NewAtomicLevelAt(lvl)
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(os.Stderr), lvl)
-	return zap.New(core), nil
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(os.Stderr), al)
+	return zap.New(core), al, nil
 }
 
 // Console returns the CLI's logger: "LEVEL message key=value" lines on

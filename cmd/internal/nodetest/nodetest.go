@@ -54,6 +54,12 @@ type Env struct {
 	Cfg    config.Config
 	Client *api.Client
 
+	// NodeNS, when set, is the network namespace (a name) the daemon runs
+	// in, standing for the node's host namespace: the gateway TAP, its
+	// routes and the daemon's nftables table are made there, never in the
+	// real host's. NewNode sets it.
+	NodeNS string
+
 	d   *daemon.Daemon
 	srv *api.Server
 	log *zap.Logger
@@ -83,6 +89,10 @@ func New(t testing.TB) *Env {
 	cfg.StateDir = filepath.Join(e.Dir, "state")
 	cfg.Socket = filepath.Join(e.Dir, "sock")
 	cfg.LogLevel = "warn"
+	// The daemon would add its nftables table to the real host's firewall;
+	// tests that want the rules run in a node namespace (NewNode).
+	cfg.NAT.ServiceMasquerade = false
+	cfg.NAT.Masquerade.Enabled = false
 	e.Cfg = cfg
 	e.Client = api.NewClient(cfg.Socket)
 	t.Cleanup(func() {
@@ -93,6 +103,64 @@ func New(t testing.TB) *Env {
 		os.RemoveAll(e.Dir)
 	})
 	return e
+}
+
+// NewNode makes an environment whose daemon runs in a network namespace of
+// its own, PREFIX+"node", that plays the node's host namespace; subnet is
+// the node's pod CIDR (any, since nothing outside that namespace routes
+// it). The nat rules are on as in the default configuration. The cleanup
+// deletes the node namespace with everything in it.
+func NewNode(t testing.TB, subnet netip.Prefix) *Env {
+	t.Helper()
+	e := New(t)
+	e.NodeNS = e.Prefix + "node"
+	if _, err := tap.CreateNetNS(e.NodeNS); err != nil {
+		t.Fatal(err)
+	}
+	if err := podnet.DisableIPv6(e.NodeNS); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.InNode(func() error {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetUp(lo)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.Subnet = subnet.Masked()
+	e.GwAddr = e.Subnet.Addr().Next()
+	def := config.Default()
+	e.Cfg.Subnet = e.Subnet.String()
+	e.Cfg.Gateway.Address = e.GwAddr.String()
+	e.Cfg.NAT = def.NAT
+	return e
+}
+
+// InNode runs fn on a thread inside the node namespace (NewNode), or
+// directly when the daemon runs in the host's.
+func (e *Env) InNode(fn func() error) error {
+	if e.NodeNS == "" {
+		return fn()
+	}
+	return tap.InNamespace(tap.NetNSPath(e.NodeNS), fn)
+}
+
+// NodeSysctl writes value to /proc/sys/NAME (net/ipv4/ip_forward) inside
+// the node namespace; only the node's namespace is changed.
+func (e *Env) NodeSysctl(name, value string) {
+	e.T.Helper()
+	if e.NodeNS == "" {
+		e.T.Fatalf("sysctl %s: not a node environment (NewNode); refusing to change the host", name)
+	}
+	err := e.InNode(func() error {
+		// /proc/sys/net shows the namespace of the thread that opens it.
+		return os.WriteFile("/proc/sys/"+name, []byte(value+"\n"), 0o644)
+	})
+	if err != nil {
+		e.T.Fatalf("netns %s: sysctl %s=%s: %v", e.NodeNS, name, value, err)
+	}
 }
 
 // freeSubnet picks 10.250.X.0/24 that no host route overlaps.
@@ -130,8 +198,8 @@ func (e *Env) Start() *daemon.Daemon {
 	if err != nil {
 		e.T.Fatal(err)
 	}
-	if err := d.Start(context.Background()); err != nil {
-		d.Close(false)
+	if err := e.InNode(func() error { return d.Start(context.Background()) }); err != nil {
+		e.InNode(func() error { return d.Close(false) })
 		e.T.Fatal(err)
 	}
 	srv, err := api.Listen(e.Cfg.Socket, d, e.log)
@@ -147,10 +215,13 @@ func (e *Env) Start() *daemon.Daemon {
 // quietGateway turns IPv6 off on the gateway TAP, so that the host's
 // neighbour discovery does not add frames to the counters a test checks.
 func (e *Env) quietGateway() {
-	p := "/proc/sys/net/ipv6/conf/" + e.GwIf + "/disable_ipv6"
-	if _, err := os.Stat(p); err == nil {
-		os.WriteFile(p, []byte("1\n"), 0o644)
-	}
+	e.InNode(func() error {
+		p := "/proc/sys/net/ipv6/conf/" + e.GwIf + "/disable_ipv6"
+		if _, err := os.Stat(p); err == nil {
+			os.WriteFile(p, []byte("1\n"), 0o644)
+		}
+		return nil
+	})
 }
 
 // Daemon is the running daemon, or nil.
@@ -165,7 +236,7 @@ func (e *Env) Stop(removePods bool) {
 		e.srv = nil
 	}
 	if e.d != nil {
-		if err := e.d.Close(removePods); err != nil {
+		if err := e.InNode(func() error { return e.d.Close(removePods) }); err != nil {
 			e.T.Errorf("daemon close: %v", err)
 		}
 		e.d = nil
@@ -200,7 +271,18 @@ func (e *Env) AddQuietPod(name string, n int) api.Pod {
 	if err := podnet.DisableIPv6(ns); err != nil {
 		e.T.Fatal(err)
 	}
-	p, err := e.Client.AddPod(context.Background(), api.PodSpec{Name: name, IP: e.CIDR(n)})
+	var p api.Pod
+	var err error
+	if e.NodeNS != "" && e.d != nil {
+		// From the node: the pod's TAP is made where the daemon runs
+		// before it moves into the pod, so never in the real host.
+		err = e.InNode(func() (err error) {
+			p, err = e.d.AddPod(context.Background(), api.PodSpec{Name: name, IP: e.CIDR(n)})
+			return err
+		})
+	} else {
+		p, err = e.Client.AddPod(context.Background(), api.PodSpec{Name: name, IP: e.CIDR(n)})
+	}
 	if err != nil {
 		e.T.Fatal(err)
 	}
