@@ -29,8 +29,9 @@ type TapswitchRun struct {
 	NetnsPrefix string
 	Socket      string
 	StateDir    string
-	Queues      int // per pod TAP; 0: the daemon's default
-	Batch       int // frames per read; 0: the daemon's default
+	Queues      int           // per pod TAP; 0: the daemon's default
+	Batch       int           // frames per read; 0: the daemon's default
+	Spin        time.Duration // poll an empty queue this long before sleeping
 }
 
 // NewTapswitchRun makes the run's temporary directory.
@@ -74,6 +75,9 @@ func (r *TapswitchRun) YAML() []byte {
 	}
 	if r.Batch > 0 {
 		fmt.Fprintf(&b, "batch: %d\n", r.Batch)
+	}
+	if r.Spin > 0 {
+		fmt.Fprintf(&b, "spin: %s\n", r.Spin)
 	}
 	b.WriteString("log_level: warn\nremove_pods_on_exit: true\n")
 	b.WriteString("nat:\n  service_masquerade: false\n") // no Services: leave the host's nftables alone

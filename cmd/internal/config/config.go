@@ -29,22 +29,23 @@ func DefaultYAML() []byte { return append([]byte(nil), defaultYAML...) }
 
 // Config is the daemon's configuration. Field names follow the YAML keys.
 type Config struct {
-	Switch           Switch    `yaml:"switch"`
-	Subnet           string    `yaml:"subnet"`
-	Gateway          Gateway   `yaml:"gateway"`
-	FDB              FDB       `yaml:"fdb"`
-	ARP              ARP       `yaml:"arp"`
-	Queues           int       `yaml:"queues"`
-	Batch            int       `yaml:"batch"`
-	NetnsPrefix      string    `yaml:"netns_prefix"`
-	Socket           string    `yaml:"socket"`
-	SocketGroup      string    `yaml:"socket_group"`
-	StateDir         string    `yaml:"state_dir"`
-	LogLevel         string    `yaml:"log_level"`
-	RemovePodsOnExit bool      `yaml:"remove_pods_on_exit"`
-	Pods             []PodSpec `yaml:"pods"`
-	Metrics          Metrics   `yaml:"metrics"`
-	NAT              NAT       `yaml:"nat"`
+	Switch           Switch        `yaml:"switch"`
+	Subnet           string        `yaml:"subnet"`
+	Gateway          Gateway       `yaml:"gateway"`
+	FDB              FDB           `yaml:"fdb"`
+	ARP              ARP           `yaml:"arp"`
+	Queues           int           `yaml:"queues"`
+	Batch            int           `yaml:"batch"`
+	Spin             time.Duration `yaml:"spin"`
+	NetnsPrefix      string        `yaml:"netns_prefix"`
+	Socket           string        `yaml:"socket"`
+	SocketGroup      string        `yaml:"socket_group"`
+	StateDir         string        `yaml:"state_dir"`
+	LogLevel         string        `yaml:"log_level"`
+	RemovePodsOnExit bool          `yaml:"remove_pods_on_exit"`
+	Pods             []PodSpec     `yaml:"pods"`
+	Metrics          Metrics       `yaml:"metrics"`
+	NAT              NAT           `yaml:"nat"`
 }
 
 // NAT sets the host NAT rules the daemon keeps in its own nftables table
@@ -214,6 +215,9 @@ func (c Config) Validate() error {
 	}
 	if c.Queues < 1 || c.Queues > MaxQueues {
 		return fmt.Errorf("queues %d: want 1-%d", c.Queues, MaxQueues)
+	}
+	if c.Spin < 0 || c.Spin > time.Millisecond {
+		return fmt.Errorf("spin %v: want 0-1ms", c.Spin)
 	}
 	if c.Batch < 1 || c.Batch > MaxBatch {
 		return fmt.Errorf("batch %d: want 1-%d", c.Batch, MaxBatch)

@@ -215,7 +215,7 @@ func (d *Daemon) startGateway(hadOne bool) error {
 	}
 	gw := &gateway{name: name, mac: fdb.MACFrom(dev.MAC())}
 	gw.link = &link{name: name, dev: dev, onGone: func(err error) { d.gatewayGone(gw, err) }}
-	if err := gw.link.start(d.sw, vswitch.PortConfig{Name: name, MTU: d.cfg.Switch.MTU}, d.cfg.Batch); err != nil {
+	if err := gw.link.start(d.sw, vswitch.PortConfig{Name: name, MTU: d.cfg.Switch.MTU}, d.cfg.Batch, d.cfg.Spin); err != nil {
 		dev.Close()
 		return fmt.Errorf("gateway: %w", err)
 	}

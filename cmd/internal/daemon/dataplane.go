@@ -5,6 +5,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tapswitch/tapswitch/fdb"
 	vswitch "github.com/tapswitch/tapswitch/switch"
@@ -39,8 +40,9 @@ func (l *link) WriteBatch(frames [][]byte) (int, error) {
 	return q.WriteBatch(frames)
 }
 
-// start registers the device as a switch port and starts its readers.
-func (l *link) start(sw *vswitch.Switch, pc vswitch.PortConfig, batch int) error {
+// start registers the device as a switch port and starts its readers, each
+// polling its empty queue for spin before it sleeps.
+func (l *link) start(sw *vswitch.Switch, pc vswitch.PortConfig, batch int, spin time.Duration) error {
 	l.queues = l.dev.Queues()
 	if len(l.queues) == 0 {
 		return errors.New("device has no queues")
@@ -58,6 +60,7 @@ func (l *link) start(sw *vswitch.Switch, pc vswitch.PortConfig, batch int) error
 		}
 	}
 	for i, q := range l.queues {
+		q.SetSpin(spin)
 		l.wg.Add(1)
 		go l.read(q, ins[i], batch)
 	}

@@ -299,7 +299,7 @@ func (d *Daemon) attachLocked(p *pod, dev *tap.Device) error {
 		Name: p.rec.Name, PVID: p.rec.VLAN, MTU: d.cfg.Switch.MTU,
 		IPs: []netip.Addr{p.ip.Addr()}, Storm: d.cfg.Switch.StormPPS,
 	}
-	if err := l.start(d.sw, pc, d.cfg.Batch); err != nil {
+	if err := l.start(d.sw, pc, d.cfg.Batch, d.cfg.Spin); err != nil {
 		return err
 	}
 	p.link, p.id, p.reason = l, l.id, ""
