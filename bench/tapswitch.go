@@ -32,6 +32,7 @@ type TapswitchRun struct {
 	Queues      int           // per pod TAP; 0: the daemon's default
 	Batch       int           // frames per read; 0: the daemon's default
 	Spin        time.Duration // poll an empty queue this long before sleeping
+	TxQueueLen  int           // TAP queue length; 0: the daemon's default
 }
 
 // NewTapswitchRun makes the run's temporary directory.
@@ -75,6 +76,9 @@ func (r *TapswitchRun) YAML() []byte {
 	}
 	if r.Batch > 0 {
 		fmt.Fprintf(&b, "batch: %d\n", r.Batch)
+	}
+	if r.TxQueueLen > 0 {
+		fmt.Fprintf(&b, "tx_queue_len: %d\n", r.TxQueueLen)
 	}
 	if r.Spin > 0 {
 		fmt.Fprintf(&b, "spin: %s\n", r.Spin)

@@ -27,6 +27,7 @@ func init() {
 		duration, warm            time.Duration
 		rounds, queues, batch     int
 		spin                      time.Duration
+		txqlen                    int
 		output, plotFile, profile string
 	)
 	cmd := &cobra.Command{
@@ -98,7 +99,7 @@ Everything is created under a per-run name prefix in fresh 10.251.X.0/24 and
 			if err != nil {
 				return err
 			}
-			topos, cleanup, err := buildTopologies(ctx, exe, bench.PodsNeeded(sel), inProcess || profile != "", queues, batch, spin)
+			topos, cleanup, err := buildTopologies(ctx, exe, bench.PodsNeeded(sel), inProcess || profile != "", queues, batch, spin, txqlen)
 			defer func() {
 				if cerr := cleanup(); cerr != nil {
 					fmt.Fprintln(os.Stderr, "tapswitch bench: cleanup:", cerr)
@@ -163,13 +164,14 @@ Everything is created under a per-run name prefix in fresh 10.251.X.0/24 and
 	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile of this process to FILE (implies --in-process)")
 	f.IntVar(&queues, "queues", 0, "TAP queues per pod for tapswitch (0: the daemon's default)")
 	f.IntVar(&batch, "batch", 0, "frames per read for tapswitch (0: the daemon's default)")
+	f.IntVar(&txqlen, "tx-queue-len", 0, "frames each tapswitch TAP holds before dropping (0: the daemon's default)")
 	f.DurationVar(&spin, "spin", 0, "tapswitch readers poll an empty queue this long before sleeping (0: the daemon's default)")
 	rootCmd.AddCommand(cmd)
 }
 
 // buildTopologies builds the bridge and the tapswitch topology with n pods
 // each. cleanup undoes whatever was built, also after an error.
-func buildTopologies(ctx context.Context, exe string, n int, inProcess bool, queues, batch int, spin time.Duration) ([]bench.Topology, func() error, error) {
+func buildTopologies(ctx context.Context, exe string, n int, inProcess bool, queues, batch int, spin time.Duration, txqlen int) ([]bench.Topology, func() error, error) {
 	prefix := bench.NewPrefix()
 	var topos []bench.Topology
 	cleanup := func() error {
@@ -199,7 +201,7 @@ func buildTopologies(ctx context.Context, exe string, n int, inProcess bool, que
 	if err != nil {
 		return nil, cleanup, err
 	}
-	run.Queues, run.Batch, run.Spin = queues, batch, spin
+	run.Queues, run.Batch, run.Spin, run.TxQueueLen = queues, batch, spin, txqlen
 	var ts bench.Topology
 	if inProcess {
 		ts, err = buildInProcess(ctx, run, n)

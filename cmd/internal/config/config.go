@@ -37,6 +37,7 @@ type Config struct {
 	Queues           int           `yaml:"queues"`
 	Batch            int           `yaml:"batch"`
 	Spin             time.Duration `yaml:"spin"`
+	TxQueueLen       int           `yaml:"tx_queue_len"`
 	NetnsPrefix      string        `yaml:"netns_prefix"`
 	Socket           string        `yaml:"socket"`
 	SocketGroup      string        `yaml:"socket_group"`
@@ -215,6 +216,9 @@ func (c Config) Validate() error {
 	}
 	if c.Queues < 1 || c.Queues > MaxQueues {
 		return fmt.Errorf("queues %d: want 1-%d", c.Queues, MaxQueues)
+	}
+	if c.TxQueueLen < 0 || c.TxQueueLen > 1<<20 {
+		return fmt.Errorf("tx_queue_len %d: want 0-%d", c.TxQueueLen, 1<<20)
 	}
 	if c.Spin < 0 || c.Spin > time.Millisecond {
 		return fmt.Errorf("spin %v: want 0-1ms", c.Spin)

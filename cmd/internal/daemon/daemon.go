@@ -204,6 +204,7 @@ func (d *Daemon) startGateway(hadOne bool) error {
 		}
 		dev, err = tap.CreateGateway(tap.GatewayConfig{
 			Name: name, Addr: prefix, MAC: mac.HardwareAddr(), MTU: d.cfg.Switch.MTU, Queues: d.cfg.Queues,
+			TxQueueLen: d.cfg.TxQueueLen,
 		})
 		if err != nil {
 			return err

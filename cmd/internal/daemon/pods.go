@@ -226,6 +226,7 @@ func (d *Daemon) addLocked(ctx context.Context, s api.PodSpec, static bool) (api
 	tc := p.tapConfig()
 	tc.MAC = sp.mac.HardwareAddr()
 	tc.MTU = d.cfg.Switch.MTU
+	tc.TxQueueLen = d.cfg.TxQueueLen
 	tc.Addr = sp.ip
 	if !s.NoDefaultRoute {
 		tc.Gateway = d.gwAddr
