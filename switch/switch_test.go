@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -578,22 +579,13 @@ func TestAddPortErrorsNameInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, err := r.sw.AddPort(memport.New(), c.cfg)
-		if err == nil || !contains(err.Error(), c.want) {
+		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("AddPort(%+v) = %v, want an error naming %q", c.cfg, err, c.want)
 		}
 	}
 	if n := len(r.sw.Ports()); n != 1 {
 		t.Fatalf("failed AddPorts left %d ports", n)
 	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
 
 func TestPortsChangeWhileFramesFlow(t *testing.T) {

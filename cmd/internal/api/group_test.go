@@ -6,6 +6,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -33,7 +34,7 @@ func TestSocketModes(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("new socket: %v %v, want mode 0600", fi.Mode(), err)
 	}
-	if err := srv.AllowGroup("no-such-group-x"); err == nil || !contains(err.Error(), `group "no-such-group-x"`) {
+	if err := srv.AllowGroup("no-such-group-x"); err == nil || !strings.Contains(err.Error(), `group "no-such-group-x"`) {
 		t.Fatalf("unknown group: %v", err)
 	}
 	if err := srv.AllowGroup("nogroup"); err != nil {
@@ -44,13 +45,4 @@ func TestSocketModes(t *testing.T) {
 	if fi.Mode().Perm() != 0o660 || int(fi.Sys().(*syscall.Stat_t).Gid) != gid {
 		t.Fatalf("after AllowGroup: mode %v gid %d, want 0660 and %d", fi.Mode().Perm(), fi.Sys().(*syscall.Stat_t).Gid, gid)
 	}
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
 }
