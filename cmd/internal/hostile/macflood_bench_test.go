@@ -21,23 +21,28 @@ import (
 // (same-port) after learning the source: they isolate the cost of the
 // table's churn and of reading the flood from that of flooding it. The
 // flooder runs in the test process, which also hosts the daemon and both
-// TCP ends: on a 2-vCPU machine all of them share the two CPUs.
+// TCP ends: on a 2-vCPU machine all of them share the two CPUs. The
+// storm-control case limits each pod's floods to 1000 frames/s
+// (switch.storm_pps), the operator's answer to a flooding pod.
 //
 //	sudo go test -run '^$' -bench UnicastUnderMACFlood -benchtime 3x ./cmd/internal/hostile
 func BenchmarkUnicastUnderMACFlood(b *testing.B) {
 	for _, bc := range []struct {
 		name, policy string
 		self         bool
+		storm        int // switch.storm_pps
 	}{
-		{"evict-fair/macof", "evict-fair", false},
-		{"stop-learning/macof", "stop-learning", false},
-		{"evict-fair/self", "evict-fair", true},
+		{"evict-fair/macof", "evict-fair", false, 0},
+		{"stop-learning/macof", "stop-learning", false, 0},
+		{"evict-fair/self", "evict-fair", true, 0},
+		{"evict-fair/macof+storm-control", "evict-fair", false, 1000},
 	} {
 		policy := bc.policy
 		b.Run(bc.name, func(b *testing.B) {
 			e := nodetest.New(b)
 			e.Cfg.FDB.Limit = 1024
 			e.Cfg.FDB.Policy = policy
+			e.Cfg.Switch.StormPPS = bc.storm
 			e.Start()
 			e.AddQuietPod("a", 2)
 			e.AddQuietPod("b", 3)
