@@ -38,6 +38,7 @@ type Config struct {
 	Batch            int           `yaml:"batch"`
 	Spin             time.Duration `yaml:"spin"`
 	TxQueueLen       int           `yaml:"tx_queue_len"`
+	RxPPS            int           `yaml:"rx_pps"`
 	NetnsPrefix      string        `yaml:"netns_prefix"`
 	Socket           string        `yaml:"socket"`
 	SocketGroup      string        `yaml:"socket_group"`
@@ -216,6 +217,9 @@ func (c Config) Validate() error {
 	}
 	if c.Queues < 1 || c.Queues > MaxQueues {
 		return fmt.Errorf("queues %d: want 1-%d", c.Queues, MaxQueues)
+	}
+	if c.RxPPS < 0 {
+		return fmt.Errorf("rx_pps %d: must not be negative", c.RxPPS)
 	}
 	if c.TxQueueLen < 0 || c.TxQueueLen > 1<<20 {
 		return fmt.Errorf("tx_queue_len %d: want 0-%d", c.TxQueueLen, 1<<20)

@@ -26,6 +26,7 @@ type link struct {
 	wg      sync.WaitGroup
 	once    sync.Once
 	onGone  func(error) // called once, from a new goroutine, when the device vanished
+	police  *policer    // nil: read as fast as frames come
 }
 
 // WriteBatch sends frames out through one of the device's queues. Any queue
@@ -99,7 +100,43 @@ func (l *link) read(q *tap.Queue, in *vswitch.Ingress, batch int) {
 			frames[i] = bufs[i][:sizes[i]]
 		}
 		in.Receive(frames[:n])
+		if l.police != nil {
+			if d := l.police.charge(n); d > 0 {
+				time.Sleep(d)
+			}
+		}
 	}
+}
+
+// policer caps the frames a port's readers take from its TAP per second,
+// in 10 ms slots shared by the port's queues. Over the cap a reader sleeps
+// out the slot: the TAP's queue fills and the kernel drops the excess in the
+// sending pod's context, so a pod flooding the switch pays for its flood
+// instead of the switch's readers (and every other pod) paying for it.
+type policer struct {
+	per   int64 // frames per slot
+	slot  atomic.Int64
+	count atomic.Int64
+}
+
+const policeSlot = int64(10 * time.Millisecond)
+
+func newPolicer(pps int) *policer {
+	return &policer{per: max(int64(pps)*policeSlot/int64(time.Second), 1)}
+}
+
+// charge counts n frames and returns how long to sleep when the slot's
+// budget is spent.
+func (p *policer) charge(n int) time.Duration {
+	now := time.Now().UnixNano()
+	cur := now - now%policeSlot
+	if s := p.slot.Load(); s != cur && p.slot.CompareAndSwap(s, cur) {
+		p.count.Store(0)
+	}
+	if p.count.Add(int64(n)) <= p.per {
+		return 0
+	}
+	return time.Duration(cur + policeSlot - now)
 }
 
 // stop closes the device's queues and waits for the readers. The caller

@@ -295,6 +295,9 @@ func checkNetns(pod, ns, ifName string) error {
 // attachLocked makes dev the pod's port and starts its readers.
 func (d *Daemon) attachLocked(p *pod, dev *tap.Device) error {
 	l := &link{name: p.rec.Name, dev: dev}
+	if d.cfg.RxPPS > 0 {
+		l.police = newPolicer(d.cfg.RxPPS)
+	}
 	l.onGone = func(err error) { d.podGone(p, l, err) }
 	pc := vswitch.PortConfig{
 		Name: p.rec.Name, PVID: p.rec.VLAN, MTU: d.cfg.Switch.MTU,
