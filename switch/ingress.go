@@ -27,9 +27,13 @@ type Ingress struct {
 	index []int32 // port ID -> position in pend, -1 when absent
 	last  *pending
 
-	drops [numDropReasons]uint64
-	flood uint64
-	unk   uint64
+	// What the current batch has counted and not yet published (publish),
+	// on the port it arrived on.
+	self              *port
+	rxFrames, rxBytes uint64
+	drops             [numDropReasons]uint64
+	flood             uint64
+	unk               uint64
 
 	dec Decision
 	// Per-batch memo of the last source learned and destination looked up.
@@ -73,19 +77,31 @@ func (in *Ingress) Receive(frames [][]byte) {
 	}
 	now := in.sw.clock.Now()
 	in.srcMemo, in.dstMemo = 0, 0
-	var bytes uint64
+	in.self = self
 	for _, f := range frames {
-		bytes += uint64(len(f) - in.sw.hdrLen)
+		in.rxFrames++
+		in.rxBytes += uint64(len(f) - in.sw.hdrLen)
 		in.forward(set, self, f, now, &in.dec)
 		if in.sw.tracer != nil {
 			in.sw.tracer.Frame(in.id, f, in.dec)
 		}
 	}
-	// Count the batch before its frames leave: whoever sees a frame
-	// delivered then also sees it counted.
-	c := &self.c
-	c.rxFrames.Add(uint64(len(frames)))
-	c.rxBytes.Add(bytes)
+	in.flush()
+	in.self = nil
+}
+
+// publish adds what this batch has counted so far to the ingress port's
+// counters. flush calls it before any frame leaves, so whoever sees a frame
+// delivered (or the answer to it) also sees it counted, including frames
+// written in the middle of a batch (retagged copies, ARP replies).
+func (in *Ingress) publish() {
+	if in.self == nil || in.rxFrames == 0 {
+		return
+	}
+	c := &in.self.c
+	c.rxFrames.Add(in.rxFrames)
+	c.rxBytes.Add(in.rxBytes)
+	in.rxFrames, in.rxBytes = 0, 0
 	if in.flood != 0 {
 		c.flooded.Add(in.flood)
 		c.unknown.Add(in.unk)
@@ -97,7 +113,6 @@ func (in *Ingress) Receive(frames [][]byte) {
 			in.drops[i] = 0
 		}
 	}
-	in.flush()
 }
 
 func (in *Ingress) grow(n int) {
@@ -339,6 +354,7 @@ func (in *Ingress) queue(op *port, f []byte) {
 
 // flush writes every queued frame, one WriteBatch per egress port.
 func (in *Ingress) flush() {
+	in.publish()
 	for i := 0; i < in.np; i++ {
 		pd := &in.pend[i]
 		in.write(pd.p, pd.frames, pd.bytes)

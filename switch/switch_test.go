@@ -651,3 +651,33 @@ func TestARPGuardDropDoesNotMoveFDB(t *testing.T) {
 		t.Fatalf("gateway MAC now on port %v (ok=%v), want %v", p, ok, r.ids[2])
 	}
 }
+
+// A frame is counted on its ingress port before any frame leaves the
+// switch, also when a frame leaves in the middle of a batch (an ARP reply
+// from suppression, a retagged copy): whoever sees the answer sees the
+// question counted.
+func TestCountedBeforeDelivered(t *testing.T) {
+	r := newRig(t, 3, func(c *vswitch.Config) { c.ARP.Suppress = true }, func(i int, c *vswitch.PortConfig) {
+		if i == 2 {
+			c.Trunk, c.Allowed = true, []uint16{1}
+		}
+	})
+	r.send(1, arpFrame(t, bcast, 1, mac(2), ip4(2), fdb.MAC{}, ip4(2))) // pod2 announces itself
+	var seen []uint64
+	for _, p := range r.ports {
+		p.OnWrite = func([]byte) {
+			pi, _ := r.sw.Port(r.ids[0])
+			seen = append(seen, pi.Counters.RxFrames)
+		}
+	}
+	// A batch of two: a request the switch answers itself (the reply is
+	// written at once), then a broadcast retagged for the trunk.
+	req := arpFrame(t, bcast, 1, mac(1), ip4(1), fdb.MAC{}, ip4(2))
+	r.in[0].Receive([][]byte{req, ether(bcast, mac(1), 0x0800, 50)})
+	if len(seen) != 3 {
+		t.Fatalf("%d frames written, want 3 (the ARP reply, the broadcast to pod2 and to the trunk)", len(seen))
+	}
+	if seen[0] < 1 || seen[1] < 2 || seen[2] < 2 {
+		t.Fatalf("ingress rx counter when each frame left: %v, want at least [1 2 2]", seen)
+	}
+}
