@@ -77,12 +77,20 @@ func BenchmarkForwardKnownUnicast(b *testing.B) {
 // BenchmarkForwardPodFlow is the same path for the common case of a pod's
 // TCP flow: one source and one destination per batch (the per-batch memo
 // skips the table for repeats).
-func BenchmarkForwardPodFlow(b *testing.B) {
+func BenchmarkForwardPodFlow(b *testing.B) { benchPodFlow(b, nil) }
+
+// benchPodFlow sends batches of one flow from port 0 to port 1, with m (if
+// any) mirroring both ports.
+func benchPodFlow(b *testing.B, m vswitch.Mirror) {
 	sw, ids, sinks := benchSwitch(b, 2, nil)
 	in0, _ := sw.Ingress(ids[0])
 	in1, _ := sw.Ingress(ids[1])
 	for i := range 512 {
 		in1.Receive([][]byte{ether(bcast, benchMAC(i), 0x0800, 50)})
+	}
+	if m != nil {
+		sw.SetMirror(ids[0], m)
+		sw.SetMirror(ids[1], m)
 	}
 	frames := make([][]byte, 32)
 	for i := range frames {
