@@ -33,12 +33,11 @@ func cmdAdd(args *skel.CmdArgs) error {
 	if err := checkPodNetns(args.Netns); err != nil {
 		return err
 	}
-	cl, ctx, cancel := newClient(c)
-	defer cancel()
-	st, err := cl.Status(ctx)
+	cl, ctx, st, cancel, err := connect(c)
 	if err != nil {
-		return daemonErr(err)
+		return err
 	}
+	defer cancel()
 	gw, err := gatewayOf(st)
 	if err != nil {
 		return err
@@ -214,12 +213,11 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if err != nil {
 		return types.NewError(types.ErrDecodingFailure, "prevResult: "+err.Error(), "")
 	}
-	cl, ctx, cancel := newClient(c)
-	defer cancel()
-	st, err := cl.Status(ctx)
+	cl, ctx, st, cancel, err := connect(c)
 	if err != nil {
-		return daemonErr(err)
+		return err
 	}
+	defer cancel()
 	gw, err := gatewayOf(st)
 	if err != nil {
 		return err

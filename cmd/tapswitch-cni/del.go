@@ -24,12 +24,11 @@ func cmdDel(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	cl, ctx, cancel := newClient(c)
-	defer cancel()
-	st, err := cl.Status(ctx)
+	cl, ctx, st, cancel, err := connect(c)
 	if err != nil {
-		return daemonErr(err)
+		return err
 	}
+	defer cancel()
 	if err := removePort(ctx, cl, args.ContainerID, args.IfName); err != nil {
 		return err
 	}
@@ -72,12 +71,11 @@ func cmdGC(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	cl, ctx, cancel := newClient(c)
-	defer cancel()
-	st, err := cl.Status(ctx)
+	cl, ctx, st, cancel, err := connect(c)
 	if err != nil {
-		return daemonErr(err)
+		return err
 	}
+	defer cancel()
 	pods, err := cl.Pods(ctx)
 	if err != nil {
 		return daemonErr(err)

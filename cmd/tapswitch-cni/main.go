@@ -168,9 +168,18 @@ func daemonErr(err error) error {
 	return fmt.Errorf("tapswitch: %w", err)
 }
 
-func newClient(c *netConf) (*api.Client, context.Context, context.CancelFunc) {
+// connect opens a call's conversation with the daemon: a client, the call's
+// deadline, and the daemon's status, read first so that a daemon that is
+// down is "try again later" before the call changes anything.
+func connect(c *netConf) (*api.Client, context.Context, api.Status, context.CancelFunc, error) {
+	cl := api.NewClient(c.Socket)
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	return api.NewClient(c.Socket), ctx, cancel
+	st, err := cl.Status(ctx)
+	if err != nil {
+		cancel()
+		return nil, nil, api.Status{}, nil, daemonErr(err)
+	}
+	return cl, ctx, st, cancel, nil
 }
 
 func ipNet(p netip.Prefix) net.IPNet {
