@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -63,12 +61,7 @@ it stops forwarding and closes its file descriptors; pods stay unless
 				return &exitError{code: 2, err: err}
 			}
 			defer log.Sync()
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-			defer stop()
-			hup := make(chan os.Signal, 1)
-			signal.Notify(hup, syscall.SIGHUP)
-			defer signal.Stop(hup)
-			if err := daemon.Run(ctx, cfg, log, &daemon.Reloader{Signals: hup, Load: load, Level: &lvl}); err != nil {
+			if err := daemon.Serve(cfg, load, log, &lvl); err != nil {
 				if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EPERM) {
 					return fmt.Errorf("%w (tapswitch run needs root, or CAP_NET_ADMIN and CAP_SYS_ADMIN)", err)
 				}

@@ -512,5 +512,8 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, reload ...*Rel
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	serr := srv.Close(sctx)
-	return errors.Join(serr, d.Close(cfg.RemovePodsOnExit))
+	d.mu.Lock()
+	remove := d.cfg.RemovePodsOnExit // as the last reload left it
+	d.mu.Unlock()
+	return errors.Join(serr, d.Close(remove))
 }

@@ -1,10 +1,13 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"reflect"
 	"strings"
+	"syscall"
 
 	"go.uber.org/zap"
 
@@ -22,6 +25,18 @@ type Reloader struct {
 	Load func() (config.Config, error)
 	// Level is the logger's level, changed in place by a reload.
 	Level *zap.AtomicLevel
+}
+
+// Serve is `tapswitch run`: Run on cfg until SIGTERM or SIGINT, reloading
+// on SIGHUP with load (which re-reads the file with the command line's
+// overrides) and changing lvl, the logger's level, with it.
+func Serve(cfg config.Config, load func() (config.Config, error), log *zap.Logger, lvl *zap.AtomicLevel) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return Run(ctx, cfg, log, &Reloader{Signals: hup, Load: load, Level: lvl})
 }
 
 // Reload applies next to the running daemon. What a reload changes: the
@@ -52,7 +67,10 @@ func (d *Daemon) Reload(next config.Config) error {
 		return err
 	}
 	d.sw.ARP().SetConfig(arp.Config{Ageing: next.ARP.Ageing, Suppress: next.ARP.Suppress, Guard: next.ARP.Guard})
-	d.cfg = next
+	// Field by field: the rest of d.cfg is read without the lock (listings),
+	// and only these fields are read again after start, under the lock.
+	d.cfg.FDB, d.cfg.ARP, d.cfg.LogLevel = next.FDB, next.ARP, next.LogLevel
+	d.cfg.Switch.StormPPS, d.cfg.RemovePodsOnExit = next.Switch.StormPPS, next.RemovePodsOnExit
 	d.log.Info("configuration reloaded",
 		zap.Duration("fdb_ageing", fc.Ageing), zap.Int("fdb_limit", fc.Limit), zap.Int("fdb_port_limit", fc.PortLimit),
 		zap.Stringer("fdb_policy", fc.Policy), zap.Bool("arp_suppress", next.ARP.Suppress), zap.Bool("arp_guard", next.ARP.Guard),

@@ -1,14 +1,14 @@
 package daemon_test
 
 import (
-	"errors"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tapswitch/tapswitch/cmd/internal/config"
-	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	"github.com/tapswitch/tapswitch/fdb"
 )
@@ -52,26 +52,55 @@ func TestReload(t *testing.T) {
 	}
 }
 
-// TestReloadSignalKeepsConfigOnBadFile drives the SIGHUP path: an invalid
-// file keeps the running configuration, a good one applies.
-func TestReloadSignalKeepsConfigOnBadFile(t *testing.T) {
+// TestSIGHUP drives the reload as an operator does, on a daemon process
+// run by Serve (what `tapswitch run` runs): a broken file keeps the running
+// configuration and the daemon serving; a good one applies.
+func TestSIGHUP(t *testing.T) {
 	e := nodetest.New(t)
-	d := e.Start()
-	sig := make(chan os.Signal)
+	e.Cfg.LogLevel = "error" // the refused reload logs an error line: expected
+	cfgPath := filepath.Join(e.Dir, "config.yaml")
+	write := func(c config.Config) {
+		b, err := c.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(e.Cfg)
+	proc := startProcess(t, e, cfgPath)
+	limit := func() int {
+		st, err := e.Client.Stats(bg)
+		if err != nil {
+			t.Fatalf("daemon after SIGHUP: %v", err)
+		}
+		return st.FDB.Limit
+	}
+	want := e.Cfg.FDB.Limit
+
+	if err := os.WriteFile(cfgPath, []byte("fdb: {limit: -1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proc.Process.Signal(syscall.SIGHUP)
+	time.Sleep(300 * time.Millisecond)
+	if got := limit(); got != want {
+		t.Fatalf("a broken file changed the FDB limit to %d", got)
+	}
+
 	good := e.Cfg
 	good.FDB.Limit = 321
-	var next config.Config
-	var loadErr error
-	r := &daemon.Reloader{Signals: sig, Load: func() (config.Config, error) { return next, loadErr }}
-
-	loadErr = errors.New("config /etc/x.yaml: line 3: bad")
-	d.ReloadNow(r)
-	if c := d.Switch().FDB().Config(); c.Limit != e.Cfg.FDB.Limit {
-		t.Fatalf("a bad file changed the limit to %d", c.Limit)
+	write(good)
+	proc.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(5 * time.Second)
+	for limit() != 321 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a good file did not apply: limit %d", limit())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	next, loadErr = good, nil
-	d.ReloadNow(r)
-	if c := d.Switch().FDB().Config(); c.Limit != 321 {
-		t.Fatalf("a good file did not apply: limit %d", c.Limit)
+	proc.Process.Signal(syscall.SIGTERM)
+	if err := proc.Wait(); err != nil {
+		t.Errorf("daemon process: %v", err)
 	}
 }
