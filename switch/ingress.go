@@ -201,7 +201,7 @@ func (in *Ingress) forward(set *portSet, self *port, f []byte, now int64, d *Dec
 	// guard drops must not move the victim's MAC (say, the gateway's) to
 	// the forger's port on its way to the bin.
 	if etype == etherTypeARP {
-		d.ARP, _ = in.handleARP(self, eth, off, vid, tagged, now)
+		d.ARP = in.handleARP(self, eth, off, vid, tagged, now)
 		switch d.ARP {
 		case arp.Drop:
 			in.drop(d, DropARPGuard)
@@ -373,11 +373,11 @@ func (in *Ingress) flush() {
 // receiving pod's stack at once, and whoever sees the answer must already
 // see the frame counted. Frames the port then fails to take are moved from
 // the sent count to tx-error drops.
-func (in *Ingress) write(p *port, frames [][]byte, bytes uint64) error {
+func (in *Ingress) write(p *port, frames [][]byte, bytes uint64) {
 	c := &p.c
 	c.txFrames.Add(uint64(len(frames)))
 	c.txBytes.Add(bytes)
-	n, err := p.p.WriteBatch(frames)
+	n, _ := p.p.WriteBatch(frames) // what did not go out is counted below
 	if m := p.mirrorOf(); m != nil && n > 0 {
 		m.Mirror(Sent, frames[:n])
 	}
@@ -390,12 +390,11 @@ func (in *Ingress) write(p *port, frames [][]byte, bytes uint64) error {
 		c.txBytes.Add(^(b - 1))
 		c.drops[DropTxError].Add(uint64(len(frames) - n))
 	}
-	return err
 }
 
 // handleARP gives an ARP frame to the handler and, when it answers on the
 // switch's behalf, sends the reply back out the ingress port.
-func (in *Ingress) handleARP(self *port, eth []byte, off int, vid uint16, tagged bool, now int64) (arp.Verdict, error) {
+func (in *Ingress) handleARP(self *port, eth []byte, off int, vid uint16, tagged bool, now int64) arp.Verdict {
 	hl := in.sw.hdrLen
 	s := in.scratchFor(hl + ethHdrLen + tagLen + arp.BodyLen)
 	// Build the reply in place: header, Ethernet (+tag), then the ARP body
@@ -403,7 +402,7 @@ func (in *Ingress) handleARP(self *port, eth []byte, off int, vid uint16, tagged
 	bodyAt := hl + off
 	v, from := in.sw.arp.Handle(in.id, vid, eth[6:12], eth[off:], now, s[bodyAt:bodyAt+arp.BodyLen])
 	if v != arp.Reply {
-		return v, nil
+		return v
 	}
 	clear(s[:hl])
 	copy(s[hl:], eth[6:12]) // to the requester
@@ -418,7 +417,7 @@ func (in *Ingress) handleARP(self *port, eth []byte, off int, vid uint16, tagged
 	frame := s[:bodyAt+arp.BodyLen]
 	in.flush()
 	in.one[0] = frame
-	err := in.write(self, in.one, uint64(len(frame)-hl))
+	in.write(self, in.one, uint64(len(frame)-hl))
 	in.one[0] = nil
-	return v, err
+	return v
 }

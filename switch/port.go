@@ -133,6 +133,9 @@ type portSet struct {
 	ordered []*port            // all ports, in ID order
 }
 
+// atomicSet holds the current portSet.
+type atomicSet struct{ atomic.Pointer[portSet] }
+
 func (s *portSet) get(id fdb.PortID) *port {
 	if int(id) < len(s.byID) {
 		return s.byID[id]

@@ -31,5 +31,3 @@ func (m *stormMeter) allow(now int64) bool {
 	}
 	return m.count.Add(1) <= m.limit
 }
-
-type atomicSet struct{ atomic.Pointer[portSet] }

@@ -681,3 +681,19 @@ func TestCountedBeforeDelivered(t *testing.T) {
 		t.Fatalf("ingress rx counter when each frame left: %v, want at least [1 2 2]", seen)
 	}
 }
+
+// A port that fails to take frames has them counted as tx-error drops, not
+// as sent; the other ports of a flood are not affected.
+func TestTxErrorCounted(t *testing.T) {
+	r := newRig(t, 3, nil, nil)
+	r.ports[1].Close()
+	f := ether(bcast, mac(1), 0x0800, 50)
+	r.in[0].Receive([][]byte{f, f})
+	c1, c2 := r.sw.Ports()[1].Counters, r.sw.Ports()[2].Counters
+	if c1.TxFrames != 0 || c1.TxBytes != 0 || c1.Drops[vswitch.DropTxError] != 2 {
+		t.Fatalf("failing port: tx %d frames %d bytes, tx-error %d; want 0, 0, 2", c1.TxFrames, c1.TxBytes, c1.Drops[vswitch.DropTxError])
+	}
+	if c2.TxFrames != 2 || c2.TxBytes != uint64(2*len(f)) {
+		t.Fatalf("healthy port: tx %d frames %d bytes", c2.TxFrames, c2.TxBytes)
+	}
+}
