@@ -34,6 +34,7 @@ type PodConfig struct {
 	Gateway    netip.Addr       // default route via this address; none if zero
 	Queues     int              // default DefaultQueues()
 	TxQueueLen int              // default: the kernel's 1000
+	Polled     bool             // the queues are for a Poller, not ReadBatch
 }
 
 // GatewayConfig describes the TAP in the host namespace that holds the pod
@@ -45,6 +46,7 @@ type GatewayConfig struct {
 	MTU        int              // default: the kernel's 1500
 	Queues     int              // default DefaultQueues()
 	TxQueueLen int              // default: the kernel's 1000
+	Polled     bool             // the queues are for a Poller, not ReadBatch
 }
 
 // Device is an open TAP: its queues, and where it lives.
@@ -194,7 +196,7 @@ func CreatePod(cfg PodConfig) (_ *Device, err error) {
 	if err != nil {
 		return nil, err
 	}
-	dev, err := newDevice(fds, tmp, path, offloads, fmt.Sprintf("pod %q: tap %q", cfg.Name, cfg.IfName))
+	dev, err := newDevice(fds, tmp, path, offloads, fmt.Sprintf("pod %q: tap %q", cfg.Name, cfg.IfName), cfg.Polled)
 	if err != nil {
 		return nil, err
 	}
@@ -273,7 +275,7 @@ func Attach(cfg PodConfig) (*Device, error) {
 	var dev *Device
 	// Inside the namespace: TUNSETIFF from the host would create a new device.
 	err = InNamespace(path, func() (err error) {
-		dev, err = attach(cfg.IfName, cfg.Queues, fmt.Sprintf("pod %q: tap %q", cfg.Name, cfg.IfName))
+		dev, err = attach(cfg.IfName, cfg.Queues, fmt.Sprintf("pod %q: tap %q", cfg.Name, cfg.IfName), cfg.Polled)
 		return err
 	})
 	if err != nil {
@@ -335,7 +337,7 @@ func CreateGateway(cfg GatewayConfig) (_ *Device, err error) {
 	if err != nil {
 		return nil, err
 	}
-	dev, err := newDevice(fds, cfg.Name, "", offloads, fmt.Sprintf("gateway tap %q", cfg.Name))
+	dev, err := newDevice(fds, cfg.Name, "", offloads, fmt.Sprintf("gateway tap %q", cfg.Name), cfg.Polled)
 	if err != nil {
 		return nil, err
 	}
@@ -359,11 +361,11 @@ func CreateGateway(cfg GatewayConfig) (_ *Device, err error) {
 }
 
 // AttachGateway re-opens the persistent gateway TAP name in the host namespace.
-func AttachGateway(name string, queues int) (*Device, error) {
+func AttachGateway(name string, queues int, polled bool) (*Device, error) {
 	if queues == 0 {
 		queues = DefaultQueues()
 	}
-	dev, err := attach(name, queues, fmt.Sprintf("gateway tap %q", name))
+	dev, err := attach(name, queues, fmt.Sprintf("gateway tap %q", name), polled)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
@@ -413,7 +415,7 @@ func configure(link netlink.Link, mac net.HardwareAddr, mtu, txqlen int, addr ne
 }
 
 // attach opens queues of the existing TAP name in the calling thread's namespace.
-func attach(name string, queues int, label string) (*Device, error) {
+func attach(name string, queues int, label string, polled bool) (*Device, error) {
 	if err := checkIfName(name); err != nil {
 		return nil, err
 	}
@@ -433,7 +435,7 @@ func attach(name string, queues int, label string) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
-	dev, err := newDevice(fds, name, "", offloads, label)
+	dev, err := newDevice(fds, name, "", offloads, label, polled)
 	if err != nil {
 		return nil, err
 	}
@@ -463,10 +465,10 @@ func deleteTAP(name string) error {
 }
 
 // newDevice wraps fds in queues; on failure it closes them all.
-func newDevice(fds []int, name, netnsPath string, offloads int, label string) (*Device, error) {
+func newDevice(fds []int, name, netnsPath string, offloads int, label string, polled bool) (*Device, error) {
 	dev := &Device{name: name, netns: netnsPath, offloads: offloads}
 	for i, fd := range fds {
-		q, err := newQueue(fd, fmt.Sprintf("%s queue %d", label, i))
+		q, err := newQueue(fd, fmt.Sprintf("%s queue %d", label, i), polled)
 		if err != nil {
 			dev.Close()
 			for _, fd := range fds[i+1:] {

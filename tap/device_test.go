@@ -313,7 +313,7 @@ func TestGateway(t *testing.T) {
 	}
 
 	gw.Close()
-	gw2, err := AttachGateway(name, 1)
+	gw2, err := AttachGateway(name, 1, false)
 	if err != nil {
 		t.Fatalf("AttachGateway: %v", err)
 	}

@@ -37,13 +37,22 @@ func uniquePrefix(t *testing.T) string {
 // newPod creates a pod in a fresh named netns and deletes both at cleanup.
 func newPod(t *testing.T, netnsName, addr string, queues int) (*Device, PodConfig) {
 	t.Helper()
-	cfg := PodConfig{
+	return createPod(t, podConfig(netnsName, addr, queues))
+}
+
+func podConfig(netnsName, addr string, queues int) PodConfig {
+	return PodConfig{
 		Name:    "pod-" + netnsName,
 		NetNS:   netnsName,
 		Addr:    netip.MustParsePrefix(addr),
 		Gateway: netip.MustParsePrefix(addr).Masked().Addr().Next(),
 		Queues:  queues,
 	}
+}
+
+// createPod creates the pod of cfg, removed (namespace too) in the cleanup.
+func createPod(t *testing.T, cfg PodConfig) (*Device, PodConfig) {
+	t.Helper()
 	t.Cleanup(func() {
 		if err := DeletePod(cfg, true); err != nil {
 			t.Errorf("cleanup: %v", err)
@@ -55,7 +64,7 @@ func newPod(t *testing.T, netnsName, addr string, queues int) (*Device, PodConfi
 	}
 	t.Cleanup(func() { dev.Close() })
 	if !dev.CreatedNetNS() {
-		t.Fatalf("CreatedNetNS false for fresh netns %q", netnsName)
+		t.Fatalf("CreatedNetNS false for fresh netns %q", cfg.NetNS)
 	}
 	return dev, cfg
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +38,7 @@ type Config struct {
 	Queues           int           `yaml:"queues"`
 	Batch            int           `yaml:"batch"`
 	Spin             time.Duration `yaml:"spin"`
+	SpinCPU          int           `yaml:"spin_cpu"`
 	TxQueueLen       int           `yaml:"tx_queue_len"`
 	RxPPS            int           `yaml:"rx_pps"`
 	NetnsPrefix      string        `yaml:"netns_prefix"`
@@ -226,6 +228,9 @@ func (c Config) Validate() error {
 	}
 	if c.Spin < 0 || c.Spin > time.Millisecond {
 		return fmt.Errorf("spin %v: want 0-1ms", c.Spin)
+	}
+	if n := runtime.NumCPU(); c.SpinCPU < -1 || c.SpinCPU >= n {
+		return fmt.Errorf("spin_cpu %d: want -1 (not pinned) or a CPU 0-%d", c.SpinCPU, n-1)
 	}
 	if c.Batch < 1 || c.Batch > MaxBatch {
 		return fmt.Errorf("batch %d: want 1-%d", c.Batch, MaxBatch)

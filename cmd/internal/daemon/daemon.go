@@ -44,6 +44,7 @@ type Daemon struct {
 	pods       map[string]*pod
 	gw         *gateway
 	nat        *hostnat.Rules // nil when no NAT rule is configured
+	poller     *tap.Poller    // reads every TAP when spin > 0; nil: reader goroutines
 	started    time.Time
 	reattached int
 	closed     bool
@@ -140,6 +141,14 @@ func (d *Daemon) Start(ctx context.Context) error {
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.cfg.Spin > 0 {
+		if d.poller, err = tap.NewPoller(tap.PollerConfig{Spin: d.cfg.Spin, Batch: d.cfg.Batch, CPU: d.cfg.SpinCPU}); err != nil {
+			store.Close()
+			d.store = nil
+			return err
+		}
+		d.log.Info("poller started", zap.Duration("spin", d.cfg.Spin), zap.Int("cpu", d.cfg.SpinCPU))
+	}
 	if err := d.startGateway(st.Gateway != nil); err != nil {
 		return err
 	}
@@ -185,7 +194,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 func (d *Daemon) startGateway(hadOne bool) error {
 	name := d.cfg.Gateway.Interface
 	prefix := netip.PrefixFrom(d.gwAddr, d.subnet.Bits())
-	dev, err := tap.AttachGateway(name, d.cfg.Queues)
+	dev, err := tap.AttachGateway(name, d.cfg.Queues, d.poller != nil)
 	var nf netlink.LinkNotFoundError
 	switch {
 	case err == nil:
@@ -204,7 +213,7 @@ func (d *Daemon) startGateway(hadOne bool) error {
 		}
 		dev, err = tap.CreateGateway(tap.GatewayConfig{
 			Name: name, Addr: prefix, MAC: mac.HardwareAddr(), MTU: d.cfg.Switch.MTU, Queues: d.cfg.Queues,
-			TxQueueLen: d.cfg.TxQueueLen,
+			TxQueueLen: d.cfg.TxQueueLen, Polled: d.poller != nil,
 		})
 		if err != nil {
 			return err
@@ -215,8 +224,8 @@ func (d *Daemon) startGateway(hadOne bool) error {
 		return err
 	}
 	gw := &gateway{name: name, mac: fdb.MACFrom(dev.MAC())}
-	gw.link = &link{name: name, dev: dev, onGone: func(err error) { d.gatewayGone(gw, err) }}
-	if err := gw.link.start(d.sw, vswitch.PortConfig{Name: name, MTU: d.cfg.Switch.MTU}, d.cfg.Batch, d.cfg.Spin); err != nil {
+	gw.link = &link{name: name, dev: dev, poller: d.poller, onGone: func(err error) { d.gatewayGone(gw, err) }}
+	if err := gw.link.start(d.sw, vswitch.PortConfig{Name: name, MTU: d.cfg.Switch.MTU}, d.cfg.Batch); err != nil {
 		dev.Close()
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -423,6 +432,9 @@ func (d *Daemon) Close(removePods bool) error {
 	if d.store != nil {
 		errs = append(errs, d.store.Close())
 	}
+	if d.poller != nil {
+		d.poller.Close()
+	}
 	d.sw.Close()
 	d.log.Info("switch stopped", zap.Bool("pods_removed", removePods), zap.Int("pods_kept", len(d.pods)))
 	return errors.Join(errs...)
@@ -446,6 +458,9 @@ func (d *Daemon) stopAllLocked() {
 	}
 	d.closed = true
 	d.store.Close()
+	if d.poller != nil {
+		d.poller.Close()
+	}
 	d.sw.Close()
 }
 

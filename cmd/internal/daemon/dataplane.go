@@ -13,14 +13,17 @@ import (
 )
 
 // link joins one TAP device to the switch: it is the switch's Port for the
-// device (writes go out through the device's queues) and runs one reader
-// goroutine per queue that hands each batch it reads to the switch.
+// device (writes go out through the device's queues) and has each batch read
+// from the device handed to the switch: by one reader goroutine per queue,
+// parked in the Go netpoller, or, when the daemon spins, by the daemon's one
+// poller.
 type link struct {
 	name   string
 	dev    *tap.Device
 	queues []*tap.Queue
 	id     fdb.PortID
 	rr     atomic.Uint32 // spreads writers over the queues
+	poller *tap.Poller   // nil: reader goroutines
 
 	closing atomic.Bool
 	wg      sync.WaitGroup
@@ -41,9 +44,8 @@ func (l *link) WriteBatch(frames [][]byte) (int, error) {
 	return q.WriteBatch(frames)
 }
 
-// start registers the device as a switch port and starts its readers, each
-// polling its empty queue for spin before it sleeps.
-func (l *link) start(sw *vswitch.Switch, pc vswitch.PortConfig, batch int, spin time.Duration) error {
+// start registers the device as a switch port and starts reading it.
+func (l *link) start(sw *vswitch.Switch, pc vswitch.PortConfig, batch int) error {
 	l.queues = l.dev.Queues()
 	if len(l.queues) == 0 {
 		return errors.New("device has no queues")
@@ -60,8 +62,10 @@ func (l *link) start(sw *vswitch.Switch, pc vswitch.PortConfig, batch int, spin 
 			return err
 		}
 	}
+	if l.poller != nil {
+		return l.startPolled(sw, ins)
+	}
 	for i, q := range l.queues {
-		q.SetSpin(spin)
 		l.wg.Add(1)
 		go l.read(q, ins[i], batch)
 	}
@@ -108,9 +112,39 @@ func (l *link) read(q *tap.Queue, in *vswitch.Ingress, batch int) {
 	}
 }
 
+// startPolled hands the queues to the poller. Each queue's handler is made
+// here, once: the poller calls it per batch without allocating.
+func (l *link) startPolled(sw *vswitch.Switch, ins []*vswitch.Ingress) error {
+	onErr := func(err error) {
+		l.once.Do(func() {
+			if l.onGone != nil && !l.closing.Load() {
+				l.onGone(err) // the poller calls this from a goroutine of its own
+			}
+		})
+	}
+	for i, q := range l.queues {
+		in := ins[i]
+		handle := func(frames [][]byte) time.Duration {
+			in.Receive(frames)
+			if l.police != nil {
+				return l.police.charge(len(frames))
+			}
+			return 0
+		}
+		if err := l.poller.Add(q, handle, onErr); err != nil {
+			for _, q := range l.queues[:i] {
+				l.poller.Remove(q)
+			}
+			sw.RemovePort(l.id)
+			return err
+		}
+	}
+	return nil
+}
+
 // policer caps the frames a port's readers take from its TAP per second,
 // in 10 ms slots shared by the port's queues. Over the cap a reader sleeps
-// out the slot: the TAP's queue fills and the kernel drops the excess in the
+// out the slot (the poller pauses the queue instead): the TAP's queue fills and the kernel drops the excess in the
 // sending pod's context, so a pod flooding the switch pays for its flood
 // instead of the switch's readers (and every other pod) paying for it.
 type policer struct {
@@ -143,6 +177,11 @@ func (p *policer) charge(n int) time.Duration {
 // removes the port from the switch.
 func (l *link) stop() error {
 	l.closing.Store(true)
+	if l.poller != nil {
+		for _, q := range l.queues {
+			l.poller.Remove(q) // before the close: the poller must not read a reused fd
+		}
+	}
 	err := l.dev.Close()
 	l.wg.Wait()
 	return err

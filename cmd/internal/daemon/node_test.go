@@ -57,6 +57,22 @@ func fdbOf(t *testing.T, e *nodetest.Env) map[fdb.MAC]api.FDBEntry {
 	return m
 }
 
+// readModes runs body once for each way the daemon can read its TAPs: a
+// reader goroutine per queue parked in the netpoller (spin 0, the default),
+// and one poller for every queue (spin > 0).
+func readModes(t *testing.T, body func(t *testing.T, e *nodetest.Env)) {
+	for _, m := range []struct {
+		name string
+		spin time.Duration
+	}{{"netpoller", 0}, {"poller", 50 * time.Microsecond}} {
+		t.Run(m.name, func(t *testing.T) {
+			e := nodetest.New(t)
+			e.Cfg.Spin = m.spin
+			body(t, e)
+		})
+	}
+}
+
 func mac(t *testing.T, p api.Pod) fdb.MAC {
 	m, err := fdb.ParseMAC(p.MAC)
 	if err != nil {
@@ -70,106 +86,107 @@ func mac(t *testing.T, p api.Pod) fdb.MAC {
 // pair and the gateway answer; 64 MiB cross each way intact; `pod del`
 // flushes the pod's FDB entries.
 func TestThreePodsOnOneSwitch(t *testing.T) {
-	e := nodetest.New(t)
-	e.Start()
-	pods := []api.Pod{e.AddQuietPod("p1", 2), e.AddQuietPod("p2", 3), e.AddQuietPod("p3", 4)}
+	readModes(t, func(t *testing.T, e *nodetest.Env) {
+		e.Start()
+		pods := []api.Pod{e.AddQuietPod("p1", 2), e.AddQuietPod("p2", 3), e.AddQuietPod("p3", 4)}
 
-	t.Run("ARPFloodsThenUnicast", func(t *testing.T) {
-		c0 := counters(t, e)
-		ping(t, e, "p1", 3, 1)
-		c1 := counters(t, e)
-		if d := c1["p1"].Counters.Flooded - c0["p1"].Counters.Flooded; d != 1 {
-			t.Errorf("p1 flooded %d frames for one ping, want 1 (its ARP request)", d)
-		}
-		if d := c1["p3"].Counters.TxFrames - c0["p3"].Counters.TxFrames; d != 1 {
-			t.Errorf("p3 was sent %d frames, want 1 (the flooded ARP request)", d)
-		}
-		if d := c1[e.GwIf].Counters.TxFrames - c0[e.GwIf].Counters.TxFrames; d != 1 {
-			t.Errorf("the gateway was sent %d frames, want 1 (the flooded ARP request)", d)
-		}
-		if d := c1["p2"].Counters.Flooded - c0["p2"].Counters.Flooded; d != 0 {
-			t.Errorf("p2 flooded %d frames, want 0 (its ARP reply and echo reply are unicast)", d)
-		}
-		tab := fdbOf(t, e)
-		for _, p := range pods[:2] {
-			x, ok := tab[mac(t, p)]
-			if !ok || x.PortName != p.Name || x.Kind != "learned" {
-				t.Errorf("fdb entry for %s (%s): %+v, want learned on %s", p.Name, p.MAC, x, p.Name)
+		t.Run("ARPFloodsThenUnicast", func(t *testing.T) {
+			c0 := counters(t, e)
+			ping(t, e, "p1", 3, 1)
+			c1 := counters(t, e)
+			if d := c1["p1"].Counters.Flooded - c0["p1"].Counters.Flooded; d != 1 {
+				t.Errorf("p1 flooded %d frames for one ping, want 1 (its ARP request)", d)
 			}
-		}
-
-		const n = 20
-		ping(t, e, "p1", 3, n)
-		c2 := counters(t, e)
-		if d := c2["p1"].Counters.Flooded - c1["p1"].Counters.Flooded; d != 0 {
-			t.Errorf("warm table: p1 flooded %d frames, want 0", d)
-		}
-		if d := c2["p3"].Counters.TxFrames - c1["p3"].Counters.TxFrames; d != 0 {
-			t.Errorf("warm table: p3 was sent %d frames of p1<->p2 traffic, want 0", d)
-		}
-		if d := c2["p2"].Counters.TxFrames - c1["p2"].Counters.TxFrames; d < n {
-			t.Errorf("p2 was sent %d frames, want at least %d", d, n)
-		}
-	})
-
-	t.Run("PingEachPairAndGateway", func(t *testing.T) {
-		for i, p := range pods {
-			for j := range pods {
-				if i != j {
-					ping(t, e, p.Name, j+2, 2)
+			if d := c1["p3"].Counters.TxFrames - c0["p3"].Counters.TxFrames; d != 1 {
+				t.Errorf("p3 was sent %d frames, want 1 (the flooded ARP request)", d)
+			}
+			if d := c1[e.GwIf].Counters.TxFrames - c0[e.GwIf].Counters.TxFrames; d != 1 {
+				t.Errorf("the gateway was sent %d frames, want 1 (the flooded ARP request)", d)
+			}
+			if d := c1["p2"].Counters.Flooded - c0["p2"].Counters.Flooded; d != 0 {
+				t.Errorf("p2 flooded %d frames, want 0 (its ARP reply and echo reply are unicast)", d)
+			}
+			tab := fdbOf(t, e)
+			for _, p := range pods[:2] {
+				x, ok := tab[mac(t, p)]
+				if !ok || x.PortName != p.Name || x.Kind != "learned" {
+					t.Errorf("fdb entry for %s (%s): %+v, want learned on %s", p.Name, p.MAC, x, p.Name)
 				}
 			}
-			ping(t, e, p.Name, 1, 2) // the gateway
-		}
-	})
 
-	t.Run("Transfer64MiBEachWay", func(t *testing.T) {
-		for _, dir := range [][2]int{{0, 1}, {1, 0}} {
-			from, to := pods[dir[0]], pods[dir[1]]
-			r, err := podnet.Transfer(bg, from.Netns, to.Netns, e.IP(dir[1]+2), 64<<20)
-			if err != nil {
+			const n = 20
+			ping(t, e, "p1", 3, n)
+			c2 := counters(t, e)
+			if d := c2["p1"].Counters.Flooded - c1["p1"].Counters.Flooded; d != 0 {
+				t.Errorf("warm table: p1 flooded %d frames, want 0", d)
+			}
+			if d := c2["p3"].Counters.TxFrames - c1["p3"].Counters.TxFrames; d != 0 {
+				t.Errorf("warm table: p3 was sent %d frames of p1<->p2 traffic, want 0", d)
+			}
+			if d := c2["p2"].Counters.TxFrames - c1["p2"].Counters.TxFrames; d < n {
+				t.Errorf("p2 was sent %d frames, want at least %d", d, n)
+			}
+		})
+
+		t.Run("PingEachPairAndGateway", func(t *testing.T) {
+			for i, p := range pods {
+				for j := range pods {
+					if i != j {
+						ping(t, e, p.Name, j+2, 2)
+					}
+				}
+				ping(t, e, p.Name, 1, 2) // the gateway
+			}
+		})
+
+		t.Run("Transfer64MiBEachWay", func(t *testing.T) {
+			for _, dir := range [][2]int{{0, 1}, {1, 0}} {
+				from, to := pods[dir[0]], pods[dir[1]]
+				r, err := podnet.Transfer(bg, from.Netns, to.Netns, e.IP(dir[1]+2), 64<<20)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !r.Match() || r.Bytes != 64<<20 {
+					t.Fatalf("%s -> %s: %s", from.Name, to.Name, r)
+				}
+				t.Logf("%s -> %s: %s", from.Name, to.Name, r)
+			}
+		})
+
+		t.Run("PodDelFlushesItsEntries", func(t *testing.T) {
+			ping(t, e, "p3", 2, 1) // make sure p3 is in the table
+			if x, ok := fdbOf(t, e)[mac(t, pods[2])]; !ok || x.PortName != "p3" {
+				t.Fatalf("p3 not learned: %+v", x)
+			}
+			if err := e.Client.DeletePod(bg, "p3"); err != nil {
 				t.Fatal(err)
 			}
-			if !r.Match() || r.Bytes != 64<<20 {
-				t.Fatalf("%s -> %s: %s", from.Name, to.Name, r)
+			for m, x := range fdbOf(t, e) {
+				if x.Port == pods[2].Port || m == mac(t, pods[2]) {
+					t.Errorf("entry of deleted pod left: %+v", x)
+				}
 			}
-			t.Logf("%s -> %s: %s", from.Name, to.Name, r)
-		}
-	})
-
-	t.Run("PodDelFlushesItsEntries", func(t *testing.T) {
-		ping(t, e, "p3", 2, 1) // make sure p3 is in the table
-		if x, ok := fdbOf(t, e)[mac(t, pods[2])]; !ok || x.PortName != "p3" {
-			t.Fatalf("p3 not learned: %+v", x)
-		}
-		if err := e.Client.DeletePod(bg, "p3"); err != nil {
-			t.Fatal(err)
-		}
-		for m, x := range fdbOf(t, e) {
-			if x.Port == pods[2].Port || m == mac(t, pods[2]) {
-				t.Errorf("entry of deleted pod left: %+v", x)
+			for _, n := range mustNeighbours(t, e) {
+				if n.Port == pods[2].Port {
+					t.Errorf("neighbour of deleted pod left: %+v", n)
+				}
 			}
-		}
-		for _, n := range mustNeighbours(t, e) {
-			if n.Port == pods[2].Port {
-				t.Errorf("neighbour of deleted pod left: %+v", n)
+			if _, ok := counters(t, e)["p3"]; ok {
+				t.Error("p3 still listed in ports")
 			}
-		}
-		if _, ok := counters(t, e)["p3"]; ok {
-			t.Error("p3 still listed in ports")
-		}
-		// The namespace was the test's, not the daemon's: it stays.
-		if _, err := netlink.LinkByName(e.GwIf); err != nil {
-			t.Error(err)
-		}
-		found := false
-		for _, ns := range e.Namespaces() {
-			found = found || ns == e.Netns("p3")
-		}
-		if !found {
-			t.Error("pod del removed a namespace the daemon did not create")
-		}
-		ping(t, e, "p1", 3, 2) // the others still talk
+			// The namespace was the test's, not the daemon's: it stays.
+			if _, err := netlink.LinkByName(e.GwIf); err != nil {
+				t.Error(err)
+			}
+			found := false
+			for _, ns := range e.Namespaces() {
+				found = found || ns == e.Netns("p3")
+			}
+			if !found {
+				t.Error("pod del removed a namespace the daemon did not create")
+			}
+			ping(t, e, "p1", 3, 2) // the others still talk
+		})
 	})
 }
 
@@ -186,113 +203,115 @@ func mustNeighbours(t *testing.T, e *nodetest.Env) []api.Neighbour {
 // namespace while two others transfer: the port leaves the switch and is
 // reported gone; the transfer and the other pods carry on.
 func TestTAPDeletedUnderTraffic(t *testing.T) {
-	e := nodetest.New(t)
-	e.Start()
-	e.AddQuietPod("p1", 2)
-	e.AddQuietPod("p2", 3)
-	p3 := e.AddQuietPod("p3", 4)
-	ping(t, e, "p3", 2, 1)
+	readModes(t, func(t *testing.T, e *nodetest.Env) {
+		e.Start()
+		e.AddQuietPod("p1", 2)
+		e.AddQuietPod("p2", 3)
+		p3 := e.AddQuietPod("p3", 4)
+		ping(t, e, "p3", 2, 1)
 
-	done := make(chan error, 1)
-	go func() {
-		r, err := podnet.Transfer(bg, e.Netns("p1"), e.Netns("p2"), e.IP(3), 512<<20)
-		if err == nil && !r.Match() {
-			err = errors.New("sha256 differs")
-		}
-		done <- err
-	}()
-	time.Sleep(150 * time.Millisecond)
-	err := tap.InNamespace(tap.NetNSPath(e.Netns("p3")), func() error {
-		l, err := netlink.LinkByName("eth0")
-		if err != nil {
-			return err
-		}
-		return netlink.LinkDel(l)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		p, err := e.Client.Pod(bg, "p3")
+		done := make(chan error, 1)
+		go func() {
+			r, err := podnet.Transfer(bg, e.Netns("p1"), e.Netns("p2"), e.IP(3), 512<<20)
+			if err == nil && !r.Match() {
+				err = errors.New("sha256 differs")
+			}
+			done <- err
+		}()
+		time.Sleep(150 * time.Millisecond)
+		err := tap.InNamespace(tap.NetNSPath(e.Netns("p3")), func() error {
+			l, err := netlink.LinkByName("eth0")
+			if err != nil {
+				return err
+			}
+			return netlink.LinkDel(l)
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.State == api.PodGone {
-			t.Logf("p3: %s (%s)", p.State, p.Reason)
-			break
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			p, err := e.Client.Pod(bg, "p3")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.State == api.PodGone {
+				t.Logf("p3: %s (%s)", p.State, p.Reason)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("p3 still %q 5s after its TAP was deleted", p.State)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("p3 still %q 5s after its TAP was deleted", p.State)
+		if err := <-done; err != nil {
+			t.Fatalf("transfer p1 -> p2 across the deletion: %v", err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("transfer p1 -> p2 across the deletion: %v", err)
-	}
-	ports := counters(t, e)
-	if ports["p3"].State != api.PodGone {
-		t.Errorf("ports: p3 is %q, want gone", ports["p3"].State)
-	}
-	if ports["p3"].Counters.RxFrames == 0 {
-		t.Error("ports: gone p3 lost the counters it had")
-	}
-	for _, x := range fdbOf(t, e) {
-		if x.Port == p3.Port {
-			t.Errorf("entry on the gone port left: %+v", x)
+		ports := counters(t, e)
+		if ports["p3"].State != api.PodGone {
+			t.Errorf("ports: p3 is %q, want gone", ports["p3"].State)
 		}
-	}
-	ping(t, e, "p1", 3, 3)
-	ping(t, e, "p2", 1, 3)
-	if err := e.Client.DeletePod(bg, "p3"); err != nil {
-		t.Fatalf("pod del of a gone pod: %v", err)
-	}
+		if ports["p3"].Counters.RxFrames == 0 {
+			t.Error("ports: gone p3 lost the counters it had")
+		}
+		for _, x := range fdbOf(t, e) {
+			if x.Port == p3.Port {
+				t.Errorf("entry on the gone port left: %+v", x)
+			}
+		}
+		ping(t, e, "p1", 3, 3)
+		ping(t, e, "p2", 1, 3)
+		if err := e.Client.DeletePod(bg, "p3"); err != nil {
+			t.Fatalf("pod del of a gone pod: %v", err)
+		}
+	})
 }
 
 // TestRestartReattaches stops the daemon, keeping the pods, starts a new one
 // from the same state, and checks that it re-attached without
 // reconfiguring and that traffic resumes.
 func TestRestartReattaches(t *testing.T) {
-	e := nodetest.New(t)
-	e.Start()
-	e.AddQuietPod("p1", 2)
-	e.AddQuietPod("p2", 3)
-	ping(t, e, "p1", 3, 2)
+	readModes(t, func(t *testing.T, e *nodetest.Env) {
+		e.Start()
+		e.AddQuietPod("p1", 2)
+		e.AddQuietPod("p2", 3)
+		ping(t, e, "p1", 3, 2)
 
-	// A second daemon on the same state must not touch the first's pods.
-	second, err := daemon.New(e.Cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := second.Start(bg); err == nil || !strings.Contains(err.Error(), "in use by another tapswitch daemon") {
-		t.Fatalf("second daemon on the same state dir: %v", err)
-	}
-	second.Close(false)
-	ping(t, e, "p1", 3, 2)
-	e.Stop(false)
-
-	if _, err := e.Client.Status(bg); err == nil {
-		t.Fatal("the API answers with the daemon stopped")
-	}
-	e.Start()
-	st, err := e.Client.Status(bg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Reattached != 2 {
-		t.Errorf("re-attached %d pods, want 2", st.Reattached)
-	}
-	pods, _ := e.Client.Pods(bg)
-	for _, p := range pods {
-		if p.State != api.PodUp {
-			t.Errorf("after restart %s is %s (%s)", p.Name, p.State, p.Reason)
+		// A second daemon on the same state must not touch the first's pods.
+		second, err := daemon.New(e.Cfg, nil)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	ping(t, e, "p1", 3, 3)
-	ping(t, e, "p2", 1, 3)
-	r, err := podnet.Transfer(bg, e.Netns("p2"), e.Netns("p1"), e.IP(2), 16<<20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("after restart p2 -> p1: %s", r)
+		if err := second.Start(bg); err == nil || !strings.Contains(err.Error(), "in use by another tapswitch daemon") {
+			t.Fatalf("second daemon on the same state dir: %v", err)
+		}
+		second.Close(false)
+		ping(t, e, "p1", 3, 2)
+		e.Stop(false)
+
+		if _, err := e.Client.Status(bg); err == nil {
+			t.Fatal("the API answers with the daemon stopped")
+		}
+		e.Start()
+		st, err := e.Client.Status(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Reattached != 2 {
+			t.Errorf("re-attached %d pods, want 2", st.Reattached)
+		}
+		pods, _ := e.Client.Pods(bg)
+		for _, p := range pods {
+			if p.State != api.PodUp {
+				t.Errorf("after restart %s is %s (%s)", p.Name, p.State, p.Reason)
+			}
+		}
+		ping(t, e, "p1", 3, 3)
+		ping(t, e, "p2", 1, 3)
+		r, err := podnet.Transfer(bg, e.Netns("p2"), e.Netns("p1"), e.IP(2), 16<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("after restart p2 -> p1: %s", r)
+	})
 }

@@ -227,6 +227,7 @@ func (d *Daemon) addLocked(ctx context.Context, s api.PodSpec, static bool) (api
 	tc.MAC = sp.mac.HardwareAddr()
 	tc.MTU = d.cfg.Switch.MTU
 	tc.TxQueueLen = d.cfg.TxQueueLen
+	tc.Polled = d.poller != nil
 	tc.Addr = sp.ip
 	if !s.NoDefaultRoute {
 		tc.Gateway = d.gwAddr
@@ -294,7 +295,7 @@ func checkNetns(pod, ns, ifName string) error {
 
 // attachLocked makes dev the pod's port and starts its readers.
 func (d *Daemon) attachLocked(p *pod, dev *tap.Device) error {
-	l := &link{name: p.rec.Name, dev: dev}
+	l := &link{name: p.rec.Name, dev: dev, poller: d.poller}
 	if d.cfg.RxPPS > 0 {
 		l.police = newPolicer(d.cfg.RxPPS)
 	}
@@ -303,7 +304,7 @@ func (d *Daemon) attachLocked(p *pod, dev *tap.Device) error {
 		Name: p.rec.Name, PVID: p.rec.VLAN, MTU: d.cfg.Switch.MTU,
 		IPs: []netip.Addr{p.ip.Addr()}, Storm: d.cfg.Switch.StormPPS,
 	}
-	if err := l.start(d.sw, pc, d.cfg.Batch, d.cfg.Spin); err != nil {
+	if err := l.start(d.sw, pc, d.cfg.Batch); err != nil {
 		return err
 	}
 	p.link, p.id, p.reason = l, l.id, ""
@@ -335,6 +336,7 @@ func (d *Daemon) reattach(rec state.Pod) {
 	}
 	tc := p.tapConfig()
 	tc.Queues = d.cfg.Queues
+	tc.Polled = d.poller != nil
 	dev, err := tap.Attach(tc)
 	if err != nil {
 		p.reason = err.Error()
