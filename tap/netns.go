@@ -74,6 +74,9 @@ func CreateNetNS(name string) (created bool, err error) {
 	if _, err := os.Stat(path); err == nil {
 		return false, checkIsNetNS(name, path)
 	}
+	if err := shareNetNSDir(); err != nil {
+		return false, fmt.Errorf("netns %q: %w", name, err)
+	}
 	err = onLockedThread(func() error {
 		// NewNamed unshares the calling thread into the new namespace;
 		// onLockedThread moves it back.
@@ -95,6 +98,27 @@ func CreateNetNS(name string) (created bool, err error) {
 		return false, fmt.Errorf("netns %q: create: %w", name, err)
 	}
 	return true, nil
+}
+
+// shareNetNSDir makes NetNSDir a shared mount point of its own, as iproute2's
+// `ip netns add` does, before a namespace is mounted in it. Without it the
+// first `ip netns add` after us bind-mounts the directory over itself and
+// covers the namespaces already mounted there: they stay listed, but can be
+// neither unmounted nor removed.
+func shareNetNSDir() error {
+	if err := os.MkdirAll(NetNSDir, 0o755); err != nil {
+		return err
+	}
+	err := unix.Mount("", NetNSDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	if errors.Is(err, unix.EINVAL) { // not a mount point yet
+		if err = unix.Mount(NetNSDir, NetNSDir, "none", unix.MS_BIND|unix.MS_REC, ""); err == nil {
+			err = unix.Mount("", NetNSDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("make %s a shared mount: %w", NetNSDir, err)
+	}
+	return nil
 }
 
 // DeleteNetNS removes the named network namespace. The namespace itself lives on

@@ -3,6 +3,7 @@ package tap
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -99,5 +100,32 @@ func TestInNamespaceRunsThereAndComesBack(t *testing.T) {
 	}
 	if err := InNamespace("/nonexistent/ns", func() error { return nil }); err == nil || !strings.Contains(err.Error(), `netns "/nonexistent/ns"`) {
 		t.Fatalf("InNamespace on a missing path: %v", err)
+	}
+}
+
+// TestNetNSCoexistsWithIPNetns: a namespace made here stays removable after
+// iproute2's `ip netns add` has set up the directory its own way.
+func TestNetNSCoexistsWithIPNetns(t *testing.T) {
+	needRoot(t)
+	ip, err := exec.LookPath("ip")
+	if err != nil {
+		t.Skip("no ip(8) to check against")
+	}
+	ours, theirs := uniquePrefix(t)+"o", uniquePrefix(t)+"i"
+	t.Cleanup(func() {
+		DeleteNetNS(ours)
+		exec.Command(ip, "netns", "del", theirs).Run()
+	})
+	if _, err := CreateNetNS(ours); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(ip, "netns", "add", theirs).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add: %v: %s", err, out)
+	}
+	if err := DeleteNetNS(ours); err != nil {
+		t.Fatalf("delete after ip netns add: %v", err)
+	}
+	if _, err := os.Stat(NetNSPath(ours)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s still there after delete: %v", NetNSPath(ours), err)
 	}
 }
