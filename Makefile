@@ -64,3 +64,13 @@ clean:
 # goroutines, fds, heap and RSS (a 15 s version runs in `make test`).
 soak:
 	TAPSWITCH_SOAK=$(SOAK) $(GO) test -run '^TestSoak$$' -count=1 -timeout 0 -v ./cmd/internal/hostile
+
+# Open vSwitch for `tapswitch bench --with-ovs` (root, Debian/Ubuntu):
+# installed when missing, its daemons started when not running. The bench
+# uses only its userspace datapath, so no kernel module is needed; ovs-ctl
+# warns when it cannot load one and carries on.
+.PHONY: ovs
+ovs:
+	@command -v ovs-vswitchd >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y openvswitch-switch; }
+	@if ovs-appctl -t ovs-vswitchd version >/dev/null 2>&1; then echo "ovs-vswitchd running"; \
+	else /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random; fi

@@ -29,8 +29,13 @@ func Plot(r *Report, path string) error {
 		}
 		p := plot.New()
 		title := fmt.Sprintf("%s: %s", res.Case, res.Metric)
-		if res.Ratio != 0 {
+		switch {
+		case res.Ratio != 0 && res.OVSRatio != 0:
+			title += fmt.Sprintf(" (%.2fx bridge, %.2fx ovs)", res.Ratio, res.OVSRatio)
+		case res.Ratio != 0:
 			title += fmt.Sprintf(" (%.2fx)", res.Ratio)
+		case res.OVSRatio != 0:
+			title += fmt.Sprintf(" (%.2fx ovs)", res.OVSRatio)
 		}
 		p.Title.Text = title
 		p.Title.TextStyle.Font.Size = vg.Points(9)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -56,14 +57,27 @@ func (r *Report) WriteJSON(w io.Writer) error {
 }
 
 // WriteTable writes one row per case and metric: each system's median and
-// min-max, and the tapswitch/bridge ratio.
+// min-max, the tapswitch/bridge ratio and, when Open vSwitch was measured,
+// the tapswitch/ovs ratio.
 func (r *Report) WriteTable(w io.Writer) error {
+	withOVS := slices.Contains(r.Systems, "ovs")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "CASE\tMETRIC\tUNIT")
 	for _, s := range r.Systems {
 		fmt.Fprintf(tw, "\t%s\t(min-max)", strings.ToUpper(s))
 	}
-	fmt.Fprintf(tw, "\tTAPSWITCH/BRIDGE\n")
+	fmt.Fprintf(tw, "\tTAPSWITCH/BRIDGE")
+	if withOVS {
+		fmt.Fprintf(tw, "\tTAPSWITCH/OVS")
+	}
+	fmt.Fprintf(tw, "\n")
+	ratio := func(x float64, better string) {
+		if x != 0 {
+			fmt.Fprintf(tw, "\t%.2fx (%s)", x, better)
+		} else {
+			fmt.Fprintf(tw, "\t-")
+		}
+	}
 	for _, res := range r.Results {
 		better := "lower is better"
 		if res.HigherBetter {
@@ -78,11 +92,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 			}
 			fmt.Fprintf(tw, "\t%s\t%s-%s", fmtNum(st.Median), fmtNum(st.Min), fmtNum(st.Max))
 		}
-		if res.Ratio != 0 {
-			fmt.Fprintf(tw, "\t%.2fx (%s)\n", res.Ratio, better)
-		} else {
-			fmt.Fprintf(tw, "\t-\n")
+		ratio(res.Ratio, better)
+		if withOVS {
+			ratio(res.OVSRatio, better)
 		}
+		fmt.Fprintf(tw, "\n")
 	}
 	if err := tw.Flush(); err != nil {
 		return err

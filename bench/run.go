@@ -46,17 +46,14 @@ var AllCases = []Case{
 	{"pods32", "32 pods, all pairs TCP", 32, runTCP(1, 32)},
 }
 
-// QuickCases run by default and by --quick.
+// QuickCases run with --quick, and when Options.Cases is empty.
 var QuickCases = []string{"tcp1", "tcp4", "udp64", "rr", "ping", "pods8"}
 
-// FullCases is every case but pods32, whose 992 concurrent streams swamp a
-// 2-CPU machine in connection set-up (run it with --cases pods32).
+// FullCases is every case, the default without --quick.
 func FullCases() []string {
 	var s []string
 	for _, c := range AllCases {
-		if c.Name != "pods32" {
-			s = append(s, c.Name)
-		}
+		s = append(s, c.Name)
 	}
 	return s
 }
@@ -90,6 +87,9 @@ func runTCP(streams, pods int) func(context.Context, Topology, Options) ([]Metri
 		ps := t.Pods()
 		var flows []Flow
 		if pods > 0 {
+			if err := StaticNeighbours(ps[:pods]); err != nil {
+				return nil, err
+			}
 			flows = AllPairs(ps[:pods])
 		} else {
 			for range streams {
@@ -184,6 +184,9 @@ type Result struct {
 	// Ratio is the tapswitch median over the bridge median (0 when either
 	// is missing or the bridge's is 0).
 	Ratio float64 `json:"ratio"`
+	// OVSRatio is the tapswitch median over the Open vSwitch median, when
+	// --with-ovs measured it (0 otherwise, as Ratio).
+	OVSRatio float64 `json:"ratio_ovs,omitempty"`
 }
 
 // Report is a whole bench run.
@@ -201,6 +204,9 @@ type Report struct {
 // Run measures every case on every topology, alternating the systems
 // (A B A B ...) round by round within each case, and summarises.
 func Run(ctx context.Context, topos []Topology, o Options) (*Report, error) {
+	if len(o.Cases) == 0 {
+		o.Cases = QuickCases
+	}
 	cases, err := SelectCases(o.Cases)
 	if err != nil {
 		return nil, err
@@ -231,9 +237,25 @@ func Run(ctx context.Context, topos []Topology, o Options) (*Report, error) {
 		var order []Metric
 		for r := 1; r <= o.Rounds; r++ {
 			for _, t := range topos {
+				pid := 0
+				if d, ok := t.(DaemonProcess); ok {
+					pid = d.DaemonPID()
+				}
+				if pid > 0 {
+					// On failure the peak is the daemon's lifetime one,
+					// which still bounds the round's.
+					resetPeakRSS(pid)
+				}
 				ms, err := c.Run(ctx, t, o)
 				if err != nil {
 					return rep, fmt.Errorf("case %s, round %d, %s: %w", c.Name, r, t.System(), err)
+				}
+				if pid > 0 {
+					m, err := readRSS(pid)
+					if err != nil {
+						return rep, fmt.Errorf("case %s, round %d, %s: daemon memory: %w", c.Name, r, t.System(), err)
+					}
+					ms = append(ms, rssMetrics(m)...)
 				}
 				var parts []string
 				for _, m := range ms {
@@ -255,8 +277,13 @@ func Run(ctx context.Context, topos []Topology, o Options) (*Report, error) {
 				}
 			}
 			// A ratio of percentages near zero (loss) says nothing.
-			if b, ts := res.Systems["bridge"], res.Systems["tapswitch"]; b != nil && ts != nil && b.Median != 0 && m.Unit != "%" {
-				res.Ratio = ts.Median / b.Median
+			if ts := res.Systems["tapswitch"]; ts != nil && m.Unit != "%" {
+				if b := res.Systems["bridge"]; b != nil && b.Median != 0 {
+					res.Ratio = ts.Median / b.Median
+				}
+				if ovs := res.Systems["ovs"]; ovs != nil && ovs.Median != 0 {
+					res.OVSRatio = ts.Median / ovs.Median
+				}
 			}
 			rep.Results = append(rep.Results, res)
 		}

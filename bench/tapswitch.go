@@ -192,6 +192,9 @@ func (t *Tapswitch) SwitchPID() int {
 	return t.cmd.Process.Pid
 }
 
+// DaemonPID implements DaemonProcess: the child is the bench's alone.
+func (t *Tapswitch) DaemonPID() int { return t.SwitchPID() }
+
 // Close stops the daemon with SIGTERM (it deletes its pods and gateway on
 // exit), then sweeps what is left.
 func (t *Tapswitch) Close() error {

@@ -105,26 +105,47 @@ func TCPThroughput(ctx context.Context, flows []Flow, warm, dur time.Duration, m
 		errMu.Unlock()
 		cancel()
 	}
-	var closers []func()
-	var accMu sync.Mutex
-	var accepted []net.Conn
+	var (
+		lns      = make(map[netip.Addr]net.Listener) // one per destination pod
+		conns    []net.Conn                          // dialled ends
+		accMu    sync.Mutex
+		accepted []net.Conn
+	)
 	defer func() {
+		// Close waits for the goroutine inside the socket's Read or Write
+		// to leave it, and with a thousand busy goroutines on two CPUs each
+		// such wait is a turn of the whole run queue: closing pods32's 992
+		// streams one after another took minutes. A deadline in the past
+		// wakes every reader, writer and acceptor without waiting for any,
+		// so they all leave within one turn; then Close waits for nobody.
+		accMu.Lock()
 		stopping.Store(true)
-		for _, c := range closers {
-			c()
+		accMu.Unlock()
+		past := time.Unix(1, 0)
+		for _, l := range lns {
+			l.(*net.TCPListener).SetDeadline(past)
+		}
+		for _, c := range conns {
+			c.SetDeadline(past)
 		}
 		// A receiver whose peer's FIN or RST was dropped would wait for
-		// keepalive: close the accepted ends too.
+		// keepalive: wake the accepted ends too.
 		accMu.Lock()
+		for _, c := range accepted {
+			c.SetDeadline(past)
+		}
+		accMu.Unlock()
+		wg.Wait()
+		for _, l := range lns {
+			l.Close()
+		}
+		for _, c := range conns {
+			c.Close()
+		}
 		for _, c := range accepted {
 			c.Close()
 		}
-		accepted = nil
-		accMu.Unlock()
-		wg.Wait()
 	}()
-	// One listener per destination pod, accepting every flow to it.
-	lns := make(map[netip.Addr]net.Listener)
 	for _, f := range flows {
 		if _, ok := lns[f.To.IP]; ok {
 			continue
@@ -134,7 +155,6 @@ func TCPThroughput(ctx context.Context, flows []Flow, warm, dur time.Duration, m
 			return Throughput{}, err
 		}
 		lns[f.To.IP] = l
-		closers = append(closers, func() { l.Close() })
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -150,11 +170,10 @@ func TCPThroughput(ctx context.Context, flows []Flow, warm, dur time.Duration, m
 					return
 				}
 				accepted = append(accepted, c)
-				accMu.Unlock()
 				wg.Add(1)
+				accMu.Unlock()
 				go func() {
 					defer wg.Done()
-					defer c.Close()
 					buf := make([]byte, tcpChunk)
 					for {
 						n, err := c.Read(buf)
@@ -167,7 +186,6 @@ func TCPThroughput(ctx context.Context, flows []Flow, warm, dur time.Duration, m
 			}
 		}()
 	}
-	var conns []net.Conn
 	for _, f := range flows {
 		to := lns[f.To.IP].Addr().(*net.TCPAddr).AddrPort()
 		c, err := dialIn(ctx, f.From, "tcp4", to)
@@ -176,22 +194,18 @@ func TCPThroughput(ctx context.Context, flows []Flow, warm, dur time.Duration, m
 		}
 		conns = append(conns, c)
 	}
-	// Closing the dialled ends ends the receivers too.
-	closers = append(closers, func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	})
+	// The senders only read their buffer: one serves them all, which
+	// spares pods32 a quarter GiB.
+	sendBuf := make([]byte, tcpChunk)
+	for i := range sendBuf {
+		sendBuf[i] = byte(i)
+	}
 	for _, c := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			buf := make([]byte, tcpChunk)
-			for i := range buf {
-				buf[i] = byte(i)
-			}
 			for {
-				if _, err := c.Write(buf); err != nil {
+				if _, err := c.Write(sendBuf); err != nil {
 					if !stopping.Load() {
 						fail(fmt.Errorf("tcp send %s -> %s: %w", c.LocalAddr(), c.RemoteAddr(), err))
 					}

@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
-	"os/exec"
 	"os/signal"
 	"runtime/pprof"
 	"strings"
@@ -41,19 +41,39 @@ against the systems in alternation (bridge, tapswitch, bridge, tapswitch, ...);
 the report gives each system's median and min-max and the tapswitch/bridge
 ratio of the medians.
 
-Cases (default all but pods32): ` + strings.Join(bench.FullCases(), ", ") + `, pods32
+With --with-ovs a third topology joins the alternation: an Open vSwitch bridge
+on its userspace datapath (datapath_type=netdev) with a type=tap port per pod,
+each TAP moved into its pod's namespace as eth0, forwarding with OVS's default
+NORMAL flow and OVS's global defaults (no userspace TSO: its TAPs carry no
+virtio-net header, so the pods segment TCP in software, as OVS ships); the
+report adds the tapswitch/ovs ratio. It needs ovs-vswitchd
+running (` + "`make ovs`" + ` installs and starts it); without it the bench says why and
+measures the other two.
+
+Cases (default all): ` + strings.Join(bench.FullCases(), ", ") + `
   tcp1, tcp4  bulk TCP pod0 -> pod1, 1 or 4 streams (Gbit/s, CPU-s per Gbit)
   udp64       UDP flood with 64-byte payloads (sent, delivered kpps, loss %)
   rr          TCP request/response with 1-byte messages, like netperf TCP_RR
   ping        ICMP echo RTT
-  podsN       N pods, one TCP stream per ordered pair (aggregate Gbit/s)
+  podsN       N pods, one TCP stream per ordered pair (aggregate Gbit/s);
+              pods32 is 992 streams. The pods get permanent neighbour entries
+              for each other first: the kernel's neighbour table is shared by
+              all namespaces and holds 1024 dynamic entries by default
+              (gc_thresh3), fewer than two systems' 32 pods need.
 
-"switch CPU" is the daemon process's user+system time per Gbit moved; the
+"switch CPU" is the switch process's user+system time per Gbit moved (the
+tapswitch daemon; ovs-vswitchd, including any other bridges it serves); the
 kernel bridge forwards in softirq context charged to whichever task ran, so it
-has none. "machine CPU" is all CPUs' busy time per Gbit (/proc/stat), for both.
+has none. "machine CPU" is all CPUs' busy time per Gbit (/proc/stat), for all.
+"daemon peak RSS" is the tapswitch daemon's VmHWM over each round (reset at
+the round's start) and "daemon RSS at end" its VmRSS when the round ends, both
+from /proc/PID/status; not with --in-process, where the daemon's memory is
+the bench's.
 
-Everything is created under a per-run name prefix in fresh 10.251.X.0/24 and
-10.252.X.0/24 subnets and removed on exit, failure or Ctrl-C.`,
+Everything is created under a per-run name prefix in fresh 10.251.X.0/24
+(tapswitch), 10.252.X.0/24 (bridge) and 10.253.X.0/24 (OVS) subnets and
+removed on exit, failure or Ctrl-C; OVS bridges are deleted only when their
+names carry the run's prefix.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if os.Geteuid() != 0 {
@@ -84,22 +104,21 @@ Everything is created under a per-run name prefix in fresh 10.251.X.0/24 and
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			var notes []string
+			ovs := false
 			if withOVS {
-				if _, err := exec.LookPath("ovs-vswitchd"); err != nil {
-					msg := "--with-ovs: ovs-vswitchd not installed; skipping Open vSwitch"
+				if err := bench.OVSAvailable(); err != nil {
+					msg := fmt.Sprintf("--with-ovs: %v; skipping Open vSwitch", err)
 					fmt.Fprintln(os.Stderr, msg)
 					notes = append(notes, msg)
 				} else {
-					msg := "--with-ovs: ovs-vswitchd found, but the OVS userspace topology is not implemented yet; skipping it"
-					fmt.Fprintln(os.Stderr, msg)
-					notes = append(notes, msg)
+					ovs = true
 				}
 			}
 			exe, err := os.Executable()
 			if err != nil {
 				return err
 			}
-			topos, cleanup, err := buildTopologies(ctx, exe, bench.PodsNeeded(sel), inProcess || profile != "", queues, batch, spin, txqlen)
+			topos, cleanup, err := buildTopologies(ctx, exe, bench.PodsNeeded(sel), inProcess || profile != "", ovs, queues, batch, spin, txqlen)
 			defer func() {
 				if cerr := cleanup(); cerr != nil {
 					fmt.Fprintln(os.Stderr, "tapswitch bench: cleanup:", cerr)
@@ -159,7 +178,7 @@ Everything is created under a per-run name prefix in fresh 10.251.X.0/24 and
 	f.IntVar(&rounds, "rounds", 3, "rounds per case; each round runs every system once (A B A B ...)")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	f.StringVar(&plotFile, "plot", "", "write a PNG bar chart comparing the systems per case to FILE")
-	f.BoolVar(&withOVS, "with-ovs", false, "also measure Open vSwitch's userspace datapath if installed (skipped with a message otherwise)")
+	f.BoolVar(&withOVS, "with-ovs", false, "also measure Open vSwitch's userspace datapath over TAPs if ovs-vswitchd runs (skipped with a message otherwise)")
 	f.BoolVar(&inProcess, "in-process", false, "run the tapswitch daemon inside this process instead of as a child")
 	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile of this process to FILE (implies --in-process)")
 	f.IntVar(&queues, "queues", 0, "TAP queues per pod for tapswitch (0: the daemon's default)")
@@ -169,9 +188,10 @@ Everything is created under a per-run name prefix in fresh 10.251.X.0/24 and
 	rootCmd.AddCommand(cmd)
 }
 
-// buildTopologies builds the bridge and the tapswitch topology with n pods
-// each. cleanup undoes whatever was built, also after an error.
-func buildTopologies(ctx context.Context, exe string, n int, inProcess bool, queues, batch int, spin time.Duration, txqlen int) ([]bench.Topology, func() error, error) {
+// buildTopologies builds the bridge, the tapswitch and, with ovs, the Open
+// vSwitch topology with n pods each. cleanup undoes whatever was built, also
+// after an error.
+func buildTopologies(ctx context.Context, exe string, n int, inProcess, ovs bool, queues, batch int, spin time.Duration, txqlen int) ([]bench.Topology, func() error, error) {
 	prefix := bench.NewPrefix()
 	var topos []bench.Topology
 	cleanup := func() error {
@@ -190,7 +210,15 @@ func buildTopologies(ctx context.Context, exe string, n int, inProcess bool, que
 	if err != nil {
 		return nil, cleanup, err
 	}
-	fmt.Fprintf(os.Stderr, "building %d pods behind a kernel bridge (%s) and behind tapswitch (%s), prefix %s\n", n, bsub, tsub, prefix)
+	var osub netip.Prefix
+	if ovs {
+		if osub, err = bench.FreeSubnet(253); err != nil {
+			return nil, cleanup, err
+		}
+		fmt.Fprintf(os.Stderr, "building %d pods behind a kernel bridge (%s), tapswitch (%s) and Open vSwitch's userspace datapath (%s), prefix %s\n", n, bsub, tsub, osub, prefix)
+	} else {
+		fmt.Fprintf(os.Stderr, "building %d pods behind a kernel bridge (%s) and behind tapswitch (%s), prefix %s\n", n, bsub, tsub, prefix)
+	}
 	t0 := time.Now()
 	br, err := bench.BuildBridge(prefix, bsub, n)
 	if err != nil {
@@ -213,6 +241,13 @@ func buildTopologies(ctx context.Context, exe string, n int, inProcess bool, que
 		return nil, cleanup, err
 	}
 	topos = append(topos, ts)
+	if ovs {
+		o, err := bench.BuildOVS(ctx, prefix, osub, n)
+		if err != nil {
+			return nil, cleanup, err
+		}
+		topos = append(topos, o)
+	}
 	fmt.Fprintf(os.Stderr, "built in %.1fs\n", time.Since(t0).Seconds())
 	return topos, cleanup, nil
 }

@@ -1,0 +1,125 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestOVS builds the Open vSwitch userspace topology, checks that data
+// crosses it intact, measures a second of single-stream TCP, and checks
+// that Close leaves neither bridge, namespaces nor TAPs behind. It needs a
+// running ovs-vswitchd (`make ovs`), which CI does not install.
+func TestOVS(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces and an Open vSwitch bridge")
+	}
+	if testing.Short() {
+		t.Skip("builds an Open vSwitch topology and runs traffic for seconds")
+	}
+	if err := OVSAvailable(); err != nil {
+		t.Skipf("Open vSwitch unavailable: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	prefix := NewPrefix()
+	t.Cleanup(func() {
+		if err := Sweep(prefix); err != nil {
+			t.Errorf("sweep: %v", err)
+		}
+	})
+	sub, err := FreeSubnet(253)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := BuildOVS(ctx, prefix, sub, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := o.Close(); err != nil {
+			t.Errorf("ovs close: %v", err)
+		}
+	})
+	if o.SwitchPID() <= 0 {
+		t.Errorf("SwitchPID %d: want ovs-vswitchd's", o.SwitchPID())
+	}
+	ps := o.Pods()
+	for _, f := range []Flow{{ps[0], ps[1]}, {ps[2], ps[0]}} {
+		sendIntact(t, ctx, f, 16<<20)
+	}
+	if _, err := PingRTT(ctx, Flow{ps[1], ps[2]}, 3, 10*time.Millisecond); err != nil {
+		t.Error(err)
+	}
+	if err := StaticNeighbours(ps); err != nil {
+		t.Fatal(err)
+	}
+	tp, err := TCPThroughput(ctx, AllPairs(ps), 300*time.Millisecond, time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tp.Bytes == 0 {
+		t.Fatal("ovs: no bytes arrived in 1 s")
+	}
+	t.Logf("ovs: TCP all pairs of 3 pods %.2f Gbit/s", tp.Gbps())
+	if err := o.Close(); err != nil {
+		t.Errorf("ovs close: %v", err)
+	}
+	if left := leftovers(t, prefix); len(left) > 0 {
+		t.Errorf("namespaces left behind after Close: %v", left)
+	}
+	out, err := vsctl("list-br")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, br := range strings.Fields(out) {
+		if strings.HasPrefix(br, prefix) {
+			t.Errorf("ovs bridge %s left behind after Close", br)
+		}
+	}
+}
+
+// TestSweepOVS checks that Sweep deletes a run's OVS bridge, as after a
+// bench that died before its Close, and leaves a bridge of another prefix.
+func TestSweepOVS(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates Open vSwitch bridges")
+	}
+	if err := OVSAvailable(); err != nil {
+		t.Skipf("Open vSwitch unavailable: %v", err)
+	}
+	prefix, other := NewPrefix(), NewPrefix()
+	for prefix == other {
+		other = NewPrefix()
+	}
+	t.Cleanup(func() {
+		for _, p := range []string{prefix, other} {
+			if err := Sweep(p); err != nil {
+				t.Errorf("sweep: %v", err)
+			}
+		}
+	})
+	for _, br := range []string{prefix + "obr", other + "obr"} {
+		if _, err := vsctl("add-br", br, "--", "set", "bridge", br, "datapath_type=netdev"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Sweep(prefix); err != nil {
+		t.Fatal(err)
+	}
+	out, err := vsctl("list-br")
+	if err != nil {
+		t.Fatal(err)
+	}
+	brs := strings.Fields(out)
+	for _, br := range brs {
+		if strings.HasPrefix(br, prefix) {
+			t.Errorf("bridge %s survived Sweep(%q)", br, prefix)
+		}
+	}
+	if !strings.Contains(" "+strings.Join(brs, " ")+" ", " "+other+"obr ") {
+		t.Errorf("Sweep(%q) deleted %sobr too; bridges now: %v", prefix, other, brs)
+	}
+}

@@ -1,0 +1,74 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestPods32 runs the pods32 case, 992 concurrent streams, on the bridge
+// and then on tapswitch, as the bench does. It used to stall on two CPUs:
+// the second system's ARP overflowed the kernel's shared neighbour table
+// (its dials timed out), and closing the streams one by one took minutes.
+func TestPods32(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces, a bridge, veth pairs and TAPs")
+	}
+	if testing.Short() {
+		t.Skip("builds 64 pods and runs 992 streams on each of two systems")
+	}
+	exe := buildTapswitch(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	prefix := NewPrefix()
+	t.Cleanup(func() {
+		if err := Sweep(prefix); err != nil {
+			t.Errorf("sweep: %v", err)
+		}
+	})
+	bsub, err := FreeSubnet(252)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsub, err := FreeSubnet(251)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br, err := BuildBridge(prefix, bsub, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { br.Close() })
+	run, err := NewTapswitchRun(prefix, tsub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := BuildTapswitch(ctx, exe, run, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ts.Close() })
+	cs, err := SelectCases([]string{"pods32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cs[0]
+	o := Options{Warm: 500 * time.Millisecond, Duration: time.Second}
+	for _, topo := range []Topology{br, ts} {
+		t0 := time.Now()
+		ms, err := c.Run(ctx, topo, o)
+		if err != nil {
+			t.Fatalf("%s: %v", topo.System(), err)
+		}
+		el := time.Since(t0)
+		t.Logf("%s: %.2f Gbit/s, case took %v", topo.System(), ms[0].Value, el.Round(time.Millisecond))
+		if ms[0].Value <= 0 {
+			t.Errorf("%s: no throughput", topo.System())
+		}
+		// 1.5 s of traffic; set-up and teardown took minutes when broken.
+		if el > 30*time.Second {
+			t.Errorf("%s: case took %v", topo.System(), el)
+		}
+	}
+}
