@@ -92,23 +92,20 @@ func startBridge(t *testing.T, a, b *Device) *bridge {
 
 func (br *bridge) pump(from, to *Queue) {
 	defer br.wg.Done()
-	bufs := make([][]byte, 16)
-	for i := range bufs {
-		bufs[i] = make([]byte, BufSize)
-	}
-	sizes := make([]int, len(bufs))
-	out := make([][]byte, 0, len(bufs))
+	arena := make([]byte, 2*BufSize)
+	frames := make([][]byte, 16)
+	out := make([][]byte, 0, len(frames))
 	for {
-		n, err := from.ReadBatch(bufs, sizes)
+		n, err := from.ReadBatch(arena, frames)
 		if err != nil {
 			return
 		}
 		out = out[:0]
-		for i := range n {
-			out = append(out, bufs[i][:sizes[i]])
+		for _, f := range frames[:n] {
+			out = append(out, f)
 			for {
 				cur := br.maxSize.Load()
-				if int64(sizes[i]) <= cur || br.maxSize.CompareAndSwap(cur, int64(sizes[i])) {
+				if int64(len(f)) <= cur || br.maxSize.CompareAndSwap(cur, int64(len(f))) {
 					break
 				}
 			}

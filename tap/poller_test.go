@@ -100,7 +100,7 @@ func TestPollerReadsEveryQueue(t *testing.T) {
 			send(t, fb, 7)
 			waitCount(t, &ca, 9, "pod a")
 			waitCount(t, &cb, 7, "pod b")
-			if _, err := a.Queues()[0].ReadBatch([][]byte{make([]byte, BufSize)}, []int{0}); err == nil || !strings.Contains(err.Error(), "Poller") {
+			if _, err := a.Queues()[0].ReadBatch(make([]byte, BufSize), make([][]byte, 1)); err == nil || !strings.Contains(err.Error(), "Poller") {
 				t.Errorf("ReadBatch on a polled queue: %v, want a refusal naming the Poller", err)
 			}
 		})

@@ -72,18 +72,18 @@ func (l *link) start(sw *vswitch.Switch, pc vswitch.PortConfig, batch int) error
 	return nil
 }
 
+// readerSlack is the room a reader's arena has beyond one frame of any
+// size, for the rest of a batch of MTU-sized frames (see tap.ReadBatch).
+const readerSlack = 2048
+
 // read is one queue's reader: read a batch, forward it, run to completion.
-// Its buffers are allocated once; the loop allocates nothing per frame.
+// Its arena is allocated once; the loop allocates nothing per frame.
 func (l *link) read(q *tap.Queue, in *vswitch.Ingress, batch int) {
 	defer l.wg.Done()
-	bufs := make([][]byte, batch)
-	sizes := make([]int, batch)
+	arena := make([]byte, tap.BufSize+(batch-1)*readerSlack)
 	frames := make([][]byte, batch)
-	for i := range bufs {
-		bufs[i] = make([]byte, tap.BufSize)
-	}
 	for {
-		n, err := q.ReadBatch(bufs, sizes)
+		n, err := q.ReadBatch(arena, frames)
 		if err != nil {
 			if errors.Is(err, os.ErrClosed) || l.closing.Load() {
 				return
@@ -99,9 +99,6 @@ func (l *link) read(q *tap.Queue, in *vswitch.Ingress, batch int) {
 				}
 			})
 			return
-		}
-		for i := 0; i < n; i++ {
-			frames[i] = bufs[i][:sizes[i]]
 		}
 		in.Receive(frames[:n])
 		if l.police != nil {
