@@ -8,8 +8,9 @@ import (
 )
 
 // checkInvariants verifies the table's structure: every live key is unique
-// and findable from its home (no empty slot on its probe path), every port
-// queue links exactly that port's learned entries, and the counts agree.
+// and findable from its home (no empty slot on its probe path) by both the
+// slot-by-slot and the whole-line probe, every port queue links exactly
+// that port's learned entries, and the counts agree.
 func (t *Table) checkInvariants() error {
 	tab := t.tab.Load()
 	seen := map[uint64]int{}
@@ -29,8 +30,11 @@ func (t *Table) checkInvariants() error {
 			return fmt.Errorf("key %x in slots %d and %d", k, j, i)
 		}
 		seen[k] = i
-		if f := tab.find(k); f != i {
-			return fmt.Errorf("key %x in slot %d is not findable (find: %d)", k, i, f)
+		if f := tab.findFrom(k, tab.home(k)); f != i {
+			return fmt.Errorf("key %x in slot %d is not findable slot by slot (find: %d)", k, i, f)
+		}
+		if f := tab.findWide(k); f != i {
+			return fmt.Errorf("key %x in slot %d is not findable by its home line (find: %d)", k, i, f)
 		}
 		if valKind(tab.s[i].val.Load()) == Learned {
 			learned++
@@ -68,6 +72,22 @@ func (t *Table) checkInvariants() error {
 // all happen often) and checks the structure after each step. It found a
 // key placed past a slot that an eviction had just emptied.
 func TestInvariantsUnderRandomChurn(t *testing.T) {
+	t.Run("slot-by-slot", testInvariantsUnderRandomChurn)
+	t.Run("whole-line", func(t *testing.T) {
+		defer wideProbes()()
+		testInvariantsUnderRandomChurn(t)
+	})
+}
+
+// wideProbes makes tables built until the returned func is called probe the
+// way large ones do, so that small tests reach that code.
+func wideProbes() (restore func()) {
+	old := branchyLines
+	branchyLines = 0
+	return func() { branchyLines = old }
+}
+
+func testInvariantsUnderRandomChurn(t *testing.T) {
 	seeds := 30
 	if testing.Short() {
 		seeds = 5

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // Slot key states. A live key has bit 63 set (see pack).
@@ -38,11 +39,19 @@ type link struct {
 // slots is one generation of the open-addressing array. A rehash builds a
 // new one and swaps the pointer, so readers never see a half-built table.
 type slots struct {
-	s    []slot
-	l    []link
-	n    uint64
-	used int // live entries in this array
-	full int // live entries beyond this trigger a rehash (growth)
+	// lines is the array as lookups read it: a key's home is one element,
+	// reached with one bounds check and one address computation (probing
+	// a []slot took five instructions more, and on a large table the
+	// instructions per lookup are what limits how many lookups' cache
+	// misses the core overlaps). s is the same memory slot by slot, for
+	// the writers and for probes past the home line.
+	lines []line
+	s     []slot
+	l     []link
+	n     uint64
+	used  int  // live entries in this array
+	full  int  // live entries beyond this trigger a rehash (growth)
+	wide  bool // probe the home line without branches (see branchyLines)
 }
 
 // newSlots sizes an array for entries live entries at a load of at most 2/3:
@@ -51,7 +60,9 @@ type slots struct {
 // slot, 16 for its queue link, over 2/3).
 func newSlots(entries int) *slots {
 	n := (entries*3/2 + 8) &^ (lineSlots - 1)
-	t := &slots{s: make([]slot, n), l: make([]link, n), n: uint64(n), full: n * 2 / 3}
+	lines := make([]line, n/lineSlots)
+	t := &slots{lines: lines, s: unsafe.Slice(&lines[0][0], n), l: make([]link, n), n: uint64(n), full: n * 2 / 3,
+		wide: len(lines) > branchyLines}
 	hugePages(t.s)
 	return t
 }
@@ -59,17 +70,24 @@ func newSlots(entries int) *slots {
 // lineSlots is how many slots share a 64-byte cache line.
 const lineSlots = 4
 
+// line is the slots of one cache line.
+type line [lineSlots]slot
+
 // home is where a key's probe starts: the first slot of a cache line, so a
-// lookup at 3/4 load nearly always reads one line (large arrays are
+// lookup reads one line for 9 keys in 10 at the 2/3 load (large arrays are
 // page-aligned by the allocator). The multiply spreads MACs that differ
 // only in their last byte (the common case: one vendor prefix per node);
 // the high word of a 128-bit product maps the hash onto the lines without a
 // modulo.
-func (t *slots) home(key uint64) uint64 {
-	h := key * 0x9E3779B97F4A7C15
-	h ^= h >> 32
-	hi, _ := bits.Mul64(h, t.n/lineSlots)
-	return hi * lineSlots
+func (t *slots) home(key uint64) uint64 { return t.homeLine(key) * lineSlots }
+
+// homeLine is the line home starts, as an index into lines.
+func (t *slots) homeLine(key uint64) uint64 {
+	// The product's top bits depend on every bit of the key, and the line
+	// comes from the top bits alone; folding the high half into the low one
+	// (as this did) changed no probe count and cost three instructions.
+	hi, _ := bits.Mul64(key*0x9E3779B97F4A7C15, uint64(len(t.lines)))
+	return hi
 }
 
 func (t *slots) next(i uint64) uint64 {
@@ -88,8 +106,66 @@ func (t *slots) prev(i uint64) uint64 {
 
 // find returns the slot holding key, or -1.
 func (t *slots) find(key uint64) int {
-	i := t.home(key)
+	if !t.wide {
+		return t.findFrom(key, t.home(key))
+	}
+	return t.findWide(key)
+}
+
+// findWide is find for a large array.
+func (t *slots) findWide(key uint64) int {
+	h := t.homeLine(key)
+	ln := &t.lines[h]
+	if m := match(ln[0].key.Load(), ln[1].key.Load(), ln[2].key.Load(), ln[3].key.Load(), key); m != 0 {
+		return int(h*lineSlots) + bits.TrailingZeros64(m)
+	}
+	if full(ln) {
+		return t.findFrom(key, (h+1)*lineSlots)
+	}
+	return -1
+}
+
+// branchyLines is the largest array (in lines; 64 KiB) probed slot by
+// slot. A small table stays in the L1/L2 cache, where the slot-by-slot
+// probe is faster: once its branches are predicted, a key's value is loaded
+// while its compare is still under way (5.6 against 7.8 ns at 1k entries,
+// 26 against 31 ns per forwarded frame). A large table is bound by cache
+// misses instead, and there a mispredicted branch on the loaded keys waits
+// for the miss that brings them, so each lookup paid its miss in turn; the
+// branch-free match of a whole line lets the core run ahead into the next
+// lookups and overlap their misses (64k entries: 20 against 14 ns).
+//
+// A variable only so that tests can run small tables the wide way.
+var branchyLines = 1024
+
+// match has bit j set when kj, the key in slot j of a line, is key, without
+// branching on the keys (see branchyLines).
+func match(k0, k1, k2, k3, key uint64) uint64 {
+	return b2u(k0 == key) | b2u(k1 == key)<<1 | b2u(k2 == key)<<2 | b2u(k3 == key)<<3
+}
+
+// b2u is the compiler's idiom for a flag set from a comparison (SETcc), with
+// no jump.
+func b2u(b bool) uint64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// full says no slot of line is empty, so a key whose home it is may lie
+// beyond it; otherwise a key missing from its home line is not in the table.
+func full(ln *line) bool {
+	return min(ln[0].key.Load(), ln[1].key.Load(), ln[2].key.Load(), ln[3].key.Load()) != empty
+}
+
+// findFrom probes slot by slot from i: from a key's home in a small
+// array, or past a full home line in a large one.
+func (t *slots) findFrom(key, i uint64) int {
 	for range t.n {
+		if i == t.n {
+			i = 0
+		}
 		k := t.s[i].key.Load()
 		if k == key {
 			return int(i)
@@ -97,9 +173,7 @@ func (t *slots) find(key uint64) int {
 		if k == empty {
 			return -1
 		}
-		if i++; i == t.n {
-			i = 0
-		}
+		i++
 	}
 	return -1
 }
@@ -297,29 +371,37 @@ func Key(vlan uint16, mac []byte) uint64 { return pack(vlan, mac) }
 // LookupKey is Lookup for a key made by Key.
 func (t *Table) LookupKey(key uint64, now int64) (PortID, bool) {
 	tab := t.tab.Load()
-	i := tab.home(key)
-	for range tab.n {
-		s := &tab.s[i]
-		k := s.key.Load()
-		if k == key {
-			v := s.val.Load()
-			if s.key.Load() != key {
-				// The slot was reused between our loads; the entry is gone.
-				return 0, false
-			}
-			if a := t.ageing.Load(); a > 0 && valKind(v) == Learned && millis(now)-valSeen(v) >= a {
-				return 0, false
-			}
-			return valPort(v), true
-		}
-		if k == empty {
+	// find, by hand: this runs once per frame and the call cost a quarter
+	// of a lookup that hits the cache.
+	var s *slot
+	if !tab.wide {
+		at := tab.findFrom(key, tab.home(key))
+		if at < 0 {
 			return 0, false
 		}
-		if i++; i == tab.n {
-			i = 0
+		s = &tab.s[at]
+	} else {
+		h := tab.homeLine(key)
+		ln := &tab.lines[h]
+		if m := match(ln[0].key.Load(), ln[1].key.Load(), ln[2].key.Load(), ln[3].key.Load(), key); m != 0 {
+			s = &ln[bits.TrailingZeros64(m)&(lineSlots-1)]
+		} else if !full(ln) {
+			return 0, false
+		} else if at := tab.findFrom(key, (h+1)*lineSlots); at >= 0 {
+			s = &tab.s[at]
+		} else {
+			return 0, false
 		}
 	}
-	return 0, false
+	v := s.val.Load()
+	if s.key.Load() != key {
+		// The slot was reused between our loads; the entry is gone.
+		return 0, false
+	}
+	if a := t.ageing.Load(); a > 0 && valKind(v) == Learned && millis(now)-valSeen(v) >= a {
+		return 0, false
+	}
+	return valPort(v), true
 }
 
 // Learn records that a frame from (vlan, mac) arrived on port at now.

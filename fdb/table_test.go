@@ -363,6 +363,14 @@ func TestConfigValidate(t *testing.T) {
 // TestConcurrentLearnLookup is for -race: many readers and learners, with
 // moves, evictions, rehashes and ageing underneath.
 func TestConcurrentLearnLookup(t *testing.T) {
+	t.Run("slot-by-slot", testConcurrentLearnLookup)
+	t.Run("whole-line", func(t *testing.T) {
+		defer wideProbes()()
+		testConcurrentLearnLookup(t)
+	})
+}
+
+func testConcurrentLearnLookup(t *testing.T) {
 	tb := newTable(t, func(c *Config) { c.Limit = 2000; c.Policy = EvictFair; c.Ageing = time.Second }, 1, 2, 3, 4)
 	var wg sync.WaitGroup
 	for g := range 4 {
