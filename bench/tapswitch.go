@@ -31,7 +31,8 @@ type TapswitchRun struct {
 	StateDir    string
 	Queues      int           // per pod TAP; 0: the daemon's default
 	Batch       int           // frames per read; 0: the daemon's default
-	Spin        time.Duration // poll an empty queue this long before sleeping
+	Spin        time.Duration // > 0: one poller reads every queue and polls this long before sleeping
+	SpinCPU     int           // pin the poller to this CPU; -1: the daemon's default (not pinned)
 	TxQueueLen  int           // TAP queue length; 0: the daemon's default
 }
 
@@ -45,6 +46,7 @@ func NewTapswitchRun(prefix string, sub netip.Prefix) (*TapswitchRun, error) {
 		Prefix: prefix, Dir: dir, Subnet: sub, Gateway: hostAddr(sub, 1),
 		GatewayIf: prefix + "gw", NetnsPrefix: prefix + "t",
 		Socket: filepath.Join(dir, "tapswitch.sock"), StateDir: filepath.Join(dir, "state"),
+		SpinCPU: -1,
 	}, nil
 }
 
@@ -82,6 +84,9 @@ func (r *TapswitchRun) YAML() []byte {
 	}
 	if r.Spin > 0 {
 		fmt.Fprintf(&b, "spin: %s\n", r.Spin)
+	}
+	if r.SpinCPU >= 0 {
+		fmt.Fprintf(&b, "spin_cpu: %d\n", r.SpinCPU)
 	}
 	b.WriteString("log_level: warn\nremove_pods_on_exit: true\n")
 	b.WriteString("nat:\n  service_masquerade: false\n") // no Services: leave the host's nftables alone

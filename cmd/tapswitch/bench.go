@@ -27,6 +27,7 @@ func init() {
 		duration, warm            time.Duration
 		rounds, queues, batch     int
 		spin                      time.Duration
+		spinCPU                   int
 		txqlen                    int
 		output, plotFile, profile string
 	)
@@ -118,7 +119,7 @@ names carry the run's prefix.`,
 			if err != nil {
 				return err
 			}
-			topos, cleanup, err := buildTopologies(ctx, exe, bench.PodsNeeded(sel), inProcess || profile != "", ovs, queues, batch, spin, txqlen)
+			topos, cleanup, err := buildTopologies(ctx, exe, bench.PodsNeeded(sel), inProcess || profile != "", ovs, queues, batch, spin, spinCPU, txqlen)
 			defer func() {
 				if cerr := cleanup(); cerr != nil {
 					fmt.Fprintln(os.Stderr, "tapswitch bench: cleanup:", cerr)
@@ -184,14 +185,15 @@ names carry the run's prefix.`,
 	f.IntVar(&queues, "queues", 0, "TAP queues per pod for tapswitch (0: the daemon's default)")
 	f.IntVar(&batch, "batch", 0, "frames per read for tapswitch (0: the daemon's default)")
 	f.IntVar(&txqlen, "tx-queue-len", 0, "frames each tapswitch TAP holds before dropping (0: the daemon's default)")
-	f.DurationVar(&spin, "spin", 0, "tapswitch readers poll an empty queue this long before sleeping (0: the daemon's default)")
+	f.DurationVar(&spin, "spin", 0, "> 0: tapswitch's one poller reads every TAP queue and polls this long after the last frame before sleeping (0: the daemon's default, reader goroutines)")
+	f.IntVar(&spinCPU, "spin-cpu", -1, "pin tapswitch's poller (--spin) to this CPU (-1: not pinned)")
 	rootCmd.AddCommand(cmd)
 }
 
 // buildTopologies builds the bridge, the tapswitch and, with ovs, the Open
 // vSwitch topology with n pods each. cleanup undoes whatever was built, also
 // after an error.
-func buildTopologies(ctx context.Context, exe string, n int, inProcess, ovs bool, queues, batch int, spin time.Duration, txqlen int) ([]bench.Topology, func() error, error) {
+func buildTopologies(ctx context.Context, exe string, n int, inProcess, ovs bool, queues, batch int, spin time.Duration, spinCPU, txqlen int) ([]bench.Topology, func() error, error) {
 	prefix := bench.NewPrefix()
 	var topos []bench.Topology
 	cleanup := func() error {
@@ -229,7 +231,7 @@ func buildTopologies(ctx context.Context, exe string, n int, inProcess, ovs bool
 	if err != nil {
 		return nil, cleanup, err
 	}
-	run.Queues, run.Batch, run.Spin, run.TxQueueLen = queues, batch, spin, txqlen
+	run.Queues, run.Batch, run.Spin, run.SpinCPU, run.TxQueueLen = queues, batch, spin, spinCPU, txqlen
 	var ts bench.Topology
 	if inProcess {
 		ts, err = buildInProcess(ctx, run, n)
