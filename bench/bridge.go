@@ -89,32 +89,39 @@ func (b *Bridge) addPod(brIndex, i int, addr netip.Prefix, gw netip.Addr) (Pod, 
 	if err != nil {
 		return Pod{}, fmt.Errorf("veth %q: up: %w", host, err)
 	}
-	err = tap.InNamespace(path, func() error {
-		l, err := netlink.LinkByName(peer)
-		if err != nil {
-			return fmt.Errorf("veth %q: %w", peer, err)
-		}
-		if err := netlink.LinkSetName(l, "eth0"); err != nil {
-			return fmt.Errorf("veth %q: rename: %w", peer, err)
-		}
-		if err := netlink.AddrAdd(l, mustAddr(addr)); err != nil {
-			return fmt.Errorf("eth0: address %s: %w", addr, err)
-		}
-		if err := netlink.LinkSetUp(l); err != nil {
-			return fmt.Errorf("eth0: up: %w", err)
-		}
-		if lo, err := netlink.LinkByName("lo"); err == nil {
-			netlink.LinkSetUp(lo)
-		}
-		if err := netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.AsSlice()}); err != nil {
-			return fmt.Errorf("eth0: default route via %s: %w", gw, err)
-		}
-		return nil
-	})
+	err = tap.InNamespace(path, func() error { return podEth0(peer, "veth", addr, gw) })
 	if err != nil {
 		return Pod{}, fmt.Errorf("pod %s: %w", ns, err)
 	}
 	return Pod{Name: ns, NetNS: path, IP: addr.Addr()}, nil
+}
+
+// podEth0 makes link, already in the pod's namespace (the caller's), the
+// pod's eth0 with addr, up, with lo up, and a default route via gw when gw
+// is valid. kind names the link in errors.
+func podEth0(link, kind string, addr netip.Prefix, gw netip.Addr) error {
+	l, err := netlink.LinkByName(link)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", kind, link, err)
+	}
+	if err := netlink.LinkSetName(l, "eth0"); err != nil {
+		return fmt.Errorf("%s %q: rename: %w", kind, link, err)
+	}
+	if err := netlink.AddrAdd(l, mustAddr(addr)); err != nil {
+		return fmt.Errorf("eth0: address %s: %w", addr, err)
+	}
+	if err := netlink.LinkSetUp(l); err != nil {
+		return fmt.Errorf("eth0: up: %w", err)
+	}
+	if lo, err := netlink.LinkByName("lo"); err == nil {
+		netlink.LinkSetUp(lo)
+	}
+	if gw.IsValid() {
+		if err := netlink.RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: gw.AsSlice()}); err != nil {
+			return fmt.Errorf("eth0: default route via %s: %w", gw, err)
+		}
+	}
+	return nil
 }
 
 func mustAddr(p netip.Prefix) *netlink.Addr {

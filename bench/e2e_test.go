@@ -85,25 +85,26 @@ func sendIntact(t *testing.T, ctx context.Context, f Flow, size int) {
 	}
 }
 
-// TestEndToEnd builds both topologies, checks that data crosses each
-// intact, then measures ~3 s of single-stream TCP through each and logs the
-// ratio. It asserts that both work, never how fast.
-func TestEndToEnd(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, a bridge, veth pairs and TAPs")
-	}
-	if testing.Short() {
-		t.Skip("builds two topologies and runs traffic for several seconds")
-	}
-	exe := buildTapswitch(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+// testPrefix is a fresh run prefix whose namespaces and links are swept in
+// the test's cleanup, whatever happened.
+func testPrefix(t *testing.T) string {
 	prefix := NewPrefix()
 	t.Cleanup(func() {
 		if err := Sweep(prefix); err != nil {
 			t.Errorf("sweep: %v", err)
 		}
 	})
+	return prefix
+}
+
+// bothSystems builds pods pods behind a bridge and behind a tapswitch
+// daemon under a fresh prefix, both closed in the cleanup, and returns a
+// context that ends after timeout.
+func bothSystems(t *testing.T, pods int, timeout time.Duration) (ctx context.Context, prefix string, br, ts Topology) {
+	exe := buildTapswitch(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	prefix = testPrefix(t)
 	bsub, err := FreeSubnet(252)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +113,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	br, err := BuildBridge(prefix, bsub, 3)
+	br, err = BuildBridge(prefix, bsub, pods)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := BuildTapswitch(ctx, exe, run, 3)
+	ts, err = BuildTapswitch(ctx, exe, run, pods)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +135,20 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("tapswitch close: %v", err)
 		}
 	})
+	return ctx, prefix, br, ts
+}
+
+// TestEndToEnd builds both topologies, checks that data crosses each
+// intact, then measures ~3 s of single-stream TCP through each and logs the
+// ratio. It asserts that both work, never how fast.
+func TestEndToEnd(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces, a bridge, veth pairs and TAPs")
+	}
+	if testing.Short() {
+		t.Skip("builds two topologies and runs traffic for several seconds")
+	}
+	ctx, prefix, br, ts := bothSystems(t, 3, 2*time.Minute)
 	rates := map[string]float64{}
 	for _, topo := range []Topology{br, ts} {
 		ps := topo.Pods()

@@ -158,25 +158,9 @@ func (o *OVS) addPod(i int, addr netip.Prefix) (Pod, error) {
 	if err := netlink.LinkSetNsFd(h, int(fd.Fd())); err != nil {
 		return Pod{}, fmt.Errorf("ovs port %q: move to netns %q: %w", port, ns, err)
 	}
-	err = tap.InNamespace(path, func() error {
-		l, err := netlink.LinkByName(port)
-		if err != nil {
-			return fmt.Errorf("ovs port %q: %w", port, err)
-		}
-		if err := netlink.LinkSetName(l, "eth0"); err != nil {
-			return fmt.Errorf("ovs port %q: rename: %w", port, err)
-		}
-		if err := netlink.AddrAdd(l, mustAddr(addr)); err != nil {
-			return fmt.Errorf("eth0: address %s: %w", addr, err)
-		}
-		if err := netlink.LinkSetUp(l); err != nil {
-			return fmt.Errorf("eth0: up: %w", err)
-		}
-		if lo, err := netlink.LinkByName("lo"); err == nil {
-			netlink.LinkSetUp(lo)
-		}
-		return nil
-	})
+	// No default route: the OVS topology has no gateway; the pods talk
+	// within their subnet.
+	err = tap.InNamespace(path, func() error { return podEth0(port, "ovs port", addr, netip.Addr{}) })
 	if err != nil {
 		return Pod{}, fmt.Errorf("pod %s: %w", ns, err)
 	}

@@ -24,12 +24,7 @@ func TestOVS(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	prefix := NewPrefix()
-	t.Cleanup(func() {
-		if err := Sweep(prefix); err != nil {
-			t.Errorf("sweep: %v", err)
-		}
-	})
+	prefix := testPrefix(t)
 	sub, err := FreeSubnet(253)
 	if err != nil {
 		t.Fatal(err)

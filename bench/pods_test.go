@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"context"
 	"os"
 	"testing"
 	"time"
@@ -18,37 +17,7 @@ func TestPods32(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds 64 pods and runs 992 streams on each of two systems")
 	}
-	exe := buildTapswitch(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	prefix := NewPrefix()
-	t.Cleanup(func() {
-		if err := Sweep(prefix); err != nil {
-			t.Errorf("sweep: %v", err)
-		}
-	})
-	bsub, err := FreeSubnet(252)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tsub, err := FreeSubnet(251)
-	if err != nil {
-		t.Fatal(err)
-	}
-	br, err := BuildBridge(prefix, bsub, 32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { br.Close() })
-	run, err := NewTapswitchRun(prefix, tsub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts, err := BuildTapswitch(ctx, exe, run, 32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ts.Close() })
+	ctx, _, br, ts := bothSystems(t, 32, 3*time.Minute)
 	cs, err := SelectCases([]string{"pods32"})
 	if err != nil {
 		t.Fatal(err)
