@@ -167,3 +167,27 @@ func BenchmarkMemoryPerEntry(b *testing.B) {
 		runtime.KeepAlive(tb)
 	}
 }
+
+// BenchmarkLearnLookup is the forwarding path's table work for one frame: a
+// known source refreshed and a known destination looked up, both new every
+// call, in one LearnLookup.
+func BenchmarkLearnLookup(b *testing.B) {
+	for _, n := range sizes {
+		b.Run(sizeName(n), func(b *testing.B) {
+			tb := newTable(b, func(c *Config) { c.Limit = n; c.Ageing = 0 }, 1)
+			keys := visitOrder(benchMACs(n))
+			for _, k := range keys {
+				tb.LearnKey(k, 1, 1)
+			}
+			mask := len(keys) - 1
+			b.ReportAllocs()
+			b.ResetTimer()
+			var sink PortID
+			for i := 0; b.Loop(); i++ {
+				_, p, _ := tb.LearnLookup(keys[i&mask], 1, keys[(i*7+3)&mask], 1)
+				sink += p
+			}
+			_ = sink
+		})
+	}
+}

@@ -73,15 +73,27 @@ const lineSlots = 4
 // line is the slots of one cache line.
 type line [lineSlots]slot
 
-// home is where a key's probe starts: the first slot of a cache line, so a
-// lookup reads one line for 9 keys in 10 at the 2/3 load (large arrays are
-// page-aligned by the allocator). The multiply spreads MACs that differ
-// only in their last byte (the common case: one vendor prefix per node);
-// the high word of a 128-bit product maps the hash onto the lines without a
-// modulo.
-func (t *slots) home(key uint64) uint64 { return t.homeLine(key) * lineSlots }
+// home is where a key's probe starts. In a wide array it is the first slot
+// of a cache line, so a lookup reads one line for 9 keys in 10 at the 2/3
+// load (large arrays are page-aligned by the allocator). A small array is
+// in the cache and probed slot by slot (see branchyLines): there any slot
+// is a home, so that keys spread over all four slots of a line rather than
+// queue up from its first. At 1k entries that finds 74% of keys at their
+// first probe instead of 40%, and the probe loop's exit branch, which
+// mispredicts for every new MAC found past its first probe, is right that
+// much more often. The multiply spreads MACs that differ only in their
+// last byte (the common case: one vendor prefix per node); the high word
+// of a 128-bit product maps the hash onto the slots without a modulo.
+func (t *slots) home(key uint64) uint64 {
+	if t.wide {
+		return t.homeLine(key) * lineSlots
+	}
+	hi, _ := bits.Mul64(key*0x9E3779B97F4A7C15, t.n)
+	return hi
+}
 
-// homeLine is the line home starts, as an index into lines.
+// homeLine is the line a key's home is in, as an index into lines: in a
+// wide array, the line home starts.
 func (t *slots) homeLine(key uint64) uint64 {
 	// The product's top bits depend on every bit of the key, and the line
 	// comes from the top bits alone; folding the high half into the low one
@@ -427,22 +439,136 @@ func (t *Table) LearnKey(key uint64, port PortID, now int64) Result {
 			return Ignored
 		}
 		if valPort(v) == port && !t.expired(v, ms) {
-			if valSeen(v) != ms {
+			if valSeen(v) < ms {
 				// A failed swap means a move or a newer refresh won.
 				s.val.CompareAndSwap(v, withSeen(v, ms))
 			}
 			return Refreshed
 		}
-	} else if Policy(t.policy.Load()) == StopLearning && t.learned.Load() >= t.limit.Load() {
+	} else {
+		return t.learnNew(key, port, now)
+	}
+	t.mu.Lock()
+	r := t.learnLocked(key, port, now, ms)
+	t.mu.Unlock()
+	return r
+}
+
+// learnNew is Learn for a unicast key a probe did not find.
+func (t *Table) learnNew(key uint64, port PortID, now int64) Result {
+	if Policy(t.policy.Load()) == StopLearning && t.learned.Load() >= t.limit.Load() {
 		// A MAC flood against a full stop-learning table ends here, without
 		// the lock.
 		t.refused.Add(1)
 		return Refused
 	}
 	t.mu.Lock()
-	r := t.learnLocked(key, port, now, ms)
+	r := t.learnLocked(key, port, now, millis(now))
 	t.mu.Unlock()
 	return r
+}
+
+// LearnLookup is LearnKey(src, port, now) followed by LookupKey(dst, now),
+// the two table operations of every forwarded unicast frame, in one call:
+// one call instead of two, one table pointer load, one clock conversion,
+// one ageing load, and both homes computed before either is probed.
+// Probes go slot by slot or line-wide as find does (see branchyLines): a
+// whole-line, branch-free match of both keys measured 15 against 12 ns at
+// 1k entries, as it makes each value's load wait for the keys' compare.
+// Anything but a refresh of a live entry of port's goes the general way
+// (LearnKey, then LookupKey: that may have changed or replaced the array).
+func (t *Table) LearnLookup(src uint64, port PortID, dst uint64, now int64) (r Result, out PortID, ok bool) {
+	tab := t.tab.Load()
+	hs, hd := tab.home(src), tab.home(dst)
+	ms := millis(now)
+	age := t.ageing.Load()
+	var s *slot
+	if !tab.wide {
+		// Slot by slot, as LookupKey does (see branchyLines).
+		at := tab.findFrom(src, hs)
+		if src&(1<<40) != 0 || src&(1<<48-1) == 0 {
+			// A group or all-zero address, which LearnKey ignores.
+			return t.learnThenLookup(src, port, dst, now)
+		}
+		if at < 0 {
+			// New: learn it without probing for it again (a MAC flood
+			// against a full table is refused without a second probe).
+			return t.learnNewThenLookup(src, port, dst, now)
+		}
+		s = &tab.s[at]
+	} else {
+		ls := &tab.lines[hs/lineSlots]
+		m := match(ls[0].key.Load(), ls[1].key.Load(), ls[2].key.Load(), ls[3].key.Load(), src)
+		if src&(1<<40) != 0 || src&(1<<48-1) == 0 {
+			return t.learnThenLookup(src, port, dst, now)
+		}
+		if m == 0 {
+			if full(ls) {
+				return t.learnThenLookup(src, port, dst, now) // maybe further on
+			}
+			return t.learnNewThenLookup(src, port, dst, now)
+		}
+		s = &ls[bits.TrailingZeros64(m)&(lineSlots-1)]
+	}
+	v := s.val.Load()
+	if s.key.Load() != src || valKind(v) != Learned || valPort(v) != port || (age > 0 && ms-valSeen(v) >= age) {
+		// (A slot reused between the key's load and the value's would
+		// otherwise have another key's entry refreshed.)
+		return t.learnThenLookup(src, port, dst, now)
+	}
+	// A refresh writes only when the millisecond moved on, and never back:
+	// a busy MAC's line stays shared between the cores reading it, and a
+	// reader with an older clock reading does not undo a newer one's.
+	if valSeen(v) < ms {
+		// A failed swap means a move or a newer refresh won.
+		s.val.CompareAndSwap(v, withSeen(v, ms))
+	}
+
+	if !tab.wide {
+		at := tab.findFrom(dst, hd)
+		if at < 0 {
+			return Refreshed, 0, false
+		}
+		s = &tab.s[at]
+	} else {
+		ld := &tab.lines[hd/lineSlots]
+		m := match(ld[0].key.Load(), ld[1].key.Load(), ld[2].key.Load(), ld[3].key.Load(), dst)
+		if m == 0 {
+			out, ok = t.LookupKey(dst, now) // past its home line, or a miss
+			return Refreshed, out, ok
+		}
+		s = &ld[bits.TrailingZeros64(m)&(lineSlots-1)]
+	}
+	v = s.val.Load()
+	if s.key.Load() != dst {
+		// The slot was reused between our loads; the entry is gone.
+		return Refreshed, 0, false
+	}
+	if age > 0 && valKind(v) == Learned && ms-valSeen(v) >= age {
+		return Refreshed, 0, false
+	}
+	return Refreshed, valPort(v), true
+}
+
+// learnNewThenLookup is LearnLookup's path for a source its probe did not
+// find: kept out of line, like learnThenLookup, so that the refresh path
+// stays small enough to keep its state in registers.
+//
+//go:noinline
+func (t *Table) learnNewThenLookup(src uint64, port PortID, dst uint64, now int64) (Result, PortID, bool) {
+	r := t.learnNew(src, port, now)
+	out, ok := t.LookupKey(dst, now)
+	return r, out, ok
+}
+
+// learnThenLookup is LearnLookup's path for everything but a refresh found
+// in its home line.
+//
+//go:noinline
+func (t *Table) learnThenLookup(src uint64, port PortID, dst uint64, now int64) (Result, PortID, bool) {
+	r := t.LearnKey(src, port, now)
+	out, ok := t.LookupKey(dst, now)
+	return r, out, ok
 }
 
 // expired says whether a learned entry's value is past the ageing time.
@@ -472,7 +598,9 @@ func (t *Table) learnLocked(key uint64, port PortID, now, ms int64) Result {
 		}
 		old := valPort(v)
 		if old == port {
-			s.val.Store(withSeen(v, ms))
+			if valSeen(v) < ms {
+				s.val.Store(withSeen(v, ms))
+			}
 			return Refreshed
 		}
 		return t.moveLocked(tab, at, key, old, port, ps, now, ms)

@@ -12,6 +12,7 @@ const (
 	DropBadVLAN                        // truncated tag, or a VLAN the port does not carry
 	DropLinkLocal                      // 01:80:C2:00:00:0X, never forwarded by a bridge
 	DropBadSource                      // multicast or all-zero source MAC
+	DropSrcLock                        // source MAC other than the port's LockMAC (port security)
 	DropARPGuard                       // ARP claiming an address not bound to the port
 	DropARPMalformed                   // EtherType ARP with a body that does not parse
 	DropSamePort                       // destination is behind the ingress port (hairpin off)
@@ -23,7 +24,7 @@ const (
 
 var dropNames = [numDropReasons]string{
 	"runt", "oversize", "bad-vnet-hdr", "bad-vlan", "link-local", "bad-source",
-	"arp-guard", "arp-malformed", "same-port", "storm", "no-port", "tx-error",
+	"src-lock", "arp-guard", "arp-malformed", "same-port", "storm", "no-port", "tx-error",
 }
 
 func (d DropReason) String() string {

@@ -26,12 +26,16 @@ type Ingress struct {
 	np    int
 	index []int32 // port ID -> position in pend, -1 when absent
 	last  *pending
+	// lastEgress is egressKey of the unicast last queued to last, or
+	// noEgress.
+	lastEgress uint64
 
 	// What the current batch has counted and not yet published (publish),
 	// on the port it arrived on.
 	self              *port
 	rxFrames, rxBytes uint64
 	drops             [numDropReasons]uint64
+	dropped           bool // some drops[i] is not 0
 	flood             uint64
 	unk               uint64
 
@@ -78,14 +82,16 @@ func (in *Ingress) Receive(frames [][]byte) {
 	now := in.sw.clock.Now()
 	in.srcMemo, in.dstMemo = 0, 0
 	in.self = self
+	// The whole batch counts as received up front: one add per batch
+	// instead of two read-modify-writes per frame, and a frame flushed in
+	// the middle of the batch is still counted before it leaves.
+	in.rxFrames += uint64(len(frames))
+	var b int
 	for _, f := range frames {
-		in.rxFrames++
-		in.rxBytes += uint64(len(f) - in.sw.hdrLen)
-		in.forward(set, self, f, now, &in.dec)
-		if in.sw.tracer != nil {
-			in.sw.tracer.Frame(in.id, f, in.dec)
-		}
+		b += len(f)
 	}
+	in.rxBytes += uint64(b - len(frames)*in.sw.hdrLen)
+	in.forward(set, self, frames, now)
 	in.flush()
 	in.self = nil
 }
@@ -95,22 +101,31 @@ func (in *Ingress) Receive(frames [][]byte) {
 // delivered (or the answer to it) also sees it counted, including frames
 // written in the middle of a batch (retagged copies, ARP replies).
 func (in *Ingress) publish() {
-	if in.self == nil || in.rxFrames == 0 {
+	if in.self == nil {
 		return
 	}
+	// Receive counts a batch's frames as received before forwarding any,
+	// so a flush in mid-batch publishes them all and the rest of the
+	// batch has only flood and drop counts to publish.
 	c := &in.self.c
-	c.rxFrames.Add(in.rxFrames)
-	c.rxBytes.Add(in.rxBytes)
-	in.rxFrames, in.rxBytes = 0, 0
+	if in.rxFrames != 0 {
+		c.rxFrames.Add(in.rxFrames)
+		c.rxBytes.Add(in.rxBytes)
+		in.rxFrames, in.rxBytes = 0, 0
+	}
 	if in.flood != 0 {
 		c.flooded.Add(in.flood)
 		c.unknown.Add(in.unk)
 		in.flood, in.unk = 0, 0
 	}
-	for i, n := range in.drops {
-		if n != 0 {
-			c.drops[i].Add(n)
-			in.drops[i] = 0
+	if in.dropped {
+		// Most batches drop nothing: skip reading every reason.
+		in.dropped = false
+		for i, n := range in.drops {
+			if n != 0 {
+				c.drops[i].Add(n)
+				in.drops[i] = 0
+			}
 		}
 	}
 }
@@ -125,153 +140,221 @@ func (in *Ingress) grow(n int) {
 
 func (in *Ingress) drop(d *Decision, r DropReason) {
 	in.drops[r]++
+	in.dropped = true
 	d.Dropped, d.Drop = true, r
 }
 
-// forward decides one frame's fate, queues its copies and records what it
-// did in d (kept in the Ingress: returning it by value cost more than the
-// lookup it describes).
-func (in *Ingress) forward(set *portSet, self *port, f []byte, now int64, d *Decision) {
-	*d = Decision{}
+// forward decides each frame's fate, queues its copies and records what it
+// did in in.dec for the tracer (kept in the Ingress: returning it by value
+// cost more than the lookup it describes). The loop over the batch is in
+// here rather than around a per-frame call: the call, and spilling and
+// reloading the batch's state around it, cost as much as the lookup.
+func (in *Ingress) forward(set *portSet, self *port, frames [][]byte, now int64) {
+	d := &in.dec
 	hl := in.sw.hdrLen
-	if len(f) < hl+ethHdrLen {
-		in.drop(d, DropRunt)
-		return
-	}
-	eth := f[hl:]
-	if hl > 0 {
-		if !CheckVnetHdr(f, len(eth)) {
-			in.drop(d, DropBadVnetHdr)
+	tr := in.sw.tracer
+	tbl := in.sw.fdb
+	for i := 0; ; i++ {
+		// The tracer hears each frame's decision once it is made: at the
+		// top of the next turn, so that every exit below is a plain
+		// continue.
+		if tr != nil && i > 0 {
+			tr.Frame(in.id, frames[i-1], *d)
+		}
+		if i == len(frames) {
 			return
 		}
-		if f[1] == GSONone && len(eth) > self.maxLen {
-			in.drop(d, DropOversize)
-			return
-		}
-		if len(eth) > MaxFrame {
-			in.drop(d, DropOversize)
-			return
-		}
-	} else if len(eth) > self.maxLen {
-		in.drop(d, DropOversize)
-		return
-	}
-	dst, src := eth[0:6], eth[6:12]
-	if dst[0] == 0x01 && dst[1] == 0x80 && dst[2] == 0xc2 && dst[3] == 0 && dst[4] == 0 && dst[5]&0xf0 == 0 {
-		in.drop(d, DropLinkLocal)
-		return
-	}
-	// Both addresses as FDB keys (VLAN 0 for now, set below): one pair of
-	// loads each, reused for the source check, the memo and the table.
-	srcKey, dstKey := fdb.Key(0, src), fdb.Key(0, dst)
-	if srcKey&macGroup != 0 || srcKey&macBits == 0 {
-		in.drop(d, DropBadSource)
-		return
-	}
-
-	etype := binary.BigEndian.Uint16(eth[12:])
-	tagged := etype == etherTypeVLAN
-	off := ethHdrLen
-	var vid uint16
-	if tagged {
-		if len(eth) < ethHdrLen+tagLen {
-			in.drop(d, DropBadVLAN)
-			return
-		}
-		vid = binary.BigEndian.Uint16(eth[14:]) & 0xfff
-		etype = binary.BigEndian.Uint16(eth[16:])
-		off += tagLen
-		if vid == 0 { // priority-tagged: the frame belongs to the PVID
-			vid = self.pvid
-		}
-		if vid == fdb.MaxVLAN {
-			in.drop(d, DropBadVLAN)
-			return
-		}
-	} else {
-		vid = self.pvid
-	}
-	if vid == 0 || !self.allowed.has(vid) {
-		in.drop(d, DropBadVLAN)
-		return
-	}
-	d.VLAN = vid
-
-	// ARP is judged before its source is learned: a forged ARP that the
-	// guard drops must not move the victim's MAC (say, the gateway's) to
-	// the forger's port on its way to the bin.
-	if etype == etherTypeARP {
-		d.ARP = in.handleARP(self, eth, off, vid, tagged, now)
-		switch d.ARP {
-		case arp.Drop:
-			in.drop(d, DropARPGuard)
-			return
-		case arp.Malformed:
-			in.drop(d, DropARPMalformed)
-			return
-		}
-	}
-
-	// A pod's frames share one source, and a TCP flow's share one
-	// destination: within a batch (one clock reading) the FDB's answer for
-	// a repeated (VLAN, MAC) cannot change but by our own learning, so
-	// remember the last of each and skip the table. memo keys carry the VLAN
-	// above the MAC and bit 63 as "valid".
-	vlanBits := uint64(vid) << 48
-	sk := srcKey | vlanBits
-	if sk == in.srcMemo {
-		d.Learn = fdb.Refreshed
-	} else {
-		d.Learn = in.sw.fdb.LearnKey(sk, in.id, now)
-		if d.Learn == fdb.Refreshed {
-			in.srcMemo = sk
-		} else {
-			in.srcMemo, in.dstMemo = 0, 0 // the table changed
-		}
-	}
-	if d.ARP == arp.Reply {
-		d.Out, d.Copies = in.id, 1
-		return
-	}
-
-	if dstKey&macGroup == 0 {
-		dk := dstKey | vlanBits
-		out, ok := in.dstPort, true
-		if dk != in.dstMemo {
-			if out, ok = in.sw.fdb.LookupKey(dk, now); ok {
-				in.dstMemo, in.dstPort = dk, out
-			}
-		}
-		if ok {
-			if op := set.get(out); op != nil {
-				if op == self && !self.hairpin {
-					in.drop(d, DropSamePort)
-					return
-				}
-				d.Out, d.Copies = out, 1
-				in.send(op, f, tagged, vid)
-				return
-			}
-		}
-		d.Unknown = true
-	}
-	if self.storm != nil && !self.storm.allow(now) {
-		in.drop(d, DropStorm)
-		return
-	}
-	d.Flooded = true
-	in.flood++
-	if d.Unknown {
-		in.unk++
-	}
-	for _, op := range set.members[vid] {
-		if op == self && !self.hairpin {
+		f := frames[i]
+		*d = Decision{}
+		if len(f) < hl+ethHdrLen {
+			in.drop(d, DropRunt)
 			continue
 		}
-		in.send(op, f, tagged, vid)
-		d.Copies++
+		eth := f[hl:]
+		if hl > 0 {
+			if !CheckVnetHdr(f, len(eth)) {
+				in.drop(d, DropBadVnetHdr)
+				continue
+			}
+			if f[1] == GSONone && len(eth) > self.maxLen {
+				in.drop(d, DropOversize)
+				continue
+			}
+			if len(eth) > MaxFrame {
+				in.drop(d, DropOversize)
+				continue
+			}
+		} else if len(eth) > self.maxLen {
+			in.drop(d, DropOversize)
+			continue
+		}
+		dst, src := eth[0:6], eth[6:12]
+		if dst[0] == 0x01 && dst[1] == 0x80 && dst[2] == 0xc2 && dst[3] == 0 && dst[4] == 0 && dst[5]&0xf0 == 0 {
+			in.drop(d, DropLinkLocal)
+			continue
+		}
+		// Both addresses as FDB keys (VLAN 0 for now, set below): one pair of
+		// loads each, reused for the source check, the memo and the table.
+		srcKey, dstKey := fdb.Key(0, src), fdb.Key(0, dst)
+		// Port security: a locked port's frames from any other source stop
+		// here, before they can teach the FDB, reach the ARP snooper or flood
+		// (a MAC flood from a locked pod costs this compare and nothing more).
+		// Unlocked ports pay one predictable branch.
+		if self.lockKey != 0 && srcKey != self.lockKey {
+			in.drop(d, DropSrcLock)
+			continue
+		}
+		if srcKey&macGroup != 0 || srcKey&macBits == 0 {
+			in.drop(d, DropBadSource)
+			continue
+		}
+
+		etype := binary.BigEndian.Uint16(eth[12:])
+		tagged := etype == etherTypeVLAN
+		off := ethHdrLen
+		var vid uint16
+		if tagged {
+			if len(eth) < ethHdrLen+tagLen {
+				in.drop(d, DropBadVLAN)
+				continue
+			}
+			vid = binary.BigEndian.Uint16(eth[14:]) & 0xfff
+			etype = binary.BigEndian.Uint16(eth[16:])
+			off += tagLen
+			if vid == 0 { // priority-tagged: the frame belongs to the PVID
+				vid = self.pvid
+			}
+			if vid == fdb.MaxVLAN {
+				in.drop(d, DropBadVLAN)
+				continue
+			}
+		} else {
+			vid = self.pvid
+		}
+		if vid == 0 || !self.allowed.has(vid) {
+			in.drop(d, DropBadVLAN)
+			continue
+		}
+		d.VLAN = vid
+
+		// ARP is judged before its source is learned: a forged ARP that the
+		// guard drops must not move the victim's MAC (say, the gateway's) to
+		// the forger's port on its way to the bin.
+		if etype == etherTypeARP {
+			d.ARP = in.handleARP(self, eth, off, vid, tagged, now)
+			switch d.ARP {
+			case arp.Drop:
+				in.drop(d, DropARPGuard)
+				continue
+			case arp.Malformed:
+				in.drop(d, DropARPMalformed)
+				continue
+			}
+		}
+
+		// A pod's frames share one source, and a TCP flow's share one
+		// destination: within a batch (one clock reading) the FDB's answer for
+		// a repeated (VLAN, MAC) cannot change but by our own learning, so
+		// remember the last of each and skip the table. memo keys carry the VLAN
+		// above the MAC and bit 63 as "valid".
+		vlanBits := uint64(vid) << 48
+		sk := srcKey | vlanBits
+		if dstKey&macGroup == 0 && d.ARP != arp.Reply {
+			// A unicast: learn and look up in one table call (one call,
+			// one table pointer load, one clock conversion).
+			dk := dstKey | vlanBits
+			var out fdb.PortID
+			var ok bool
+			if sk != in.srcMemo {
+				d.Learn, out, ok = tbl.LearnLookup(sk, self.id, dk, now)
+				if d.Learn == fdb.Refreshed {
+					in.srcMemo = sk
+				} else {
+					in.srcMemo, in.dstMemo = 0, 0 // the table changed
+				}
+				if ok {
+					in.dstMemo, in.dstPort = dk, out
+				}
+			} else {
+				d.Learn = fdb.Refreshed
+				out, ok = in.dstPort, true
+				if dk != in.dstMemo {
+					if out, ok = tbl.LookupKey(dk, now); ok {
+						in.dstMemo, in.dstPort = dk, out
+					}
+				}
+			}
+			if ok {
+				// A frame for the port and VLAN the previous unicast was
+				// queued for, arriving tagged or not as it did, joins it:
+				// the checks below passed for it, and nothing they read
+				// changes within a batch.
+				if eg := egressKey(out, vid, tagged); eg == in.lastEgress {
+					d.Out, d.Copies = out, 1
+					in.last.frames = append(in.last.frames, f)
+					in.last.bytes += uint64(len(f) - hl)
+					continue
+				} else if op := set.get(out); op != nil {
+					if op == self && !self.hairpin {
+						in.drop(d, DropSamePort)
+						continue
+					}
+					d.Out, d.Copies = out, 1
+					in.send(op, f, tagged, vid)
+					if in.last != nil && in.last.p == op && op.untagged(vid) != tagged {
+						in.lastEgress = eg // queued, not retagged
+					}
+					continue
+				}
+			}
+			d.Unknown = true
+		} else {
+			if sk == in.srcMemo {
+				d.Learn = fdb.Refreshed
+			} else {
+				d.Learn = tbl.LearnKey(sk, self.id, now)
+				if d.Learn == fdb.Refreshed {
+					in.srcMemo = sk
+				} else {
+					in.srcMemo, in.dstMemo = 0, 0 // the table changed
+				}
+			}
+			if d.ARP == arp.Reply {
+				d.Out, d.Copies = in.id, 1
+				continue
+			}
+		}
+		if self.storm != nil && !self.storm.allow(now) {
+			in.drop(d, DropStorm)
+			continue
+		}
+		d.Flooded = true
+		in.flood++
+		if d.Unknown {
+			in.unk++
+		}
+		for _, op := range set.members[vid] {
+			if op == self && !self.hairpin {
+				continue
+			}
+			in.send(op, f, tagged, vid)
+			d.Copies++
+		}
 	}
 }
+
+// egressKey names where a unicast goes and how: its port, its VLAN and
+// whether it arrived tagged. Port IDs are never 0 (fdb.PortID), so no key
+// is noEgress.
+func egressKey(out fdb.PortID, vid uint16, tagged bool) uint64 {
+	k := uint64(out)<<13 | uint64(vid)
+	if tagged {
+		k |= 1 << 12
+	}
+	return k
+}
+
+const noEgress = 0
 
 // scratchFor returns scratch space of at least n bytes. It is allocated on
 // first need and grows to the largest frame retagged: most ports never
@@ -350,6 +433,7 @@ func (in *Ingress) queue(op *port, f []byte) {
 	pd.frames = append(pd.frames, f)
 	pd.bytes += uint64(len(f) - in.sw.hdrLen)
 	in.last = pd
+	in.lastEgress = noEgress
 }
 
 // flush writes every queued frame, one WriteBatch per egress port.
@@ -366,6 +450,7 @@ func (in *Ingress) flush() {
 	}
 	in.np = 0
 	in.last = nil
+	in.lastEgress = noEgress
 }
 
 // write hands frames (of bytes Ethernet bytes in all) to p and counts them.

@@ -47,6 +47,13 @@ type PortConfig struct {
 	// Storm limits the broadcast, multicast and unknown-unicast frames per
 	// second this port may send into the switch; 0 means no limit.
 	Storm int
+	// LockMAC, when not zero, is the only source MAC the port may send
+	// from (port security, as OVS and Cisco switches have it): a pod whose
+	// MAC the daemon assigned cannot spoof another host's or flood the FDB.
+	// Frames from any other source are dropped before learning, ARP and
+	// forwarding and counted as DropSrcLock ("src-lock"). It must be a
+	// unicast address. The zero value turns the lock off.
+	LockMAC fdb.MAC
 }
 
 // DefaultVLAN is the access VLAN of ports that name none, as on the Linux
@@ -80,6 +87,10 @@ type port struct {
 	allowed vlanSet // VLANs accepted and sent; includes pvid
 	hairpin bool
 	maxLen  int // longest non-GSO Ethernet frame accepted
+	// lockKey is fdb.Key(0, LockMAC), compared with the frame's source key
+	// as it is already computed; 0 (never a key: keys have bit 63 set)
+	// when the port is not locked.
+	lockKey uint64
 	cfg     PortConfig
 	storm   *stormMeter
 	c       counters
@@ -213,6 +224,12 @@ func newPort(id fdb.PortID, p Port, cfg PortConfig, defMTU int, now int64) (*por
 	}
 	if cfg.Storm > 0 {
 		np.storm = newStormMeter(cfg.Storm, now)
+	}
+	if !cfg.LockMAC.IsZero() {
+		if cfg.LockMAC.IsMulticast() {
+			return nil, fmt.Errorf("port %q: lock mac %v: want a unicast address", cfg.Name, cfg.LockMAC)
+		}
+		np.lockKey = fdb.Key(0, cfg.LockMAC[:])
 	}
 	return np, nil
 }

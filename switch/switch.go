@@ -267,14 +267,15 @@ type PortInfo struct {
 	Hairpin  bool       `json:"hairpin"`
 	MTU      int        `json:"mtu"`
 	Storm    int        `json:"storm,omitempty"`
-	FDB      int        `json:"fdb_entries"` // learned, static and local
+	LockMAC  fdb.MAC    `json:"lock_mac,omitzero"` // zero: not locked
+	FDB      int        `json:"fdb_entries"`       // learned, static and local
 	Counters Counters   `json:"counters"`
 }
 
 func (sw *Switch) info(p *port) PortInfo {
 	pi := PortInfo{
 		ID: p.id, Name: p.name, PVID: p.pvid, Trunk: p.trunk, Hairpin: p.hairpin,
-		MTU: p.maxLen - ethHdrLen - tagLen, Storm: p.cfg.Storm,
+		MTU: p.maxLen - ethHdrLen - tagLen, Storm: p.cfg.Storm, LockMAC: p.cfg.LockMAC,
 		FDB: sw.fdb.PortEntries(p.id) + sw.fdb.PortStaticEntries(p.id), Counters: p.c.snapshot(),
 	}
 	if p.trunk {
