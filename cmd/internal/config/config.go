@@ -84,6 +84,10 @@ type Switch struct {
 	// StormPPS limits the broadcast, multicast and unknown-unicast frames
 	// per second each pod may send into the switch; 0 means no limit.
 	StormPPS int `yaml:"storm_pps"`
+	// LockPodMAC lets each pod send only from the MAC the daemon gave it
+	// (port security): other sources are dropped as src-lock before they
+	// are learned or flooded.
+	LockPodMAC bool `yaml:"lock_pod_mac"`
 }
 
 // Gateway is the TAP in the host namespace that holds the subnet's gateway

@@ -304,6 +304,9 @@ func (d *Daemon) attachLocked(p *pod, dev *tap.Device) error {
 		Name: p.rec.Name, PVID: p.rec.VLAN, MTU: d.cfg.Switch.MTU,
 		IPs: []netip.Addr{p.ip.Addr()}, Storm: d.cfg.Switch.StormPPS,
 	}
+	if d.cfg.Switch.LockPodMAC {
+		pc.LockMAC = p.mac
+	}
 	if err := l.start(d.sw, pc, d.cfg.Batch); err != nil {
 		return err
 	}

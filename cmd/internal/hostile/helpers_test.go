@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
+	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
 	"github.com/tapswitch/tapswitch/fdb"
@@ -212,5 +213,18 @@ func eventually(d time.Duration, cond func() bool) bool {
 			return false
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// keepsEntries checks that each pod's MAC is still in the FDB on its own
+// port after a flood.
+func keepsEntries(t testing.TB, d *daemon.Daemon, pods ...api.Pod) {
+	t.Helper()
+	for _, p := range pods {
+		m := podMAC(t, p)
+		id, _ := d.Switch().PortByName(p.Name)
+		if got, ok := d.Switch().FDB().Lookup(1, m[:], d.Switch().Now()); !ok || got != id {
+			t.Errorf("pod %s's entry (%v on port %d) lost to the flood: lookup gives %d %v", p.Name, m, id, got, ok)
+		}
 	}
 }

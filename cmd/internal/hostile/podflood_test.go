@@ -380,13 +380,15 @@ func (c cpuUse) String(secs float64) string {
 }
 
 // podFlood is one case: the mitigations against a flooding pod, storm
-// control (floods/s per pod) and a per-pod read limit (rx_pps), or, with
+// control (floods/s per pod), a per-pod read limit (rx_pps) and the lock of
+// each pod to its own source MAC (lock_pod_mac), or, with
 // hog, the control: the "flooder" sends nothing and only burns the CPU its
 // limit gives it, which is what any busy pod on the node may do. Its ratio
 // is the best a flood that cost the switch nothing could reach.
 type podFlood struct {
 	name      string
 	storm, rx int
+	lock      bool
 	hog       bool
 }
 
@@ -395,6 +397,8 @@ var podFloodCases = []podFlood{
 	{name: "evict-fair+storm-control", storm: 1000},
 	{name: "evict-fair+rx-limit", rx: 30000},
 	{name: "evict-fair+storm-control+rx-limit", storm: 1000, rx: 30000},
+	{name: "evict-fair+lock-pod-mac", lock: true},
+	{name: "evict-fair+lock-pod-mac+rx-limit", lock: true, rx: 30000},
 }
 
 // BenchmarkUnicastUnderPodFlood is BenchmarkUnicastUnderMACFlood with the
@@ -441,6 +445,7 @@ func benchPodFlood(b *testing.B, bc podFlood, endCPUs float64) {
 	e.Cfg.FDB.Policy = "evict-fair"
 	e.Cfg.Switch.StormPPS = bc.storm
 	e.Cfg.RxPPS = bc.rx
+	e.Cfg.Switch.LockPodMAC = bc.lock
 	d := e.Start()
 	addLabeledPod(b, e, d, "a", 2)
 	addLabeledPod(b, e, d, "b", 3)

@@ -1,0 +1,74 @@
+package hostile
+
+import (
+	"testing"
+	"time"
+
+	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
+	vswitch "github.com/tapswitch/tapswitch/switch"
+)
+
+// TestMACFloodLockedPodMAC: with switch.lock_pod_mac, a pod flooding random
+// source MACs gets every one of those frames dropped as src-lock: none is
+// learned, none reaches another pod, the victims keep their entries and
+// talk, and the flooder itself still talks from its own MAC.
+func TestMACFloodLockedPodMAC(t *testing.T) {
+	e := nodetest.New(t)
+	e.Cfg.FDB.Limit = 1024
+	e.Cfg.FDB.Policy = "evict-fair"
+	e.Cfg.Switch.LockPodMAC = true
+	d := e.Start()
+	a, b := e.AddQuietPod("a", 2), e.AddQuietPod("b", 3)
+	evil := e.AddQuietPod("evil", 4)
+	mustPing(t, e, "a", 3, 2)
+	tab := d.Switch().FDB()
+	evilID, _ := d.Switch().PortByName("evil")
+
+	before := ports(d.Switch())
+	learned0 := learned(d)
+	fl := flood(writer(t, e, "evil", false), nil)
+	time.Sleep(time.Second)
+	sent := fl.Stop()
+	// Let the switch read what is still queued in evil's TAP.
+	var after map[string]vswitch.PortInfo
+	eventually(2*time.Second, func() bool {
+		prev := after
+		time.Sleep(50 * time.Millisecond)
+		after = ports(d.Switch())
+		return prev != nil && after["evil"].Counters.RxFrames == prev["evil"].Counters.RxFrames
+	})
+	delta := func(port string, f func(c vswitch.Counters) uint64) uint64 {
+		return f(after[port].Counters) - f(before[port].Counters)
+	}
+	read := delta("evil", func(c vswitch.Counters) uint64 { return c.RxFrames })
+	locked := delta("evil", func(c vswitch.Counters) uint64 { return c.Drops[vswitch.DropSrcLock] })
+	t.Logf("flood of %d frames; switch read %d, dropped %d as %s; a was sent %d frames, b %d",
+		sent, read, locked, vswitch.DropSrcLock, delta("a", txFrames), delta("b", txFrames))
+	if sent < 10000 || read < 1000 {
+		t.Fatalf("flood of %d frames, %d read: not a flood", sent, read)
+	}
+	if locked != read {
+		t.Errorf("%d flood frames read from evil, %d dropped as %s: want all", read, locked, vswitch.DropSrcLock)
+	}
+	if n := learned(d); n > learned0+1 {
+		t.Errorf("learned entries %d -> %d under a locked flood", learned0, n)
+	}
+	em := podMAC(t, evil)
+	for _, x := range tab.Entries() {
+		if x.Port == evilID && x.MAC.String() != em.HardwareAddr().String() {
+			t.Errorf("flood source %v learned on evil's port", x.MAC)
+		}
+	}
+	// A few frames of the a <-> b pings ran meanwhile; thousands would
+	// mean the flood was flooded.
+	for _, p := range []string{"a", "b"} {
+		if n := delta(p, txFrames); n > 100 {
+			t.Errorf("pod %s was sent %d frames during the flood", p, n)
+		}
+	}
+	keepsEntries(t, d, a, b)
+	mustPing(t, e, "a", 3, 3)
+	mustPing(t, e, "evil", 2, 3) // from its own MAC, evil is a pod like any other
+}
+
+func txFrames(c vswitch.Counters) uint64 { return c.TxFrames }
