@@ -306,6 +306,14 @@ func (d *Daemon) attachLocked(p *pod, dev *tap.Device) error {
 	}
 	if d.cfg.Switch.LockPodMAC {
 		pc.LockMAC = p.mac
+		// The TAP drops foreign sources too, before the switch reads
+		// them; the switch's check stays as the second line.
+		if err := dev.LockSource(p.mac.HardwareAddr()); err != nil {
+			d.log.Warn("source lock not set in the kernel; the switch still checks", zap.String("pod", p.rec.Name), zap.Error(err))
+		}
+	} else if err := dev.UnlockSource(); err != nil {
+		// A lock from a run with lock_pod_mac on stays with the device.
+		d.log.Warn("source lock of an earlier run not removed", zap.String("pod", p.rec.Name), zap.Error(err))
 	}
 	if err := l.start(d.sw, pc, d.cfg.Batch); err != nil {
 		return err
