@@ -93,7 +93,17 @@ func TestThreePodsOnOneSwitch(t *testing.T) {
 		t.Run("ARPFloodsThenUnicast", func(t *testing.T) {
 			c0 := counters(t, e)
 			ping(t, e, "p1", 3, 1)
+			// The ping can finish before the reader that flooded the
+			// ARP request has written its last copies (p2's answer
+			// races the writes to p3 and the gateway): wait for them,
+			// then count exactly.
 			c1 := counters(t, e)
+			for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); c1 = counters(t, e) {
+				if c1["p3"].Counters.TxFrames > c0["p3"].Counters.TxFrames && c1[e.GwIf].Counters.TxFrames > c0[e.GwIf].Counters.TxFrames {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 			if d := c1["p1"].Counters.Flooded - c0["p1"].Counters.Flooded; d != 1 {
 				t.Errorf("p1 flooded %d frames for one ping, want 1 (its ARP request)", d)
 			}
