@@ -75,8 +75,14 @@ func NewPoller(cfg PollerConfig) (*Poller, error) {
 	if cfg.Batch <= 0 {
 		return nil, fmt.Errorf("poller: batch %d: want at least 1", cfg.Batch)
 	}
-	if cfg.CPU >= runtime.NumCPU() {
-		return nil, fmt.Errorf("poller: cpu %d: this machine has CPUs 0-%d", cfg.CPU, runtime.NumCPU()-1)
+	if cfg.CPU >= 0 {
+		var set unix.CPUSet
+		if err := unix.SchedGetaffinity(0, &set); err != nil {
+			return nil, fmt.Errorf("poller: sched_getaffinity: %w", err)
+		}
+		if !set.IsSet(cfg.CPU) {
+			return nil, fmt.Errorf("poller: cpu %d: not one this process may run on", cfg.CPU)
+		}
 	}
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
@@ -165,8 +171,8 @@ func (p *Poller) do(fn func()) bool {
 		return false
 	}
 	p.ctl <- func() { fn(); close(ran) }
+	p.kick() // under mu: after Close the eventfd's number may be another file's
 	p.mu.Unlock()
-	p.kick()
 	select {
 	case <-ran:
 		return true

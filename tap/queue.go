@@ -48,7 +48,10 @@ func newQueue(fd int, label string, polled bool) (*Queue, error) {
 	// A non-blocking fd is one os.NewFile registers with the netpoller. A
 	// queue for a Poller must stay out of it (or the netpoller would wake a
 	// thread on each frame for nobody): it is handed over blocking, then made
-	// non-blocking again for the Poller's reads.
+	// non-blocking again for the Poller's reads. Its writes then cannot wait
+	// for room: a write that would block fails, and the switch counts the
+	// frame as a tx-error. A TAP's send buffer is unlimited by default, so
+	// that is a frame the kernel would have dropped anyway.
 	if polled {
 		if err := unix.SetNonblock(fd, false); err != nil {
 			return nil, fmt.Errorf("%s: %w", label, err)

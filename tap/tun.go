@@ -49,7 +49,12 @@ func openTAP(name string, n int, create bool) (fds []int, offloads int, err erro
 		}
 	}()
 	for i := range n {
-		flags := uint16(tapFlags)
+		// IFF_NOFILTER: attach without the source lock's filter that a
+		// persistent device keeps from an earlier run (LockSource). The
+		// kernel keeps that filter as the user-space address it was set
+		// from, and would read it again, in this process, on attach; the
+		// daemon sets or clears the lock itself once the device is open.
+		flags := uint16(tapFlags | unix.IFF_NOFILTER)
 		if create && i == 0 {
 			flags |= unix.IFF_TUN_EXCL
 		}

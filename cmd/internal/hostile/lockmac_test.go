@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	vswitch "github.com/tapswitch/tapswitch/switch"
 )
@@ -79,8 +80,23 @@ func TestMACFloodLockedPodMAC(t *testing.T) {
 	mustPing(t, e, "a", 3, 3)
 	mustPing(t, e, "evil", 2, 3) // from its own MAC, evil is a pod like any other
 
-	// The TAP keeps its filter across a restart; a daemon started without
-	// the lock takes it off.
+	// A restart re-attaches the locked TAPs (their kernel filter from the
+	// run before must not get in the way) and locks them again.
+	e.Stop(false)
+	d = e.Start()
+	for _, p := range []string{"a", "b", "evil"} {
+		if got, err := e.Client.Pod(bg, p); err != nil || got.State != api.PodUp {
+			t.Fatalf("after a restart with the lock, pod %s: %+v %v", p, got, err)
+		}
+	}
+	mustPing(t, e, "evil", 2, 2)
+	fl = flood(writer(t, e, "evil", false), nil)
+	time.Sleep(200 * time.Millisecond)
+	if sent := fl.Stop(); sent != 0 || fl.errs.Load() == 0 {
+		t.Errorf("after a restart with the lock: %d flood frames accepted, %d refused; want none accepted", sent, fl.errs.Load())
+	}
+
+	// A daemon started without the lock takes the TAPs' filters off.
 	e.Stop(false)
 	e.Cfg.Switch.LockPodMAC = false
 	d = e.Start()
