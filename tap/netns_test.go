@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -119,6 +120,13 @@ func TestNetNSCoexistsWithIPNetns(t *testing.T) {
 	if _, err := CreateNetNS(ours); err != nil {
 		t.Fatal(err)
 	}
+	// What makes the two coexist, whatever state the host's directory was
+	// in before: it is now a shared mount point of its own (on a host where
+	// ip already made it one, the rest of the test alone would prove
+	// nothing).
+	if !sharedMountPoint(t, NetNSDir) {
+		t.Fatalf("%s is not a shared mount point after CreateNetNS", NetNSDir)
+	}
 	if out, err := exec.Command(ip, "netns", "add", theirs).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v: %s", err, out)
 	}
@@ -128,4 +136,34 @@ func TestNetNSCoexistsWithIPNetns(t *testing.T) {
 	if _, err := os.Stat(NetNSPath(ours)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("%s still there after delete: %v", NetNSPath(ours), err)
 	}
+}
+
+// sharedMountPoint says whether dir is a mount point with shared
+// propagation, from /proc/self/mountinfo.
+func sharedMountPoint(t *testing.T, dir string) bool {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shared := false
+	for _, line := range strings.Split(string(b), "\n") {
+		// id parent major:minor root mountpoint options [optional...] - ...
+		f := strings.Fields(line)
+		if len(f) < 7 || f[4] != dir {
+			continue
+		}
+		shared = false // the last mount on dir is the one that counts
+		for _, opt := range f[6:] {
+			if opt == "-" {
+				break
+			}
+			shared = shared || strings.HasPrefix(opt, "shared:")
+		}
+	}
+	return shared
 }

@@ -107,6 +107,14 @@ func New(cfg config.Config, log *zap.Logger, opts ...Option) (*Daemon, error) {
 // Switch is the daemon's switch, for tests and the demo's explanations.
 func (d *Daemon) Switch() *vswitch.Switch { return d.sw }
 
+// Polled says whether one poller reads every TAP (spin > 0) rather than a
+// reader goroutine per queue.
+func (d *Daemon) Polled() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.poller != nil
+}
+
 // Config is the configuration the daemon runs with.
 func (d *Daemon) Config() config.Config { return d.cfg }
 

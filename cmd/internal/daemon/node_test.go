@@ -69,6 +69,10 @@ func readModes(t *testing.T, body func(t *testing.T, e *nodetest.Env)) {
 			e := nodetest.New(t)
 			e.Cfg.Spin = m.spin
 			body(t, e)
+			// The mode asked for is the mode that carried the traffic.
+			if d := e.Daemon(); d != nil && d.Polled() != (m.spin > 0) {
+				t.Errorf("spin %v: daemon polled = %v", m.spin, d.Polled())
+			}
 		})
 	}
 }
