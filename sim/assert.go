@@ -407,15 +407,38 @@ func (s *Sim) fdbFind(n *swNode, mac fdb.MAC, vlan uint16) (string, bool) {
 	return "", false
 }
 
-// Switch statistics an assertion can name.
-var switchStats = []string{
-	"rx", "tx", "flooded", "unknown", "dropped",
-	"fdb_entries", "fdb_learned", "fdb_moved", "fdb_flaps", "fdb_aged", "fdb_evicted", "fdb_refused", "fdb_flushed",
-	"arp_neighbours", "arp_snooped", "arp_suppressed", "arp_guard_drops",
+// switchStats are the switch statistics an assertion can name, in the
+// order messages list them, each with how to read it. One table, so a stat
+// cannot be accepted by the parser yet read as 0, or the other way round;
+// the drop_<reason> stats follow from vswitch.DropReasons.
+var switchStats = []struct {
+	name string
+	get  func(*swNode) uint64
+}{
+	{"rx", func(n *swNode) uint64 { return n.rx }},
+	{"tx", func(n *swNode) uint64 { return n.copies }},
+	{"flooded", func(n *swNode) uint64 { return n.flooded }},
+	{"unknown", func(n *swNode) uint64 { return n.unknown }},
+	{"dropped", func(n *swNode) uint64 { return n.dropped }},
+	{"fdb_entries", func(n *swNode) uint64 { return uint64(n.sw.FDB().Stats().Entries) }},
+	{"fdb_learned", func(n *swNode) uint64 { return n.sw.FDB().Stats().Learned }},
+	{"fdb_moved", func(n *swNode) uint64 { return n.sw.FDB().Stats().Moved }},
+	{"fdb_flaps", func(n *swNode) uint64 { return n.sw.FDB().Stats().Flaps }},
+	{"fdb_aged", func(n *swNode) uint64 { return n.sw.FDB().Stats().Aged }},
+	{"fdb_evicted", func(n *swNode) uint64 { return n.sw.FDB().Stats().Evicted }},
+	{"fdb_refused", func(n *swNode) uint64 { return n.sw.FDB().Stats().Refused }},
+	{"fdb_flushed", func(n *swNode) uint64 { return n.sw.FDB().Stats().Flushed }},
+	{"arp_neighbours", func(n *swNode) uint64 { return uint64(n.sw.ARP().Stats().Neighbours) }},
+	{"arp_snooped", func(n *swNode) uint64 { return n.sw.ARP().Stats().Snooped }},
+	{"arp_suppressed", func(n *swNode) uint64 { return n.sw.ARP().Stats().Suppressed }},
+	{"arp_guard_drops", func(n *swNode) uint64 { return n.sw.ARP().Stats().GuardDrops }},
 }
 
 func statNames() []string {
-	out := append([]string(nil), switchStats...)
+	var out []string
+	for _, st := range switchStats {
+		out = append(out, st.name)
+	}
 	for _, r := range vswitch.DropReasons() {
 		out = append(out, "drop_"+strings.ReplaceAll(r.String(), "-", "_"))
 	}
@@ -432,50 +455,9 @@ func knownStat(name string) bool {
 }
 
 func switchStat(n *swNode, name string) uint64 {
-	switch name {
-	case "rx":
-		return n.rx
-	case "tx":
-		return n.copies
-	case "flooded":
-		return n.flooded
-	case "unknown":
-		return n.unknown
-	case "dropped":
-		return n.dropped
-	}
-	if strings.HasPrefix(name, "fdb_") {
-		st := n.sw.FDB().Stats()
-		switch name {
-		case "fdb_entries":
-			return uint64(st.Entries)
-		case "fdb_learned":
-			return st.Learned
-		case "fdb_moved":
-			return st.Moved
-		case "fdb_flaps":
-			return st.Flaps
-		case "fdb_aged":
-			return st.Aged
-		case "fdb_evicted":
-			return st.Evicted
-		case "fdb_refused":
-			return st.Refused
-		case "fdb_flushed":
-			return st.Flushed
-		}
-	}
-	if strings.HasPrefix(name, "arp_") {
-		st := n.sw.ARP().Stats()
-		switch name {
-		case "arp_neighbours":
-			return uint64(st.Neighbours)
-		case "arp_snooped":
-			return st.Snooped
-		case "arp_suppressed":
-			return st.Suppressed
-		case "arp_guard_drops":
-			return st.GuardDrops
+	for _, st := range switchStats {
+		if st.name == name {
+			return st.get(n)
 		}
 	}
 	if reason, ok := strings.CutPrefix(name, "drop_"); ok {

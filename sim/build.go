@@ -538,20 +538,32 @@ func (s *Sim) fromHost(ref string, line int) (int32, *host, error) {
 	return hi, s.hosts[hi], nil
 }
 
+// probeEnds resolves the two ends every probe (ping, arping, flow) shares:
+// the sending host and the destination address. A probe built by code
+// rather than parsed may come unnamed, so it is named "kind from->to" here,
+// as Parse would have named it, before any error message quotes the name.
+func (s *Sim) probeEnds(kind, from, to string, name *string, line int) (int32, *host, ip4, error) {
+	hi, h, err := s.fromHost(from, line)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	dst, err := s.ipRef(to, line)
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	if *name == "" {
+		*name = kind + " " + from + "->" + to
+	}
+	return hi, h, dst, nil
+}
+
 func (s *Sim) buildAction(st *Step, stops map[string]bool) error {
 	sc, line := s.sc, st.Line
 	switch a := st.Action.(type) {
 	case *Ping:
-		hi, h, err := s.fromHost(a.From, line)
+		hi, h, dst, err := s.probeEnds("ping", a.From, a.To, &a.Name, line)
 		if err != nil {
 			return err
-		}
-		dst, err := s.ipRef(a.To, line)
-		if err != nil {
-			return err
-		}
-		if a.Name == "" {
-			a.Name = "ping " + a.From + "->" + a.To
 		}
 		switch {
 		case a.Count < 1 || a.Count > 65535:
@@ -570,16 +582,9 @@ func (s *Sim) buildAction(st *Step, stops map[string]bool) error {
 		s.probeByName[a.Name] = probeRef{i: int32(len(s.pings))}
 		s.pings = append(s.pings, &pingState{spec: a, host: hi, dst: dst, interval: int64(a.Interval), ttl: -1})
 	case *Arping:
-		hi, _, err := s.fromHost(a.From, line)
+		hi, _, dst, err := s.probeEnds("arping", a.From, a.To, &a.Name, line)
 		if err != nil {
 			return err
-		}
-		dst, err := s.ipRef(a.To, line)
-		if err != nil {
-			return err
-		}
-		if a.Name == "" {
-			a.Name = "arping " + a.From + "->" + a.To
 		}
 		if a.Count < 1 || a.Interval < 0 {
 			return sc.errorf(line, "arping %q: count and interval out of range", a.Name)
@@ -590,16 +595,9 @@ func (s *Sim) buildAction(st *Step, stops map[string]bool) error {
 		s.probeByName[a.Name] = probeRef{arping: true, i: int32(len(s.arpings))}
 		s.arpings = append(s.arpings, &arpingState{spec: a, host: hi, dst: dst, interval: int64(a.Interval)})
 	case *Flow:
-		hi, h, err := s.fromHost(a.From, line)
+		hi, h, dst, err := s.probeEnds("flow", a.From, a.To, &a.Name, line)
 		if err != nil {
 			return err
-		}
-		dst, err := s.ipRef(a.To, line)
-		if err != nil {
-			return err
-		}
-		if a.Name == "" {
-			a.Name = "flow " + a.From + "->" + a.To
 		}
 		switch {
 		case a.Rate <= 0 || math.IsInf(a.Rate, 0) || math.IsNaN(a.Rate):

@@ -4,14 +4,12 @@ import "testing"
 
 // TestGuardKeepsFDB: ARP that the guard drops should not teach the FDB.
 // An attacker forging both the Ethernet source and the ARP sender as the
-// gateway's MAC is dropped by the guard, yet vswitch learns the source
-// before the ARP verdict (switch/ingress.go, forward: Learn precedes
-// handleARP), so the gateway's entry moves to the attacker's port and the
-// pod's traffic for its gateway goes to the attacker. Reported to the
-// owner of package vswitch; this test skips while the behaviour stands and
-// starts holding once it is fixed.
+// gateway's MAC is dropped by the guard; were vswitch to learn the source
+// before the ARP verdict, the gateway's entry would move to the attacker's
+// port and the pod's traffic for its gateway would go to the attacker.
+// vswitch once did (Learn preceded handleARP); this test holds the fix.
 func TestGuardKeepsFDB(t *testing.T) {
-	sc, err := Parse("guard.yaml", []byte(`
+	res := runYAML(t, "guard.yaml", `
 switches: [{name: cbr0, arp: {guard: true}}]
 hosts:
   - {name: pod1, ip: 10.244.0.2/24, gateway: 10.244.0.1}
@@ -28,14 +26,7 @@ assert:
   - at: 2.6s
     fdb: {switch: cbr0, mac: gw, port: gw}
   - delivered: {ping: p, equals: 5}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Run(sc, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, Options{})
 	if !res.Assertions[0].Pass {
 		t.Fatalf("the guard did not drop the forged ARP: %v", res.Assertions[0])
 	}

@@ -105,6 +105,16 @@ type HostResult struct {
 	ARPCache    int    `json:"arp_cache"`
 }
 
+// linkResults is every link's totals, in link order. The run's result and
+// the metrics JSON both carry them and must agree.
+func (s *Sim) linkResults() []LinkResult {
+	var out []LinkResult
+	for _, l := range s.links {
+		out = append(out, LinkResult{Name: l.name, Up: l.up, Delivered: l.delivered, Lost: l.lost, QueueDrops: l.queueDrops, DownDrops: l.downDrops})
+	}
+	return out
+}
+
 func (s *Sim) result() *Result {
 	r := &Result{
 		Scenario: s.name(), Seed: s.seed, End: time.Duration(s.now), Stopped: s.stopped,
@@ -144,9 +154,7 @@ func (s *Sim) result() *Result {
 		}
 		r.Switches = append(r.Switches, sr)
 	}
-	for _, l := range s.links {
-		r.Links = append(r.Links, LinkResult{Name: l.name, Up: l.up, Delivered: l.delivered, Lost: l.lost, QueueDrops: l.queueDrops, DownDrops: l.downDrops})
-	}
+	r.Links = s.linkResults()
 	for _, h := range s.hosts {
 		r.Hosts = append(r.Hosts, HostResult{
 			Name: h.name, Ignored: h.ignored, Forwarded: h.forwarded, TTLExceeded: h.ttlExceeded,
@@ -232,10 +240,11 @@ func (r *Result) WriteText(w io.Writer) error {
 	return err
 }
 
-// metrics collects the series the metrics JSON carries.
+// metrics collects the series the metrics JSON carries. The previous sample
+// of a switch, which flood ratios are taken against, is the last one in its
+// series (or none), so it is not kept separately.
 type metrics struct {
 	switches [][]Sample
-	last     []Sample
 }
 
 // Metrics is the metrics JSON: per-switch series sampled every tick, the
@@ -281,18 +290,20 @@ func (s *Sim) sample() {
 	m := s.metrics
 	for len(m.switches) < len(s.switches) {
 		m.switches = append(m.switches, nil)
-		m.last = append(m.last, Sample{})
 	}
 	for i, n := range s.switches {
-		if k := len(m.switches[i]); k > 0 && m.switches[i][k-1].T == time.Duration(s.now) {
-			continue
+		var last Sample
+		if k := len(m.switches[i]); k > 0 {
+			if last = m.switches[i][k-1]; last.T == time.Duration(s.now) {
+				continue
+			}
 		}
 		sm := Sample{
 			T: time.Duration(s.now), FDBEntries: n.sw.FDB().Len(),
 			Rx: n.rx, Tx: n.copies, Flooded: n.flooded, Unknown: n.unknown, Dropped: n.dropped,
 		}
-		if d := sm.Rx - m.last[i].Rx; d > 0 {
-			sm.FloodRatio = float64(sm.Flooded-m.last[i].Flooded) / float64(d)
+		if d := sm.Rx - last.Rx; d > 0 {
+			sm.FloodRatio = float64(sm.Flooded-last.Flooded) / float64(d)
 		}
 		for _, e := range n.portEP {
 			if e >= 0 {
@@ -300,7 +311,6 @@ func (s *Sim) sample() {
 				sm.PortTx = append(sm.PortTx, s.eps[e].frames[tx])
 			}
 		}
-		m.last[i] = sm
 		m.switches[i] = append(m.switches[i], sm)
 	}
 }
@@ -316,9 +326,7 @@ func (s *Sim) writeMetrics(w io.Writer) error {
 			FDB: n.sw.FDB().Stats(), ARP: n.sw.ARP().Stats(), Ports: n.sw.Ports(),
 		})
 	}
-	for _, l := range s.links {
-		out.Links = append(out.Links, LinkResult{Name: l.name, Up: l.up, Delivered: l.delivered, Lost: l.lost, QueueDrops: l.queueDrops, DownDrops: l.downDrops})
-	}
+	out.Links = s.linkResults()
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", " ")
 	return enc.Encode(out)

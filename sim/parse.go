@@ -102,6 +102,24 @@ func (p *parser) fields(n *yaml.Node, what string, allowed ...string) map[string
 	return out
 }
 
+// optional sets *dst from the key's value, read by parse, when the key is
+// given, and otherwise leaves the default already in *dst. Most keys are
+// optional with a default, and spelling that out per key was three lines of
+// boilerplate each; keys whose error messages name them differently from
+// the key, or that need more checks, keep their own code.
+func optional[T any](f map[string]*yaml.Node, key string, dst *T, parse func(*yaml.Node, string) T) {
+	if v := f[key]; v != nil {
+		*dst = parse(v, key)
+	}
+}
+
+// optInt is optional for whole numbers in lo-hi.
+func (p *parser) optInt(f map[string]*yaml.Node, key string, dst *int, lo, hi int64) {
+	if v := f[key]; v != nil {
+		*dst = int(p.integer(v, key, lo, hi))
+	}
+}
+
 func (p *parser) deref(n *yaml.Node) *yaml.Node {
 	for n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
@@ -301,12 +319,8 @@ func (p *parser) scenario(n *yaml.Node) *Scenario {
 		File: p.file, Seed: 1,
 		Run: RunSpec{MaxEvents: DefaultMaxEvents, MaxFrames: DefaultMaxFrames, Tick: DefaultTick},
 	}
-	if v := f["name"]; v != nil {
-		sc.Name = p.str(v, "name")
-	}
-	if v := f["description"]; v != nil {
-		sc.Description = p.scalar(v, "description")
-	}
+	optional(f, "name", &sc.Name, p.str)
+	optional(f, "description", &sc.Description, p.scalar)
 	if v := f["seed"]; v != nil {
 		s := strings.ReplaceAll(p.scalar(v, "seed"), "_", "")
 		u, err := strconv.ParseUint(s, 0, 64)
@@ -323,9 +337,7 @@ func (p *parser) scenario(n *yaml.Node) *Scenario {
 		if x := r["max_events"]; x != nil {
 			sc.Run.MaxEvents = uint64(p.integer(x, "max_events", 1, math.MaxInt64))
 		}
-		if x := r["max_frames"]; x != nil {
-			sc.Run.MaxFrames = int(p.integer(x, "max_frames", 1, 1<<30))
-		}
+		p.optInt(r, "max_frames", &sc.Run.MaxFrames, 1, 1<<30)
 		if x := r["tick"]; x != nil {
 			sc.Run.Tick = p.duration(x, "tick")
 			if sc.Run.Tick < time.Millisecond {
@@ -388,15 +400,9 @@ func (p *parser) switchSpec(n *yaml.Node) SwitchSpec {
 		p.fail(n, "switch: name is required")
 	}
 	sw.Name = p.name(f["name"], "switch name")
-	if v := f["ageing"]; v != nil {
-		sw.Ageing = p.ageing(v, "ageing")
-	}
-	if v := f["table_limit"]; v != nil {
-		sw.TableLimit = int(p.integer(v, "table_limit", 1, 1<<26))
-	}
-	if v := f["port_limit"]; v != nil {
-		sw.PortLimit = int(p.integer(v, "port_limit", 0, 1<<26))
-	}
+	optional(f, "ageing", &sw.Ageing, p.ageing)
+	p.optInt(f, "table_limit", &sw.TableLimit, 1, 1<<26)
+	p.optInt(f, "port_limit", &sw.PortLimit, 0, 1<<26)
 	if v := f["policy"]; v != nil {
 		pol, err := fdb.ParsePolicy(p.scalar(v, "policy"))
 		if err != nil {
@@ -406,19 +412,13 @@ func (p *parser) switchSpec(n *yaml.Node) SwitchSpec {
 	}
 	if v := f["arp"]; v != nil {
 		a := p.fields(v, "switch arp", "suppress", "guard", "ageing")
-		if x := a["suppress"]; x != nil {
-			sw.Suppress = p.boolean(x, "suppress")
-		}
-		if x := a["guard"]; x != nil {
-			sw.Guard = p.boolean(x, "guard")
-		}
+		optional(a, "suppress", &sw.Suppress, p.boolean)
+		optional(a, "guard", &sw.Guard, p.boolean)
 		if x := a["ageing"]; x != nil {
 			sw.ARPAgeing = p.ageing(x, "arp ageing")
 		}
 	}
-	if v := f["mtu"]; v != nil {
-		sw.MTU = int(p.integer(v, "mtu", 68, 9000))
-	}
+	p.optInt(f, "mtu", &sw.MTU, 68, 9000)
 	if v := f["ports"]; v != nil {
 		seen := map[string]bool{}
 		for _, pn := range p.list(v, "ports") {
@@ -439,12 +439,8 @@ func (p *parser) port(n *yaml.Node) PortSpec {
 		p.fail(n, "port: name is required")
 	}
 	ps := PortSpec{Line: n.Line, Name: p.name(f["name"], "port name")}
-	if v := f["vlan"]; v != nil {
-		ps.VLAN = p.vlan(v, "vlan")
-	}
-	if v := f["trunk"]; v != nil {
-		ps.Trunk = p.boolean(v, "trunk")
-	}
+	optional(f, "vlan", &ps.VLAN, p.vlan)
+	optional(f, "trunk", &ps.Trunk, p.boolean)
 	if v := f["allowed"]; v != nil {
 		for _, x := range p.list(v, "allowed") {
 			ps.Allowed = append(ps.Allowed, p.vlan(x, "allowed vlan"))
@@ -456,24 +452,16 @@ func (p *parser) port(n *yaml.Node) PortSpec {
 	if ps.Trunk && ps.VLAN == 0 && len(ps.Allowed) == 0 {
 		p.fail(n, "port %q: a trunk needs allowed VLANs or a native vlan", ps.Name)
 	}
-	if v := f["hairpin"]; v != nil {
-		ps.Hairpin = p.boolean(v, "hairpin")
-	}
-	if v := f["fdb_limit"]; v != nil {
-		ps.FDBLimit = int(p.integer(v, "fdb_limit", 0, 1<<26))
-	}
+	optional(f, "hairpin", &ps.Hairpin, p.boolean)
+	p.optInt(f, "fdb_limit", &ps.FDBLimit, 0, 1<<26)
 	if v := f["ips"]; v != nil {
 		ps.IPs = []netip.Addr{}
 		for _, x := range p.list(v, "ips") {
 			ps.IPs = append(ps.IPs, p.addr(x, "ip"))
 		}
 	}
-	if v := f["storm"]; v != nil {
-		ps.Storm = int(p.integer(v, "storm", 0, 1<<30))
-	}
-	if v := f["mtu"]; v != nil {
-		ps.MTU = int(p.integer(v, "mtu", 68, 9000))
-	}
+	p.optInt(f, "storm", &ps.Storm, 0, 1<<30)
+	p.optInt(f, "mtu", &ps.MTU, 68, 9000)
 	return ps
 }
 
@@ -508,12 +496,8 @@ func (p *parser) host(n *yaml.Node) HostSpec {
 	} else {
 		h.Interfaces = []IfaceSpec{p.iface(n, "eth0", f)}
 	}
-	if v := f["gateway"]; v != nil {
-		h.Gateway = p.addr(v, "gateway")
-	}
-	if v := f["forward"]; v != nil {
-		h.Forward = p.boolean(v, "forward")
-	}
+	optional(f, "gateway", &h.Gateway, p.addr)
+	optional(f, "forward", &h.Forward, p.boolean)
 	if v := f["routes"]; v != nil {
 		for _, x := range p.list(v, "routes") {
 			fr := p.fields(x, "route", "to", "via")
@@ -543,18 +527,14 @@ func (p *parser) host(n *yaml.Node) HostSpec {
 
 func (p *parser) iface(n *yaml.Node, name string, f map[string]*yaml.Node) IfaceSpec {
 	ifc := IfaceSpec{Line: n.Line, Name: name}
-	if v := f["mac"]; v != nil {
-		ifc.MAC = p.mac(v, "mac")
-	}
+	optional(f, "mac", &ifc.MAC, p.mac)
 	if v := f["ip"]; v != nil {
 		ifc.IP = p.prefix(v, "ip")
 		if b := ifc.IP.Bits(); b < 1 || b > 32 {
 			p.fail(v, "ip %v: prefix length must be 1-32", ifc.IP)
 		}
 	}
-	if v := f["mtu"]; v != nil {
-		ifc.MTU = int(p.integer(v, "mtu", 68, 9000))
-	}
+	p.optInt(f, "mtu", &ifc.MTU, 68, 9000)
 	return ifc
 }
 
@@ -571,21 +551,11 @@ func (p *parser) link(n *yaml.Node) LinkSpec {
 	if v := f["name"]; v != nil {
 		l.Name = p.name(v, "link name")
 	}
-	if v := f["latency"]; v != nil {
-		l.Latency = p.duration(v, "latency")
-	}
-	if v := f["bandwidth"]; v != nil {
-		l.Bandwidth = p.bandwidth(v, "bandwidth")
-	}
-	if v := f["loss"]; v != nil {
-		l.Loss = p.probability(v, "loss")
-	}
-	if v := f["queue"]; v != nil {
-		l.Queue = int(p.integer(v, "queue", 0, 1<<24))
-	}
-	if v := f["down"]; v != nil {
-		l.Down = p.boolean(v, "down")
-	}
+	optional(f, "latency", &l.Latency, p.duration)
+	optional(f, "bandwidth", &l.Bandwidth, p.bandwidth)
+	optional(f, "loss", &l.Loss, p.probability)
+	p.optInt(f, "queue", &l.Queue, 0, 1<<24)
+	optional(f, "down", &l.Down, p.boolean)
 	return l
 }
 
@@ -632,18 +602,10 @@ func (p *parser) action(k string, v *yaml.Node) Action {
 		if x := f["name"]; x != nil {
 			a.Name = p.name(x, "ping name")
 		}
-		if x := f["count"]; x != nil {
-			a.Count = int(p.integer(x, "count", 1, 65535))
-		}
-		if x := f["interval"]; x != nil {
-			a.Interval = p.duration(x, "interval")
-		}
-		if x := f["size"]; x != nil {
-			a.Size = int(p.integer(x, "size", 0, 8972))
-		}
-		if x := f["ttl"]; x != nil {
-			a.TTL = int(p.integer(x, "ttl", 1, 255))
-		}
+		p.optInt(f, "count", &a.Count, 1, 65535)
+		optional(f, "interval", &a.Interval, p.duration)
+		p.optInt(f, "size", &a.Size, 0, 8972)
+		p.optInt(f, "ttl", &a.TTL, 1, 255)
 		return a
 	case "arping":
 		f := p.fields(v, "arping", "name", "from", "to", "count", "interval")
@@ -654,12 +616,8 @@ func (p *parser) action(k string, v *yaml.Node) Action {
 		if x := f["name"]; x != nil {
 			a.Name = p.name(x, "arping name")
 		}
-		if x := f["count"]; x != nil {
-			a.Count = int(p.integer(x, "count", 1, 1<<24))
-		}
-		if x := f["interval"]; x != nil {
-			a.Interval = p.duration(x, "interval")
-		}
+		p.optInt(f, "count", &a.Count, 1, 1<<24)
+		optional(f, "interval", &a.Interval, p.duration)
 		return a
 	case "flow":
 		f := p.fields(v, "flow", "name", "from", "to", "port", "rate", "size", "count")
@@ -670,18 +628,12 @@ func (p *parser) action(k string, v *yaml.Node) Action {
 		if x := f["name"]; x != nil {
 			a.Name = p.name(x, "flow name")
 		}
-		if x := f["port"]; x != nil {
-			a.Port = int(p.integer(x, "port", 1, 65535))
-		}
+		p.optInt(f, "port", &a.Port, 1, 65535)
 		if x := f["rate"]; x != nil {
 			a.Rate = p.number(x, "rate", 0.001, 1e9)
 		}
-		if x := f["size"]; x != nil {
-			a.Size = int(p.integer(x, "size", 8, 8972))
-		}
-		if x := f["count"]; x != nil {
-			a.Count = int(p.integer(x, "count", 0, 1<<31-1))
-		}
+		p.optInt(f, "size", &a.Size, 8, 8972)
+		p.optInt(f, "count", &a.Count, 0, 1<<31-1)
 		return a
 	case "stop_flow":
 		return &StopFlow{Flow: p.str(v, "stop_flow")}
@@ -692,23 +644,15 @@ func (p *parser) action(k string, v *yaml.Node) Action {
 		if !strings.Contains(a.To, ":") {
 			p.fail(f["to"], "move to %q: want switch:port", a.To)
 		}
-		if x := f["remove_old"]; x != nil {
-			a.RemoveOld = p.boolean(x, "remove_old")
-		}
-		if x := f["garp"]; x != nil {
-			a.GARP = p.boolean(x, "garp")
-		}
+		optional(f, "remove_old", &a.RemoveOld, p.boolean)
+		optional(f, "garp", &a.GARP, p.boolean)
 		return a
 	case "spoof_arp":
 		f := p.fields(v, "spoof_arp", "from", "ip", "mac", "target", "op", "count", "interval")
 		p.need(v, f, "spoof_arp", "from", "ip")
 		a := &SpoofARP{From: p.str(f["from"], "from"), IP: p.addr(f["ip"], "ip"), Op: arpReply, Count: 1, Interval: time.Second}
-		if x := f["mac"]; x != nil {
-			a.MAC = p.str(x, "mac")
-		}
-		if x := f["target"]; x != nil {
-			a.Target = p.str(x, "target")
-		}
+		optional(f, "mac", &a.MAC, p.str)
+		optional(f, "target", &a.Target, p.str)
 		if x := f["op"]; x != nil {
 			switch p.scalar(x, "op") {
 			case "request":
@@ -719,12 +663,8 @@ func (p *parser) action(k string, v *yaml.Node) Action {
 				p.fail(x, "op %q: want request or reply", x.Value)
 			}
 		}
-		if x := f["count"]; x != nil {
-			a.Count = int(p.integer(x, "count", 1, 1<<24))
-		}
-		if x := f["interval"]; x != nil {
-			a.Interval = p.duration(x, "interval")
-		}
+		p.optInt(f, "count", &a.Count, 1, 1<<24)
+		optional(f, "interval", &a.Interval, p.duration)
 		return a
 	case "mac_flood":
 		f := p.fields(v, "mac_flood", "from", "rate", "count", "to")
@@ -733,9 +673,7 @@ func (p *parser) action(k string, v *yaml.Node) Action {
 		if x := f["rate"]; x != nil {
 			a.Rate = p.number(x, "rate", 0.001, 1e9)
 		}
-		if x := f["count"]; x != nil {
-			a.Count = int(p.integer(x, "count", 1, 1<<26))
-		}
+		p.optInt(f, "count", &a.Count, 1, 1<<26)
 		if x := f["to"]; x != nil {
 			switch p.scalar(x, "to") {
 			case "random":
@@ -779,11 +717,25 @@ func (p *parser) need(n *yaml.Node, f map[string]*yaml.Node, what string, keys .
 
 var assertKinds = []string{"delivered", "lost", "duplicates", "ttl", "frames", "fdb", "flood_ratio", "arp_cache", "switch_stat", "echo_from", "stopped"}
 
-var cmpKeys = map[string]string{"equals": "==", "at_least": ">=", "at_most": "<=", "below": "<", "above": ">"}
+// cmpKeys are the comparison keys an assertion takes, in the order they are
+// checked and listed in messages, with the operator each means. It is the
+// one list: the keys assertBody allows come from it too.
+var cmpKeys = []struct{ key, op string }{
+	{"equals", "=="}, {"at_least", ">="}, {"at_most", "<="}, {"below", "<"}, {"above", ">"},
+}
+
+// withCmpKeys is the keys of a comparing assertion: its own, then cmpKeys.
+func withCmpKeys(own ...string) []string {
+	for _, c := range cmpKeys {
+		own = append(own, c.key)
+	}
+	return own
+}
 
 func (p *parser) cmp(n *yaml.Node, f map[string]*yaml.Node, what string) Cmp {
 	var c Cmp
-	for _, k := range []string{"equals", "at_least", "at_most", "below", "above"} {
+	for _, kc := range cmpKeys {
+		k := kc.key
 		v := f[k]
 		if v == nil {
 			continue
@@ -791,7 +743,7 @@ func (p *parser) cmp(n *yaml.Node, f map[string]*yaml.Node, what string) Cmp {
 		if c.Op != "" {
 			p.fail(v, "%s: one comparison per assertion", what)
 		}
-		c = Cmp{Op: cmpKeys[k], Value: p.number(v, k, -1e18, 1e18)}
+		c = Cmp{Op: kc.op, Value: p.number(v, k, -1e18, 1e18)}
 	}
 	if c.Op == "" {
 		p.fail(n, "%s: want one of equals, at_least, at_most, below, above", what)
@@ -829,10 +781,9 @@ func (p *parser) assertion(n *yaml.Node) Assertion {
 }
 
 func (p *parser) assertBody(a *Assertion, k string, v *yaml.Node) {
-	cmps := []string{"equals", "at_least", "at_most", "below", "above"}
 	switch k {
 	case "delivered", "lost", "duplicates":
-		f := p.fields(v, k, append([]string{"ping", "flow"}, cmps...)...)
+		f := p.fields(v, k, withCmpKeys("ping", "flow")...)
 		switch {
 		case f["ping"] != nil && f["flow"] != nil:
 			p.fail(v, "%s: give ping or flow, not both", k)
@@ -845,12 +796,12 @@ func (p *parser) assertBody(a *Assertion, k string, v *yaml.Node) {
 		}
 		a.Cmp = p.cmp(v, f, k)
 	case "ttl":
-		f := p.fields(v, k, append([]string{"ping"}, cmps...)...)
+		f := p.fields(v, k, withCmpKeys("ping")...)
 		p.need(v, f, k, "ping")
 		a.Ping = p.str(f["ping"], "ping")
 		a.Cmp = p.cmp(v, f, k)
 	case "frames":
-		f := p.fields(v, k, append([]string{"port", "dir", "type"}, cmps...)...)
+		f := p.fields(v, k, withCmpKeys("port", "dir", "type")...)
 		p.need(v, f, k, "port", "dir")
 		a.Port = p.str(f["port"], "port")
 		a.Dir = p.scalar(f["dir"], "dir")
@@ -869,41 +820,29 @@ func (p *parser) assertBody(a *Assertion, k string, v *yaml.Node) {
 		f := p.fields(v, k, "switch", "mac", "vlan", "port", "absent")
 		p.need(v, f, k, "switch", "mac")
 		a.Switch, a.MAC = p.str(f["switch"], "switch"), p.str(f["mac"], "mac")
-		if x := f["vlan"]; x != nil {
-			a.VLAN = p.vlan(x, "vlan")
-		}
-		if x := f["absent"]; x != nil {
-			a.Absent = p.boolean(x, "absent")
-		}
-		if x := f["port"]; x != nil {
-			a.Port = p.str(x, "port")
-		}
+		optional(f, "vlan", &a.VLAN, p.vlan)
+		optional(f, "absent", &a.Absent, p.boolean)
+		optional(f, "port", &a.Port, p.str)
 		if (a.Port == "") == !a.Absent {
 			p.fail(v, "fdb: give port, or absent: true")
 		}
 	case "flood_ratio":
-		f := p.fields(v, k, append([]string{"switch", "port"}, cmps...)...)
+		f := p.fields(v, k, withCmpKeys("switch", "port")...)
 		p.need(v, f, k, "switch")
 		a.Switch = p.str(f["switch"], "switch")
-		if x := f["port"]; x != nil {
-			a.Port = p.str(x, "port")
-		}
+		optional(f, "port", &a.Port, p.str)
 		a.Cmp = p.cmp(v, f, k)
 	case "arp_cache":
 		f := p.fields(v, k, "host", "ip", "mac", "absent")
 		p.need(v, f, k, "host", "ip")
 		a.Host, a.IP = p.str(f["host"], "host"), p.addr(f["ip"], "ip")
-		if x := f["mac"]; x != nil {
-			a.MAC = p.str(x, "mac")
-		}
-		if x := f["absent"]; x != nil {
-			a.Absent = p.boolean(x, "absent")
-		}
+		optional(f, "mac", &a.MAC, p.str)
+		optional(f, "absent", &a.Absent, p.boolean)
 		if (a.MAC == "") == !a.Absent {
 			p.fail(v, "arp_cache: give mac, or absent: true")
 		}
 	case "switch_stat":
-		f := p.fields(v, k, append([]string{"switch", "stat"}, cmps...)...)
+		f := p.fields(v, k, withCmpKeys("switch", "stat")...)
 		p.need(v, f, k, "switch", "stat")
 		a.Switch, a.Stat = p.str(f["switch"], "switch"), p.str(f["stat"], "stat")
 		if !knownStat(a.Stat) {

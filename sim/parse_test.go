@@ -2,6 +2,7 @@ package sim
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -183,5 +184,80 @@ func TestEveryKeyDocumented(t *testing.T) {
 				t.Errorf("README example %d: %v", i, a)
 			}
 		}
+	}
+}
+
+// TestParseSetsEveryKey: each optional key, given a value other than its
+// default, lands in its own field (TestParseDefaults covers leaving it out).
+func TestParseSetsEveryKey(t *testing.T) {
+	sc, err := Parse("s.yaml", []byte(`
+description: d
+run: {duration: 3s, max_events: 7, max_frames: 9, tick: 2ms}
+switches:
+  - name: s
+    ageing: never
+    table_limit: 11
+    port_limit: 12
+    arp: {suppress: true, guard: true, ageing: 4s}
+    mtu: 9000
+    ports: [{name: p, vlan: 5, trunk: true, hairpin: true, fdb_limit: 13, storm: 14, mtu: 1400}]
+hosts:
+  - {name: h, mac: "02:00:00:00:00:01", ip: 10.0.0.1/24, mtu: 1300, gateway: 10.0.0.9, forward: true}
+links:
+  - {a: h, b: s, latency: 5ms, bandwidth: 1Mbit, loss: 1%, queue: 15, down: true}
+timeline:
+  - ping: {from: h, to: 10.0.0.2, count: 2, interval: 6ms, size: 100, ttl: 9}
+  - arping: {from: h, to: 10.0.0.2, count: 3, interval: 7ms}
+  - flow: {from: h, to: 10.0.0.2, port: 99, size: 16, count: 4}
+  - move: {host: h, to: "s:q", remove_old: true, garp: true}
+  - spoof_arp: {from: h, ip: 10.0.0.2, mac: h, target: h, count: 5, interval: 8ms}
+  - mac_flood: {from: h, count: 6}
+assert:
+  - frames: {port: "s:p", dir: rx, type: arp, below: 3}
+  - fdb: {switch: s, mac: h, vlan: 5, absent: true}
+  - flood_ratio: {switch: s, port: "s:p", at_most: 0.5}
+  - arp_cache: {host: h, ip: 10.0.0.2, mac: h}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprintf("%+v|%+v|%+v|%+v|%+v", sc.Run, sc.Switches, sc.Hosts, sc.Links, sc.Description)
+	for _, want := range []string{
+		"Duration:3s MaxEvents:7 MaxFrames:9 Tick:2ms",
+		"Ageing:0s TableLimit:11 PortLimit:12", "Suppress:true Guard:true ARPAgeing:4s MTU:9000",
+		"VLAN:5 Trunk:true", "Hairpin:true FDBLimit:13", "Storm:14 MTU:1400",
+		"MAC:02:00:00:00:00:01", "MTU:1300", "Forward:true", "Gateway:10.0.0.9",
+		"Latency:5ms Bandwidth:1000000 Loss:0.01 Queue:15 Down:true", "|d",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("lacks %q:\n%s", want, got)
+		}
+	}
+	var acts []string
+	for _, st := range sc.Timeline {
+		acts = append(acts, fmt.Sprintf("%+v", st.Action))
+	}
+	for i, want := range []string{
+		"Count:2 Interval:6ms Size:100 TTL:9", "Count:3 Interval:7ms", "Port:99 Rate:100 Size:16 Count:4",
+		"RemoveOld:true GARP:true", "MAC:h Target:h Op:2 Count:5 Interval:8ms", "Count:6",
+	} {
+		if !strings.Contains(acts[i], want) {
+			t.Errorf("action %d lacks %q: %s", i, want, acts[i])
+		}
+	}
+	var asserts []string
+	for _, a := range sc.Assertions {
+		asserts = append(asserts, fmt.Sprintf("%+v", a))
+	}
+	for i, want := range []string{"Port:s:p Host: MAC: IP:invalid IP VLAN:0 Dir:rx Type:arp", "VLAN:5", "Port:s:p", "MAC:h"} {
+		if !strings.Contains(asserts[i], want) {
+			t.Errorf("assertion %d lacks %q: %s", i, want, asserts[i])
+		}
+	}
+	if c := sc.Assertions[0].Cmp; c.Op != "<" || c.Value != 3 {
+		t.Errorf("below 3 parsed as %+v", c)
+	}
+	if c := sc.Assertions[2].Cmp; c.Op != "<=" || c.Value != 0.5 {
+		t.Errorf("at_most 0.5 parsed as %+v", c)
 	}
 }

@@ -22,14 +22,7 @@ func TestShippedScenarios(t *testing.T) {
 	}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			sc, err := LoadShipped(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := Run(sc, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := runShipped(t, name, Options{})
 			if len(res.Assertions) == 0 {
 				t.Fatal("a shipped scenario must assert something")
 			}
@@ -40,6 +33,32 @@ func TestShippedScenarios(t *testing.T) {
 			}
 		})
 	}
+}
+
+// mustRun runs a scenario whose loading gave sc, err, failing the test on
+// either error. runShipped and runYAML are the two ways tests load one.
+func mustRun(t *testing.T, sc *Scenario, err error, opts Options) *Result {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(sc, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func runShipped(t *testing.T, name string, opts Options) *Result {
+	t.Helper()
+	sc, err := LoadShipped(name)
+	return mustRun(t, sc, err, opts)
+}
+
+func runYAML(t *testing.T, file, yaml string, opts Options) *Result {
+	t.Helper()
+	sc, err := Parse(file, []byte(yaml))
+	return mustRun(t, sc, err, opts)
 }
 
 func TestDefaultScenarioIsShipped(t *testing.T) {
@@ -178,14 +197,8 @@ func TestPcapReadable(t *testing.T) {
 
 // TestTraceFormat pins the trace lines the issue asks for.
 func TestTraceFormat(t *testing.T) {
-	sc, err := LoadShipped(DefaultScenario)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var trace bytes.Buffer
-	if _, err := Run(sc, Options{Trace: &trace}); err != nil {
-		t.Fatal(err)
-	}
+	runShipped(t, DefaultScenario, Options{Trace: &trace})
 	for _, want := range []string{
 		"   1.000010 cbr0 in pod1: ARP who-has 10.244.0.3 tell 10.244.0.2 [0a:58:0a:f4:00:02 > broadcast]: flooded to 3 ports; learned 0a:58:0a:f4:00:02 on port 1",
 		"cbr0 in pod2: ARP reply 10.244.0.3 is-at 0a:58:0a:f4:00:03 [0a:58:0a:f4:00:03 > 0a:58:0a:f4:00:02]: forwarded to pod1 (port 1); learned 0a:58:0a:f4:00:03 on port 2",
@@ -201,14 +214,8 @@ func TestTraceFormat(t *testing.T) {
 
 // TestTraceLimit caps a storm's trace.
 func TestTraceLimit(t *testing.T) {
-	sc, err := LoadShipped("loop-storm")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var trace bytes.Buffer
-	if _, err := Run(sc, Options{Trace: &trace, TraceLimit: 100, MaxEvents: 5000}); err != nil {
-		t.Fatal(err)
-	}
+	runShipped(t, "loop-storm", Options{Trace: &trace, TraceLimit: 100, MaxEvents: 5000})
 	lines := strings.Count(trace.String(), "\n")
 	if lines > 102 || !strings.Contains(trace.String(), "more trace lines not shown") {
 		t.Errorf("%d lines, tail %q", lines, trace.String()[max(0, trace.Len()-200):])
@@ -216,14 +223,7 @@ func TestTraceLimit(t *testing.T) {
 }
 
 func TestResultJSON(t *testing.T) {
-	sc, err := LoadShipped("same-node")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Run(sc, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := runShipped(t, "same-node", Options{})
 	b, err := json.Marshal(res)
 	if err != nil {
 		t.Fatal(err)
@@ -239,7 +239,10 @@ func TestResultJSON(t *testing.T) {
 
 // TestRunOnce: a Sim runs once.
 func TestRunOnce(t *testing.T) {
-	sc, _ := LoadShipped("same-node")
+	sc, err := LoadShipped("same-node")
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := New(sc, Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -256,7 +259,7 @@ func TestRunOnce(t *testing.T) {
 // queue) multiplies frames without bound; max_frames stops it before
 // memory does.
 func TestStormWithoutQueues(t *testing.T) {
-	sc, err := Parse("storm.yaml", []byte(`
+	res := runYAML(t, "storm.yaml", `
 run: {max_frames: 5000}
 switches: [{name: s1}, {name: s2}]
 hosts: [{name: h1, ip: 10.0.0.1/24}]
@@ -269,14 +272,7 @@ timeline:
   - arping: {from: h1, to: 10.0.0.9}
 assert:
   - stopped: max_frames
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Run(sc, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+`, Options{})
 	if !res.Passed || res.Events > 100000 {
 		t.Errorf("stopped %s after %d events", res.Stopped, res.Events)
 	}
