@@ -278,14 +278,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if err := checkInside(args.Netns, args.IfName, pod.MAC, addr, gw, wantDefault); err != nil {
 		return fmt.Errorf("pod %q: %w", name, err)
 	}
-	ic, err := c.ipamConf(st)
-	if err != nil {
-		return err
-	}
-	if err := ipam.ExecCheck(c.IPAM.Type, ic); err != nil {
-		return fmt.Errorf("ipam %s: %w", c.IPAM.Type, err)
-	}
-	return nil
+	return c.ipamRun(st, ipam.ExecCheck)
 }
 
 // checkInside looks at the TAP from inside the namespace.

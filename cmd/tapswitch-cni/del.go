@@ -32,14 +32,7 @@ func cmdDel(args *skel.CmdArgs) error {
 	if err := removePort(ctx, cl, args.ContainerID, args.IfName); err != nil {
 		return err
 	}
-	ic, err := c.ipamConf(st)
-	if err != nil {
-		return err
-	}
-	if err := ipam.ExecDel(c.IPAM.Type, ic); err != nil {
-		return fmt.Errorf("ipam %s: %w", c.IPAM.Type, err)
-	}
-	return nil
+	return c.ipamRun(st, ipam.ExecDel)
 }
 
 // removePort deletes the daemon's pod for (containerID, ifName), if there

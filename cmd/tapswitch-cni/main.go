@@ -105,6 +105,20 @@ func (c *netConf) ipamConf(st api.Status, drop ...string) ([]byte, error) {
 	return json.Marshal(m)
 }
 
+// ipamRun hands the attachment to the IPAM plugin for a CHECK or a DEL
+// (ipam.ExecCheck, ipam.ExecDel: the same signature, the same config and
+// the same error wrapping), the last step of cmdCheck and cmdDel.
+func (c *netConf) ipamRun(st api.Status, op func(plugin string, netconf []byte) error) error {
+	ic, err := c.ipamConf(st)
+	if err != nil {
+		return err
+	}
+	if err := op(c.IPAM.Type, ic); err != nil {
+		return fmt.Errorf("ipam %s: %w", c.IPAM.Type, err)
+	}
+	return nil
+}
+
 // gatewayOf is the switch's gateway address.
 func gatewayOf(st api.Status) (netip.Addr, error) {
 	s, _, _ := strings.Cut(st.Gateway, "/")

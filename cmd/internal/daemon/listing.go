@@ -171,9 +171,11 @@ func (d *Daemon) Stats() api.Stats {
 	return st
 }
 
+// sumCounters totals the ports' counters. DropMap is derived from the
+// summed Drops (the non-zero reasons by name, as a port's snapshot has it)
+// rather than summed separately: the two cannot disagree.
 func sumCounters(ports []vswitch.PortInfo) vswitch.Counters {
 	var t vswitch.Counters
-	t.DropMap = make(map[string]uint64)
 	for _, p := range ports {
 		c := p.Counters
 		t.RxFrames += c.RxFrames
@@ -185,8 +187,11 @@ func sumCounters(ports []vswitch.PortInfo) vswitch.Counters {
 		for i, v := range c.Drops {
 			t.Drops[i] += v
 		}
-		for k, v := range c.DropMap {
-			t.DropMap[k] += v
+	}
+	t.DropMap = make(map[string]uint64)
+	for _, r := range vswitch.DropReasons() {
+		if n := t.Drops[r]; n != 0 {
+			t.DropMap[r.String()] = n
 		}
 	}
 	return t
