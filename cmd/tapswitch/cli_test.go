@@ -69,6 +69,9 @@ func TestCLIAgainstADaemon(t *testing.T) {
 		{[]string{"pod", "add", "web-1", s}, 2, `tapswitch: pod "web-1": --ip is required`},
 		{[]string{"pod", "del", "nope", s}, 1, `tapswitch: pod "nope": no such pod`},
 		{[]string{"fdb", "-o", "yaml", s}, 2, `tapswitch: output "yaml": want table or json`},
+		// Refused before the daemon is told anything, by commands that only act too.
+		{[]string{"pod", "del", "nope", "-o", "yaml", s}, 2, `tapswitch: output "yaml": want table or json`},
+		{[]string{"monitor", "-o", "yaml", s}, 2, `tapswitch: output "yaml": want table or json`},
 		{[]string{"ports", "--socket", filepath.Join(e.Dir, "none.sock")}, 1, "tapswitch: daemon not running: dial unix " + filepath.Join(e.Dir, "none.sock")},
 	} {
 		r := cli(t, bin, c.args...)
@@ -89,9 +92,49 @@ func TestCLIAgainstADaemon(t *testing.T) {
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &ports) != nil || len(ports) != 2 {
 		t.Fatalf("ports -o json: %+v", r)
 	}
-	for _, args := range [][]string{{"ports"}, {"fdb"}, {"arp"}, {"stats"}, {"pod", "list"}, {"fdb", "-o", "json"}, {"arp", "-o", "json"}, {"stats", "-o", "json"}, {"pod", "list", "-o", "json"}} {
-		if r := cli(t, bin, append(args, s)...); r.code != 0 {
-			t.Errorf("tapswitch %s: %+v", strings.Join(args, " "), r)
+	// Each listing, table and JSON, shows the pod (or its port) and the
+	// gateway: an exit status of 0 alone would pass with empty output.
+	var (
+		fdbEnts []api.FDBEntry
+		neigh   []api.Neighbour
+		stats   api.Stats
+		pods    []api.Pod
+	)
+	for _, c := range []struct {
+		args []string
+		ok   func(out string) bool
+	}{
+		{[]string{"ports"}, func(out string) bool {
+			return strings.HasPrefix(out, "ID ") && strings.Contains(out, " web-1 ") && strings.Contains(out, " "+e.GwIf+" ")
+		}},
+		{[]string{"arp"}, func(out string) bool { return true }}, // nothing snooped without traffic
+		{[]string{"stats"}, func(out string) bool {
+			return strings.HasPrefix(out, "switch   test") && strings.Contains(out, "pods up 1, gone 0")
+		}},
+		{[]string{"pod", "list"}, func(out string) bool {
+			return strings.HasPrefix(out, "NAME ") && strings.Contains(out, "web-1 ") && strings.Contains(out, " "+e.CIDR(7)+" ")
+		}},
+		{[]string{"fdb", "-o", "json"}, func(out string) bool {
+			if json.Unmarshal([]byte(out), &fdbEnts) != nil {
+				return false
+			}
+			for _, f := range fdbEnts {
+				if f.PortName == e.GwIf {
+					return true
+				}
+			}
+			return false
+		}},
+		{[]string{"arp", "-o", "json"}, func(out string) bool { return json.Unmarshal([]byte(out), &neigh) == nil }},
+		{[]string{"stats", "-o", "json"}, func(out string) bool {
+			return json.Unmarshal([]byte(out), &stats) == nil && stats.Switch == "test" && stats.Ports == 2 && stats.PodsUp == 1
+		}},
+		{[]string{"pod", "list", "-o", "json"}, func(out string) bool {
+			return json.Unmarshal([]byte(out), &pods) == nil && len(pods) == 1 && pods[0].Name == "web-1" && pods[0].IP == e.CIDR(7)
+		}},
+	} {
+		if r := cli(t, bin, append(c.args, s)...); r.code != 0 || !c.ok(r.stdout) {
+			t.Errorf("tapswitch %s: %+v", strings.Join(c.args, " "), r)
 		}
 	}
 	if r := cli(t, bin, "fdb", s); !strings.Contains(r.stdout, " dev "+e.GwIf+" vlan 1 master test permanent") {

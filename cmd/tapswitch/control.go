@@ -25,6 +25,10 @@ func (f *clientFlags) add(cmd *cobra.Command, listing bool) {
 	cmd.PersistentFlags().StringVar(&f.socket, "socket", def, "the daemon's control socket (env TAPSWITCH_SOCKET)")
 	if listing {
 		cmd.PersistentFlags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+		// Every command under cmd takes -o, those that only act (pod del)
+		// too: an unknown one is refused before the daemon is asked, or
+		// told, anything.
+		cmd.PersistentPreRunE = func(*cobra.Command, []string) error { return f.checkOutput() }
 	}
 }
 

@@ -23,9 +23,6 @@ func init() {
 		Short: "Create pod NAME: its netns if missing, a TAP eth0 with the IP, a default route via the gateway",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cf.checkOutput(); err != nil {
-				return err
-			}
 			spec.Name = args[0]
 			if spec.IP == "" {
 				return &exitError{code: 2, err: fmt.Errorf("pod %q: --ip is required", spec.Name)}
@@ -67,19 +64,7 @@ func init() {
 		Aliases: []string{"ls"},
 		Short:   "List the pods",
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := cf.checkOutput(); err != nil {
-				return err
-			}
-			pods, err := cf.client().Pods(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if cf.json() {
-				return writeJSON(cmd.OutOrStdout(), pods)
-			}
-			return render.Pods(cmd.OutOrStdout(), pods)
-		},
+		RunE:    showListing(&cf, (*api.Client).Pods, table(render.Pods)),
 	}
 	podCmd.AddCommand(add, del, list)
 	rootCmd.AddCommand(podCmd)
