@@ -10,6 +10,18 @@ import (
 
 var sizes = []int{1 << 10, 1 << 16, 1 << 20}
 
+// forSizes runs f as a sub-benchmark for each table size, reporting
+// allocations. (b.Loop resets the timer on its first call: f's set-up is
+// not timed.)
+func forSizes(b *testing.B, f func(b *testing.B, n int)) {
+	for _, n := range sizes {
+		b.Run(sizeName(n), func(b *testing.B) {
+			b.ReportAllocs()
+			f(b, n)
+		})
+	}
+}
+
 func sizeName(n int) string {
 	switch {
 	case n >= 1<<20:
@@ -58,56 +70,45 @@ func visitOrder(macs [][6]byte) []uint64 {
 }
 
 func BenchmarkLookup(b *testing.B) {
-	for _, n := range sizes {
-		b.Run(sizeName(n), func(b *testing.B) {
-			tb, macs := filled(b, n)
-			keys := visitOrder(macs)
-			mask := len(keys) - 1
-			b.ReportAllocs()
-			b.ResetTimer()
-			var sink PortID
-			for i := 0; b.Loop(); i++ {
-				p, _ := tb.LookupKey(keys[i&mask], 1)
-				sink += p
-			}
-			_ = sink
-		})
-	}
+	forSizes(b, func(b *testing.B, n int) {
+		tb, macs := filled(b, n)
+		keys := visitOrder(macs)
+		mask := len(keys) - 1
+		var sink PortID
+		for i := 0; b.Loop(); i++ {
+			p, _ := tb.LookupKey(keys[i&mask], 1)
+			sink += p
+		}
+		_ = sink
+	})
 }
 
 func BenchmarkLookupParallel(b *testing.B) {
-	for _, n := range sizes {
-		b.Run(sizeName(n), func(b *testing.B) {
-			tb, macs := filled(b, n)
-			mask := len(macs) - 1
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				i := rand.IntN(len(macs))
-				for pb.Next() {
-					tb.Lookup(1, macs[(i*7919)&mask][:], 1)
-					i++
-				}
-			})
+	forSizes(b, func(b *testing.B, n int) {
+		tb, macs := filled(b, n)
+		mask := len(macs) - 1
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			i := rand.IntN(len(macs))
+			for pb.Next() {
+				tb.Lookup(1, macs[(i*7919)&mask][:], 1)
+				i++
+			}
 		})
-	}
+	})
 }
 
 // BenchmarkLearn measures the per-frame case: a known source refreshed as
 // the clock moves on.
 func BenchmarkLearn(b *testing.B) {
-	for _, n := range sizes {
-		b.Run(sizeName(n), func(b *testing.B) {
-			tb, macs := filled(b, n)
-			mask := len(macs) - 1
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; b.Loop(); i++ {
-				j := (i * 7919) & mask
-				tb.Learn(1, macs[j][:], PortID(1+j%4), int64(i>>10))
-			}
-		})
-	}
+	forSizes(b, func(b *testing.B, n int) {
+		tb, macs := filled(b, n)
+		mask := len(macs) - 1
+		for i := 0; b.Loop(); i++ {
+			j := (i * 7919) & mask
+			tb.Learn(1, macs[j][:], PortID(1+j%4), int64(i>>10))
+		}
+	})
 }
 
 // BenchmarkLearnInsert measures new MACs against a full evict-fair table:
@@ -127,23 +128,19 @@ func BenchmarkLearnInsert(b *testing.B) {
 // lookup at the same table size, the same keys visited in the same order as
 // BenchmarkLookup.
 func BenchmarkReferenceMapLookup(b *testing.B) {
-	for _, n := range sizes {
-		b.Run(sizeName(n), func(b *testing.B) {
-			keys := visitOrder(benchMACs(n))
-			mp := make(map[uint64]int32, n)
-			for i, k := range keys {
-				mp[k] = int32(1 + i%4)
-			}
-			mask := n - 1
-			b.ReportAllocs()
-			b.ResetTimer()
-			var sink int32
-			for i := 0; b.Loop(); i++ {
-				sink += mp[keys[i&mask]]
-			}
-			_ = sink
-		})
-	}
+	forSizes(b, func(b *testing.B, n int) {
+		keys := visitOrder(benchMACs(n))
+		mp := make(map[uint64]int32, n)
+		for i, k := range keys {
+			mp[k] = int32(1 + i%4)
+		}
+		mask := n - 1
+		var sink int32
+		for i := 0; b.Loop(); i++ {
+			sink += mp[keys[i&mask]]
+		}
+		_ = sink
+	})
 }
 
 // BenchmarkMemoryPerEntry reports the table's heap per entry at 1M entries.
@@ -172,22 +169,18 @@ func BenchmarkMemoryPerEntry(b *testing.B) {
 // known source refreshed and a known destination looked up, both new every
 // call, in one LearnLookup.
 func BenchmarkLearnLookup(b *testing.B) {
-	for _, n := range sizes {
-		b.Run(sizeName(n), func(b *testing.B) {
-			tb := newTable(b, func(c *Config) { c.Limit = n; c.Ageing = 0 }, 1)
-			keys := visitOrder(benchMACs(n))
-			for _, k := range keys {
-				tb.LearnKey(k, 1, 1)
-			}
-			mask := len(keys) - 1
-			b.ReportAllocs()
-			b.ResetTimer()
-			var sink PortID
-			for i := 0; b.Loop(); i++ {
-				_, p, _ := tb.LearnLookup(keys[i&mask], 1, keys[(i*7+3)&mask], 1)
-				sink += p
-			}
-			_ = sink
-		})
-	}
+	forSizes(b, func(b *testing.B, n int) {
+		tb := newTable(b, func(c *Config) { c.Limit = n; c.Ageing = 0 }, 1)
+		keys := visitOrder(benchMACs(n))
+		for _, k := range keys {
+			tb.LearnKey(k, 1, 1)
+		}
+		mask := len(keys) - 1
+		var sink PortID
+		for i := 0; b.Loop(); i++ {
+			_, p, _ := tb.LearnLookup(keys[i&mask], 1, keys[(i*7+3)&mask], 1)
+			sink += p
+		}
+		_ = sink
+	})
 }

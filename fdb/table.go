@@ -109,13 +109,6 @@ func (t *slots) next(i uint64) uint64 {
 	return i + 1
 }
 
-func (t *slots) prev(i uint64) uint64 {
-	if i == 0 {
-		return t.n - 1
-	}
-	return i - 1
-}
-
 // find returns the slot holding key, or -1.
 func (t *slots) find(key uint64) int {
 	if !t.wide {
@@ -349,23 +342,19 @@ func (t *Table) RemovePort(p PortID, now int64) int {
 }
 
 // PortEntries is how many learned entries p holds (what its limit counts).
-func (t *Table) PortEntries(p PortID) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if ps := t.ports[p]; ps != nil {
-		return ps.count
-	}
-	return 0
-}
+func (t *Table) PortEntries(p PortID) int { return t.portState(p).count }
 
 // PortStaticEntries is how many static and local entries p holds.
-func (t *Table) PortStaticEntries(p PortID) int {
+func (t *Table) PortStaticEntries(p PortID) int { return t.portState(p).fixed }
+
+// portState is a copy of p's state, zero for an unregistered port.
+func (t *Table) portState(p PortID) portState {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if ps := t.ports[p]; ps != nil {
-		return ps.fixed
+		return *ps
 	}
-	return 0
+	return portState{}
 }
 
 // Lookup returns the port behind (vlan, mac), or false on a miss. A learned

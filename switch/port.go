@@ -80,18 +80,16 @@ func (s *vlanSet) list() (out []uint16) {
 // portSet, but for its counters.
 type port struct {
 	id      fdb.PortID
-	name    string
 	p       Port
 	pvid    uint16
-	trunk   bool
 	allowed vlanSet // VLANs accepted and sent; includes pvid
-	hairpin bool
-	maxLen  int // longest non-GSO Ethernet frame accepted
+	hairpin bool    // cfg.Hairpin, read per frame: kept with the fields above
+	maxLen  int     // longest non-GSO Ethernet frame accepted
 	// lockKey is fdb.Key(0, LockMAC), compared with the frame's source key
 	// as it is already computed; 0 (never a key: keys have bit 63 set)
 	// when the port is not locked.
 	lockKey uint64
-	cfg     PortConfig
+	cfg     PortConfig // as given; Name and Trunk are read from here
 	storm   *stormMeter
 	c       counters
 	removed atomic.Bool
@@ -178,7 +176,7 @@ func newPort(id fdb.PortID, p Port, cfg PortConfig, defMTU int, now int64) (*por
 	if p == nil {
 		return nil, fmt.Errorf("port %q: no Port to write to", cfg.Name)
 	}
-	np := &port{id: id, name: cfg.Name, p: p, trunk: cfg.Trunk, hairpin: cfg.Hairpin, cfg: cfg}
+	np := &port{id: id, p: p, hairpin: cfg.Hairpin, cfg: cfg}
 	if cfg.PVID > fdb.MaxVLAN || cfg.PVID == fdb.MaxVLAN {
 		return nil, fmt.Errorf("port %q: pvid %d: want 1-4094", cfg.Name, cfg.PVID)
 	}

@@ -154,7 +154,7 @@ func (sw *Switch) AddPort(p Port, cfg PortConfig) (fdb.PortID, error) {
 	defer sw.mu.Unlock()
 	cur := sw.ports.Load()
 	for _, q := range cur.ordered {
-		if q.name == cfg.Name {
+		if q.cfg.Name == cfg.Name {
 			return 0, fmt.Errorf("switch %q: port %q already exists", sw.name, cfg.Name)
 		}
 	}
@@ -219,7 +219,7 @@ func (sw *Switch) RemovePort(id fdb.PortID) error {
 // PortByName finds a port's ID.
 func (sw *Switch) PortByName(name string) (fdb.PortID, bool) {
 	for _, p := range sw.ports.Load().ordered {
-		if p.name == name {
+		if p.cfg.Name == name {
 			return p.id, true
 		}
 	}
@@ -237,7 +237,7 @@ func (sw *Switch) SetMirror(id fdb.PortID, m Mirror) error {
 		return fmt.Errorf("switch %q: no port %d", sw.name, id)
 	}
 	if !p.mirror.CompareAndSwap(nil, &mirrorRef{m}) {
-		return fmt.Errorf("switch %q: port %q: %w", sw.name, p.name, ErrMirrored)
+		return fmt.Errorf("switch %q: port %q: %w", sw.name, p.cfg.Name, ErrMirrored)
 	}
 	return nil
 }
@@ -274,11 +274,11 @@ type PortInfo struct {
 
 func (sw *Switch) info(p *port) PortInfo {
 	pi := PortInfo{
-		ID: p.id, Name: p.name, PVID: p.pvid, Trunk: p.trunk, Hairpin: p.hairpin,
+		ID: p.id, Name: p.cfg.Name, PVID: p.pvid, Trunk: p.cfg.Trunk, Hairpin: p.hairpin,
 		MTU: p.maxLen - ethHdrLen - tagLen, Storm: p.cfg.Storm, LockMAC: p.cfg.LockMAC,
 		FDB: sw.fdb.PortEntries(p.id) + sw.fdb.PortStaticEntries(p.id), Counters: p.c.snapshot(),
 	}
-	if p.trunk {
+	if p.cfg.Trunk {
 		pi.Allowed = p.allowed.list()
 	}
 	return pi

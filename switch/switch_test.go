@@ -238,6 +238,9 @@ func TestRemovePortFlushes(t *testing.T) { // S8
 	if _, ok := r.sw.FDB().Lookup(1, mb(1), r.clock.Now()); ok {
 		t.Fatal("a frame from a removed port was learned")
 	}
+	if n1, n2 := r.ports[1].Len(), r.ports[2].Len(); n1 != 0 || n2 != 0 {
+		t.Fatalf("a frame from a removed port was forwarded: %d and %d copies", n1, n2)
+	}
 }
 
 func TestMalformedFramesDropped(t *testing.T) {

@@ -75,7 +75,7 @@ func TestLockSource(t *testing.T) {
 						seen[f[VnetHdrLen+14]] = true
 					}
 				}
-			case <-time.After(deadline.Sub(time.Now())):
+			case <-time.After(time.Until(deadline)):
 				// Wake the pending read with a frame of the pod's own.
 				unix.Write(fd, frame(own, 0xff))
 				<-done
