@@ -211,11 +211,8 @@ func (p *Poller) run(started chan<- error) {
 	started <- nil
 
 	events := make([]unix.EpollEvent, 64)
-	bufs := make([][]byte, p.batch)
+	arena := make([]byte, ArenaSize(p.batch))
 	frames := make([][]byte, p.batch)
-	for i := range bufs {
-		bufs[i] = make([]byte, BufSize)
-	}
 	var last time.Time // when a frame last came
 	// now is read once per turn, after epoll_wait, and again only when
 	// handlers ran since: an idle spin then costs one clock read, not two.
@@ -252,9 +249,9 @@ func (p *Poller) run(started chan<- error) {
 			if !e.resume.IsZero() && ev.Events&(unix.EPOLLERR|unix.EPOLLHUP) == 0 {
 				continue // paused in this batch; a paused fd still reports errors, which the read below turns into a drop
 			}
-			k, err := e.q.readRaw(bufs)
-			for i := range k {
-				frames[i] = bufs[i]
+			k, err := readArena(uintptr(e.fd), arena, frames, rawRead)
+			if err == unix.EAGAIN {
+				err = nil
 			}
 			if k > 0 {
 				got = true
@@ -272,28 +269,6 @@ func (p *Poller) run(started chan<- error) {
 			now = time.Now() // the handlers took their time
 		}
 	}
-}
-
-// readRaw reads up to len(bufs) frames without blocking; bufs[i] is cut to
-// the frame's length. It returns the frames read and the error that stopped
-// it, if not EAGAIN.
-func (q *Queue) readRaw(bufs [][]byte) (int, error) {
-	k := 0
-	for k < len(bufs) {
-		b := bufs[k][:cap(bufs[k])]
-		n, err := rawRead(uintptr(q.fd), b)
-		switch err {
-		case nil:
-			bufs[k] = b[:n]
-			k++
-		case unix.EINTR:
-		case unix.EAGAIN:
-			return k, nil
-		default:
-			return k, err
-		}
-	}
-	return k, nil
 }
 
 // control drains the eventfd and runs queued requests; false after Close.

@@ -32,7 +32,6 @@ type Queue struct {
 	rmu     sync.Mutex
 	rarena  []byte
 	rframes [][]byte
-	roff    int
 	rn      int
 	rerr    error
 	readFn  func(fd uintptr) bool
@@ -96,7 +95,7 @@ func (q *Queue) ReadBatch(arena []byte, frames [][]byte) (int, error) {
 	}
 	q.rmu.Lock()
 	defer q.rmu.Unlock()
-	q.rarena, q.rframes, q.roff, q.rn, q.rerr = arena, frames, 0, 0, nil
+	q.rarena, q.rframes, q.rn, q.rerr = arena, frames, 0, nil
 	err := q.conn.Read(q.readFn)
 	n, rerr := q.rn, q.rerr
 	q.rarena, q.rframes, q.rerr = nil, nil, nil
@@ -114,29 +113,51 @@ func (q *Queue) ReadBatch(arena []byte, frames [][]byte) (int, error) {
 }
 
 func (q *Queue) read(fd uintptr) bool {
-	for q.rn < len(q.rframes) {
-		b := q.rarena[q.roff:]
-		if q.rn > 0 && len(b) < BufSize {
-			return true
+	n, err := readArena(fd, q.rarena, q.rframes, sysRead)
+	q.rn = n
+	switch err {
+	case nil:
+		return true
+	case unix.EAGAIN:
+		// With frames, deliver them; with none, park in the netpoller
+		// until the queue is readable (a Poller is what spins).
+		return n > 0
+	default:
+		q.rerr = err
+		return true
+	}
+}
+
+// ArenaSize is an arena for ReadBatch that holds a frame of any size, or a
+// batch of batch MTU-sized frames.
+func ArenaSize(batch int) int { return BufSize + (max(batch, 1)-1)*2048 }
+
+// readArena reads frames one after another into arena, as ReadBatch says,
+// with read (read(2), told to the scheduler or not). It stops when frames
+// is full, when less than BufSize of arena is left after a frame, or at an
+// error, which it returns (EAGAIN: the queue is empty).
+func readArena(fd uintptr, arena []byte, frames [][]byte, read func(uintptr, []byte) (int, error)) (int, error) {
+	n, off := 0, 0
+	for n < len(frames) {
+		b := arena[off:]
+		if n > 0 && len(b) < BufSize {
+			return n, nil
 		}
-		n, err := unix.Read(int(fd), b)
+		m, err := read(fd, b)
 		switch err {
 		case nil:
-			q.rframes[q.rn] = b[:n:n]
-			q.roff += n
-			q.rn++
+			frames[n] = b[:m:m]
+			off += m
+			n++
 		case unix.EINTR:
-		case unix.EAGAIN:
-			// With frames, deliver them; with none, park in the netpoller
-			// until the queue is readable (a Poller is what spins).
-			return q.rn > 0
 		default:
-			q.rerr = err
-			return true
+			return n, err
 		}
 	}
-	return true
+	return n, nil
 }
+
+func sysRead(fd uintptr, b []byte) (int, error) { return unix.Read(int(fd), b) }
 
 // WriteBatch writes frames, each a virtio-net header followed by an Ethernet
 // frame, one write(2) per frame as a TAP takes them. It stops at the first

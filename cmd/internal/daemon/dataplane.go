@@ -72,15 +72,11 @@ func (l *link) start(sw *vswitch.Switch, pc vswitch.PortConfig, batch int) error
 	return nil
 }
 
-// readerSlack is the room a reader's arena has beyond one frame of any
-// size, for the rest of a batch of MTU-sized frames (see tap.ReadBatch).
-const readerSlack = 2048
-
 // read is one queue's reader: read a batch, forward it, run to completion.
 // Its arena is allocated once; the loop allocates nothing per frame.
 func (l *link) read(q *tap.Queue, in *vswitch.Ingress, batch int) {
 	defer l.wg.Done()
-	arena := make([]byte, tap.BufSize+(batch-1)*readerSlack)
+	arena := make([]byte, tap.ArenaSize(batch))
 	frames := make([][]byte, batch)
 	for {
 		n, err := q.ReadBatch(arena, frames)
