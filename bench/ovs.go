@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -196,21 +197,32 @@ func (o *OVS) Close() error {
 // sweepOVS deletes the OVS bridges whose names start with prefix, and
 // nothing else. Without an OVS database there is no bridge to delete.
 func sweepOVS(prefix string) error {
+	db, err := ovsRunFile("db.sock")
+	if err != nil {
+		return nil
+	}
+	// A socket file nobody listens on is what a stopped ovsdb-server leaves
+	// behind (a machine restored from a snapshot of one that ran `make
+	// ovs`, say). No database answers, so no ovs-vswitchd can hold a bridge
+	// of ours either: there is nothing to delete.
+	c, err := net.DialTimeout("unix", db, 5*time.Second)
+	if err != nil {
+		return nil
+	}
+	c.Close()
 	if _, err := exec.LookPath("ovs-vsctl"); err != nil {
 		return nil
 	}
-	if _, err := ovsRunFile("db.sock"); err != nil {
-		return nil
-	}
-	out, err := vsctl("list-br")
+	dbOpt := "--db=unix:" + db
+	out, err := vsctl(dbOpt, "list-br")
 	if err != nil {
 		return fmt.Errorf("sweep %s: %w", prefix, err)
 	}
 	// A bridge left in the database while ovs-vswitchd is down must still
 	// go, without waiting for a reconfiguration that will not come.
-	var opts []string
+	opts := []string{dbOpt}
 	if OVSAvailable() != nil {
-		opts = []string{"--no-wait"}
+		opts = append(opts, "--no-wait")
 	}
 	var errs []error
 	for _, br := range strings.Fields(out) {
