@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 
 	"github.com/tapswitch/tapswitch/tap"
 )
@@ -339,6 +340,14 @@ func (u UDP) LossPct() float64 {
 // as one goroutine writes them (one write per datagram, as iperf3 does) for
 // dur, and counts what a receiver reading in batches gets.
 func UDPFlood(ctx context.Context, f Flow, size int, dur time.Duration) (UDP, error) {
+	return UDPPaced(ctx, f, size, 0, dur)
+}
+
+// UDPPaced is UDPFlood with the sender held to pps datagrams per second (0:
+// unpaced) by a token bucket a millisecond deep, so that a sender the
+// scheduler held back catches up by at most a millisecond's worth. Sent says
+// what the sender managed, which a starved sender keeps under pps.
+func UDPPaced(ctx context.Context, f Flow, size int, pps float64, dur time.Duration) (UDP, error) {
 	_, pc, err := listenIn(ctx, f.To, "udp4")
 	if err != nil {
 		return UDP{}, err
@@ -356,7 +365,7 @@ func UDPFlood(ctx context.Context, f Flow, size int, dur time.Duration) (UDP, er
 		}
 		for {
 			n, err := p.ReadBatch(msgs, 0)
-			got.Add(int64(n))
+			got.Add(int64(max(n, 0))) // -1 with the error that ends it
 			if err != nil {
 				return
 			}
@@ -378,17 +387,44 @@ func UDPFlood(ctx context.Context, f Flow, size int, dur time.Duration) (UDP, er
 	var sent int64
 	start := time.Now()
 	end := start.Add(dur)
-	for i := 0; ; i++ {
-		if i&255 == 0 {
+	if pps <= 0 {
+		for i := 0; ; i++ {
+			if i&255 == 0 {
+				if ctx.Err() != nil {
+					return UDP{}, ctx.Err()
+				}
+				if time.Now().After(end) {
+					break
+				}
+			}
+			if _, err := c.Write(buf); err == nil {
+				sent++
+			}
+		}
+	} else {
+		depth := max(1, pps/1000)
+		tokens, last := 1.0, start
+		for {
+			now := time.Now()
+			if now.After(end) {
+				break
+			}
 			if ctx.Err() != nil {
 				return UDP{}, ctx.Err()
 			}
-			if time.Now().After(end) {
-				break
+			tokens = min(depth, tokens+now.Sub(last).Seconds()*pps)
+			last = now
+			for ; tokens >= 1; tokens-- {
+				if _, err := c.Write(buf); err == nil {
+					sent++
+				}
 			}
-		}
-		if _, err := c.Write(buf); err == nil {
-			sent++
+			// Sleep in the kernel, not in a Go timer: the runtime rounds a
+			// timer it waits for in epoll up to a millisecond, which would
+			// make every burst a millisecond's worth.
+			wait := time.Duration((1 - tokens) / pps * 1e9)
+			ts := unix.NsecToTimespec(max(int64(wait), int64(20*time.Microsecond)))
+			unix.Nanosleep(&ts, nil)
 		}
 	}
 	elapsed := time.Since(start)

@@ -53,7 +53,12 @@ measures the other two.
 
 Cases (default all): ` + strings.Join(bench.FullCases(), ", ") + `
   tcp1, tcp4  bulk TCP pod0 -> pod1, 1 or 4 streams (Gbit/s, CPU-s per Gbit)
-  udp64       UDP flood with 64-byte payloads (sent, delivered kpps, loss %)
+  udp64       UDP flood with 64-byte payloads, the sender unpaced (sent,
+              delivered kpps, loss %)
+  udp64pdr    the highest rate of 64-byte datagrams delivered with under 1%
+              loss (the partial drop rate of RFC 2544-style testing): an
+              unpaced probe, then 6 paced trials bisecting the offered rate,
+              each a quarter of --duration (at least 0.25 s)
   rr          TCP request/response with 1-byte messages, like netperf TCP_RR
   ping        ICMP echo RTT
   podsN       N pods, one TCP stream per ordered pair (aggregate Gbit/s);

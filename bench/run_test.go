@@ -1,0 +1,124 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestUDPPaced checks the pacer that the udp64pdr search drives: held to a
+// rate, the sender never gets ahead of it by more than the token bucket's
+// depth, and a modest paced stream arrives whole through both systems.
+func TestUDPPaced(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces, a bridge, veth pairs and TAPs")
+	}
+	if testing.Short() {
+		t.Skip("builds two topologies and sends for seconds")
+	}
+	ctx, _, br, ts := bothSystems(t, 2, 2*time.Minute)
+	const pps = 20000
+	for _, topo := range []Topology{br, ts} {
+		ps := topo.Pods()
+		u, err := UDPPaced(ctx, Flow{ps[0], ps[1]}, 64, pps, 500*time.Millisecond)
+		if err != nil {
+			t.Fatalf("%s: %v", topo.System(), err)
+		}
+		t.Logf("%s: paced at %d pps: sent %d in %v, received %d", topo.System(), pps, u.Sent, u.Elapsed, u.Received)
+		// At most the rate over the elapsed time plus one bucket (20 at this
+		// rate) and the first token.
+		if most := int64(pps*u.Elapsed.Seconds()) + pps/1000 + 1; u.Sent > most {
+			t.Errorf("%s: sent %d in %v: the pacer let out more than %d", topo.System(), u.Sent, u.Elapsed, most)
+		}
+		if least := int64(pps * u.Elapsed.Seconds() / 4); u.Sent < least {
+			t.Errorf("%s: sent %d in %v, under a quarter of %d pps", topo.System(), u.Sent, u.Elapsed, pps)
+		}
+		if u.LossPct() >= PDRLoss {
+			t.Errorf("%s: %.2f%% of a %d pps stream lost (%d of %d arrived)", topo.System(), u.LossPct(), pps, u.Received, u.Sent)
+		}
+	}
+}
+
+// TestRunCases drives bench.Run, which `tapswitch bench` prints, through
+// every case two pods can run, once on each system, and checks that each
+// case reports every one of its metrics for both systems, finite, with a
+// ratio wherever it means something, and that the table and the JSON name
+// each case. pods8 and pods32 differ from pods2 only in the pod count;
+// TestPods32 runs the largest.
+func TestRunCases(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces, a bridge, veth pairs and TAPs")
+	}
+	if testing.Short() {
+		t.Skip("builds two topologies and runs every case for seconds")
+	}
+	ctx, _, br, ts := bothSystems(t, 2, 3*time.Minute)
+	cases := []string{"tcp1", "tcp4", "udp64", "udp64pdr", "rr", "ping", "pods2"}
+	rep, err := Run(ctx, []Topology{br, ts}, Options{
+		Cases: cases, Duration: 400 * time.Millisecond, Warm: 100 * time.Millisecond, Rounds: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"tcp1":     {"throughput", "machine CPU"},
+		"tcp4":     {"throughput", "machine CPU"},
+		"udp64":    {"delivered", "sent", "loss"},
+		"udp64pdr": {"delivered at < 1% loss", "loss at that rate"},
+		"rr":       {"transactions", "latency p50", "latency p99"},
+		"ping":     {"rtt median", "loss"},
+		"pods2":    {"throughput", "machine CPU"},
+	}
+	for c, metrics := range want {
+		for _, m := range metrics {
+			i := slices.IndexFunc(rep.Results, func(r Result) bool { return r.Case == c && r.Metric == m })
+			if i < 0 {
+				t.Errorf("case %s: no %q in the report", c, m)
+				continue
+			}
+			r := rep.Results[i]
+			for _, sys := range []string{"bridge", "tapswitch"} {
+				st := r.Systems[sys]
+				if st == nil || len(st.Samples) != 1 || math.IsNaN(st.Median) || math.IsInf(st.Median, 0) || st.Median < 0 {
+					t.Errorf("case %s, %s, %s: %+v", c, m, sys, st)
+				}
+			}
+			if r.Unit != "%" && (r.Ratio <= 0 || math.IsNaN(r.Ratio)) {
+				t.Errorf("case %s, %s: ratio %v", c, m, r.Ratio)
+			}
+		}
+	}
+	// What udp64pdr promises: the delivered rate it reports lost under
+	// PDRLoss, on each system.
+	if i := slices.IndexFunc(rep.Results, func(r Result) bool { return r.Case == "udp64pdr" && r.Metric == "loss at that rate" }); i >= 0 {
+		for sys, st := range rep.Results[i].Systems {
+			if st.Median >= PDRLoss {
+				t.Errorf("udp64pdr, %s: loss %.2f%% at the rate reported", sys, st.Median)
+			}
+		}
+	}
+	var tbl, js bytes.Buffer
+	if err := rep.WriteTable(&tbl); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
+		t.Fatalf("the JSON report does not read back: %v", err)
+	}
+	if len(back.Results) != len(rep.Results) {
+		t.Errorf("JSON has %d results, the report %d", len(back.Results), len(rep.Results))
+	}
+	for _, c := range cases {
+		if !strings.Contains(tbl.String(), c+" ") {
+			t.Errorf("the table does not name case %s:\n%s", c, tbl.String())
+		}
+	}
+}
