@@ -34,6 +34,7 @@ type TapswitchRun struct {
 	Spin        time.Duration // > 0: one poller reads every queue and polls this long before sleeping
 	SpinCPU     int           // pin the poller to this CPU; -1: the daemon's default (not pinned)
 	TxQueueLen  int           // TAP queue length; 0: the daemon's default
+	Nice        *int          // the daemon's nice value; nil: the daemon's default
 }
 
 // NewTapswitchRun makes the run's temporary directory.
@@ -87,6 +88,9 @@ func (r *TapswitchRun) YAML() []byte {
 	}
 	if r.SpinCPU >= 0 {
 		fmt.Fprintf(&b, "spin_cpu: %d\n", r.SpinCPU)
+	}
+	if r.Nice != nil {
+		fmt.Fprintf(&b, "nice: %d\n", *r.Nice)
 	}
 	b.WriteString("log_level: warn\nremove_pods_on_exit: true\n")
 	b.WriteString("nat:\n  service_masquerade: false\n") // no Services: leave the host's nftables alone

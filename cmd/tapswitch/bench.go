@@ -27,7 +27,7 @@ func init() {
 		duration, warm            time.Duration
 		rounds, queues, batch     int
 		spin                      time.Duration
-		spinCPU                   int
+		spinCPU, nice             int
 		txqlen                    int
 		output, plotFile, profile string
 	)
@@ -124,7 +124,13 @@ names carry the run's prefix.`,
 			if err != nil {
 				return err
 			}
-			topos, cleanup, err := buildTopologies(ctx, exe, bench.PodsNeeded(sel), inProcess || profile != "", ovs, queues, batch, spin, spinCPU, txqlen)
+			tune := func(r *bench.TapswitchRun) {
+				r.Queues, r.Batch, r.Spin, r.SpinCPU, r.TxQueueLen = queues, batch, spin, spinCPU, txqlen
+				if cmd.Flags().Changed("nice") {
+					r.Nice = &nice
+				}
+			}
+			topos, cleanup, err := buildTopologies(ctx, exe, bench.PodsNeeded(sel), inProcess || profile != "", ovs, tune)
 			defer func() {
 				if cerr := cleanup(); cerr != nil {
 					fmt.Fprintln(os.Stderr, "tapswitch bench: cleanup:", cerr)
@@ -192,13 +198,14 @@ names carry the run's prefix.`,
 	f.IntVar(&txqlen, "tx-queue-len", 0, "frames each tapswitch TAP holds before dropping (0: the daemon's default)")
 	f.DurationVar(&spin, "spin", 0, "> 0: tapswitch's one poller reads every TAP queue and polls this long after the last frame before sleeping (0: the daemon's default, reader goroutines)")
 	f.IntVar(&spinCPU, "spin-cpu", -1, "pin tapswitch's poller (--spin) to this CPU (-1: not pinned)")
+	f.IntVar(&nice, "nice", 0, "the tapswitch daemon's nice value (default: the daemon's, 0; not with --in-process)")
 	rootCmd.AddCommand(cmd)
 }
 
 // buildTopologies builds the bridge, the tapswitch and, with ovs, the Open
 // vSwitch topology with n pods each. cleanup undoes whatever was built, also
 // after an error.
-func buildTopologies(ctx context.Context, exe string, n int, inProcess, ovs bool, queues, batch int, spin time.Duration, spinCPU, txqlen int) ([]bench.Topology, func() error, error) {
+func buildTopologies(ctx context.Context, exe string, n int, inProcess, ovs bool, tune func(*bench.TapswitchRun)) ([]bench.Topology, func() error, error) {
 	prefix := bench.NewPrefix()
 	var topos []bench.Topology
 	cleanup := func() error {
@@ -236,7 +243,7 @@ func buildTopologies(ctx context.Context, exe string, n int, inProcess, ovs bool
 	if err != nil {
 		return nil, cleanup, err
 	}
-	run.Queues, run.Batch, run.Spin, run.SpinCPU, run.TxQueueLen = queues, batch, spin, spinCPU, txqlen
+	tune(run)
 	var ts bench.Topology
 	if inProcess {
 		ts, err = buildInProcess(ctx, run, n)

@@ -38,6 +38,7 @@ type Config struct {
 	Batch            int           `yaml:"batch"`
 	Spin             time.Duration `yaml:"spin"`
 	SpinCPU          int           `yaml:"spin_cpu"`
+	Nice             int           `yaml:"nice"`
 	TxQueueLen       int           `yaml:"tx_queue_len"`
 	RxPPS            int           `yaml:"rx_pps"`
 	NetnsPrefix      string        `yaml:"netns_prefix"`
@@ -236,6 +237,9 @@ func (c Config) Validate() error {
 		// Whether that CPU is one the daemon may run on is known only
 		// where it runs: the poller checks it when it starts.
 		return fmt.Errorf("spin_cpu %d: want -1 (not pinned) or a CPU number", c.SpinCPU)
+	}
+	if c.Nice < -20 || c.Nice > 19 {
+		return fmt.Errorf("nice %d: want -20 to 19 (0 leaves the priority alone)", c.Nice)
 	}
 	if c.Batch < 1 || c.Batch > MaxBatch {
 		return fmt.Errorf("batch %d: want 1-%d", c.Batch, MaxBatch)

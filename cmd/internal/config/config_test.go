@@ -50,6 +50,8 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		"fdb: {ageing: -1s}":                     "must not be negative",
 		"queues: 0":                              "queues 0",
 		"batch: 1000":                            "batch 1000",
+		"nice: -21":                              "nice -21: want -20 to 19",
+		"nice: 20":                               "nice 20: want -20 to 19",
 		"log_level: loud":                        "log_level",
 		"netns_prefix: a/b":                      "netns_prefix",
 		"switch: {mtu: 10}":                      "switch.mtu 10",

@@ -498,6 +498,13 @@ func (d *Daemon) saveLocked() error {
 //
 // With a Reloader, each of its signals reloads the configuration (Reload).
 func Run(ctx context.Context, cfg config.Config, log *zap.Logger, reload ...*Reloader) error {
+	// First, so that every thread the daemon starts inherits it.
+	if cfg.Nice != 0 {
+		if err := setNice(cfg.Nice); err != nil {
+			return err
+		}
+		log.Info("priority set", zap.Int("nice", cfg.Nice))
+	}
 	d, err := New(cfg, log)
 	if err != nil {
 		return err
