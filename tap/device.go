@@ -106,6 +106,31 @@ func (d *Device) SetTxQueueLen(n int) error {
 	})
 }
 
+// Dropped is the kernel's count of frames the device dropped on their way
+// to its queues' reader (the device's tx_dropped, as its own side sees
+// it): a queue was full because the reader fell behind or paused it, a
+// LockSource filter refused them, or no queue was attached. A TAP frees a
+// frame from the sender's socket as it queues it, so the sender never
+// waits for the reader; this counter is where what the switch never read
+// shows up.
+func (d *Device) Dropped() (uint64, error) {
+	var n uint64
+	err := d.in(func() error {
+		link, err := netlink.LinkByIndex(d.index)
+		if err != nil {
+			return err
+		}
+		if s := link.Attrs().Statistics; s != nil {
+			n = s.TxDropped
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("tap %q: statistics: %w", d.name, err)
+	}
+	return n, nil
+}
+
 // Check reports whether the device and its namespace still exist: nil if so, an
 // error wrapping ErrGone if not, another error if it cannot tell. Queues opened by
 // Attach need it: they were opened inside the pod's namespace, and the kernel keeps

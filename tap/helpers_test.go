@@ -221,3 +221,38 @@ func tsoOn(ifName string) (bool, error) {
 	}
 	return value.data != 0, nil
 }
+
+// podPacketSocket is a packet socket on the pod's eth0, opened inside its
+// namespace and closed in the cleanup, that writes frames past the qdisc
+// (and any tc filter), as a flooding pod would. A frame the TAP drops comes
+// back to its write as ENOBUFS.
+func podPacketSocket(t *testing.T, cfg PodConfig) int {
+	t.Helper()
+	var fd int
+	err := InNamespace(NetNSPath(cfg.NetNS), func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			unix.Close(fd)
+			return err
+		}
+		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
+			unix.Close(fd)
+			return err
+		}
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: 0, Ifindex: ifi.Index}); err != nil {
+			unix.Close(fd)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd
+}

@@ -17,27 +17,7 @@ func TestLockSource(t *testing.T) {
 	own := dev.MAC()
 	// One frame from the pod's MAC and one from another, written with a
 	// packet socket inside the pod.
-	var fd int
-	err := InNamespace(NetNSPath(cfg.NetNS), func() error {
-		var err error
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		ifi, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		// As a flooding pod would: past the qdisc (and any tc filter).
-		if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1); err != nil {
-			return err
-		}
-		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: 0, Ifindex: ifi.Index})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
+	fd := podPacketSocket(t, cfg)
 	frame := func(src net.HardwareAddr, tag byte) []byte {
 		f := make([]byte, 60)
 		copy(f, []byte{0x02, 0, 0, 0, 0, 0x99})
@@ -110,4 +90,42 @@ func TestLockSource(t *testing.T) {
 	if err := dev.LockSource(net.HardwareAddr{1, 2}); err == nil {
 		t.Error("LockSource with a 2-byte MAC: no error")
 	}
+}
+
+// TestDropped: frames a pod sends while nobody reads its TAP pile up in the
+// queue until it is full; past that the kernel drops them, and Dropped
+// counts every one of those drops.
+func TestDropped(t *testing.T) {
+	needRoot(t)
+	dev, cfg := newPod(t, uniquePrefix(t), "10.250.0.2/24", 1)
+	if err := dev.SetTxQueueLen(16); err != nil {
+		t.Fatal(err)
+	}
+	before, err := dev.Dropped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := podPacketSocket(t, cfg)
+	f := make([]byte, 60)
+	copy(f, []byte{0x02, 0, 0, 0, 0, 0x99})
+	copy(f[6:], dev.MAC())
+	f[12], f[13] = 0x88, 0xb5
+	refused := 0
+	for range 200 {
+		if _, err := unix.Write(fd, f); err == unix.ENOBUFS {
+			refused++
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := dev.Dropped()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The pod's kernel may queue frames of its own meanwhile (and have
+	// them dropped too): at least ours.
+	if refused < 100 || after-before < uint64(refused) {
+		t.Errorf("200 frames into a 16-frame queue nobody reads: %d refused, Dropped went %d -> %d", refused, before, after)
+	}
+	t.Logf("%d of 200 refused; Dropped %d -> %d", refused, before, after)
 }

@@ -100,6 +100,10 @@ type Port struct {
 	State string `json:"state"`
 	MAC   string `json:"mac,omitempty"`
 	IP    string `json:"ip,omitempty"`
+	// DeviceDrops is what the port's TAP dropped before the switch read it
+	// (the kernel's tx_dropped of the TAP: its queue was full, or
+	// lock_pod_mac's filter refused the frame); absent for a gone port.
+	DeviceDrops *uint64 `json:"device_drops,omitempty"`
 }
 
 // FDBEntry is one forwarding table row.

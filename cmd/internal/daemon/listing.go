@@ -71,6 +71,7 @@ func (d *Daemon) Pod(name string) (api.Pod, error) {
 // Ports lists the live ports in ID order, then the gone ones with the
 // counters they had.
 func (d *Daemon) Ports() []api.Port {
+	devDrops := d.DeviceDrops() // takes d.mu itself, then asks the kernel
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	live := d.sw.Ports()
@@ -85,6 +86,9 @@ func (d *Daemon) Ports() []api.Port {
 			ap.Kind, ap.MAC, ap.IP = api.KindPod, p.mac.String(), p.rec.IP
 		} else if d.gw != nil && pi.Name == d.gw.name {
 			ap.Kind, ap.MAC, ap.IP = api.KindGateway, d.gw.mac.String(), d.gwAddr.String()
+		}
+		if n, ok := devDrops[pi.Name]; ok {
+			ap.DeviceDrops = &n
 		}
 		out = append(out, ap)
 	}

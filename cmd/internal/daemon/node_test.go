@@ -151,6 +151,12 @@ func TestThreePodsOnOneSwitch(t *testing.T) {
 				}
 				ping(t, e, p.Name, 1, 2) // the gateway
 			}
+			// Every live port's listing carries its TAP's own drop count.
+			for name, p := range counters(t, e) {
+				if p.DeviceDrops == nil {
+					t.Errorf("port %s: no device_drops in the listing", name)
+				}
+			}
 		})
 
 		t.Run("Transfer64MiBEachWay", func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/capture"
 	"github.com/tapswitch/tapswitch/cmd/internal/metrics"
 	vswitch "github.com/tapswitch/tapswitch/switch"
+	"github.com/tapswitch/tapswitch/tap"
 )
 
 // observers are the daemon's ways of seeing inside: the event feed, the
@@ -38,7 +39,7 @@ func (d *Daemon) startObservers() error {
 			Read: func() float64 { return float64(d.events.hub.Dropped() + d.events.sub.Dropped()) }},
 		metrics.Extra{Name: "capture_frames_dropped_total", Help: "Frames `tapswitch capture` could not keep because its writer fell behind.",
 			Read: func() float64 { return float64(d.capDropped.Load()) }},
-	)
+	).WithDeviceDrops(d.DeviceDrops)
 	srv, err := metrics.Listen(d.cfg.Metrics.Listen, metrics.Registry(c))
 	if err != nil {
 		d.events.Close()
@@ -99,4 +100,28 @@ func (d *Daemon) Capture(ctx context.Context, spec api.CaptureSpec, w io.Writer,
 	d.capDropped.Add(res.Dropped)
 	d.log.Info("capture ended", zap.String("port", spec.Port), zap.Int("frames", res.Frames), zap.Uint64("dropped", res.Dropped))
 	return api.CaptureResult{Frames: res.Frames, Dropped: res.Dropped}, err
+}
+
+// DeviceDrops is, per port name, the frames the port's TAP dropped before
+// the switch read them (tap.Device.Dropped), for the pods and the gateway
+// that are up. A device that cannot be read (gone meanwhile) is left out.
+func (d *Daemon) DeviceDrops() map[string]uint64 {
+	d.mu.Lock()
+	devs := map[string]*tap.Device{}
+	for name, p := range d.pods {
+		if p.link != nil {
+			devs[name] = p.link.dev
+		}
+	}
+	if d.gw != nil && d.gw.link != nil && d.gw.gone == "" {
+		devs[d.gw.name] = d.gw.link.dev
+	}
+	d.mu.Unlock()
+	out := make(map[string]uint64, len(devs))
+	for name, dev := range devs {
+		if n, err := dev.Dropped(); err == nil {
+			out[name] = n
+		}
+	}
+	return out
 }

@@ -70,6 +70,11 @@ func TestMACFloodReadLimit(t *testing.T) {
 	if dropped+(offered-sent) < offered-bound {
 		t.Errorf("flood of %d frames, %d read: only %d dropped at the pod's TAP and %d refused", offered, read, dropped, offered-sent)
 	}
+	// The daemon reports those drops (tapswitch_port_device_drops_total):
+	// the switch never saw them, so its own counters cannot.
+	if got := d.DeviceDrops()["evil"]; got < drop0+dropped {
+		t.Errorf("DeviceDrops()[evil] = %d, want at least the %d the TAP counted", got, drop0+dropped)
+	}
 	keepsEntries(t, d, a, b)
 	mustPing(t, e, "a", 3, 5)
 }

@@ -32,12 +32,13 @@ type Extra struct {
 
 // Collector reads a switch's port, FDB and ARP counters when scraped.
 type Collector struct {
-	sw     *vswitch.Switch
-	extras []extra
+	sw       *vswitch.Switch
+	extras   []extra
+	devDrops func() map[string]uint64 // nil: no device counters
 
 	portRxFrames, portRxBytes, portTxFrames, portTxBytes *prometheus.Desc
 	portFlooded, portUnknown, portDrops, portFDB         *prometheus.Desc
-	ports                                                *prometheus.Desc
+	portDeviceDrops, ports                               *prometheus.Desc
 
 	fdbEntries, fdbLimit, fdbCapacity                                           *prometheus.Desc
 	fdbLearned, fdbMoved, fdbFlaps, fdbAged, fdbEvicted, fdbRefused, fdbFlushed *prometheus.Desc
@@ -68,7 +69,10 @@ func NewCollector(sw *vswitch.Switch, extras ...Extra) *Collector {
 		portDrops: prometheus.NewDesc(name("port_drops_total"),
 			"Frames received on (or, for tx-error, sent to) the port that the switch dropped, by reason.", []string{"port", "reason"}, nil),
 		portFDB: port("port_fdb_entries", "FDB entries (learned, static and local) pointing at the port."),
-		ports:   plain("ports", "Ports attached to the switch."),
+		portDeviceDrops: port("port_device_drops_total", "Frames the port's TAP dropped before the switch read them (the TAP's tx_dropped): "+
+			"its queue was full because the switch fell behind or rx_pps paused it, or lock_pod_mac's filter refused them. "+
+			"The switch never saw these frames, so no tapswitch_port_drops_total reason counts them."),
+		ports: plain("ports", "Ports attached to the switch."),
 
 		fdbEntries:  plain("fdb_entries", "Entries in the forwarding table, static and local included."),
 		fdbLimit:    plain("fdb_limit", "Learned entries the table may hold (fdb.limit)."),
@@ -95,7 +99,7 @@ func NewCollector(sw *vswitch.Switch, extras ...Extra) *Collector {
 
 func (c *Collector) descs() []*prometheus.Desc {
 	d := []*prometheus.Desc{
-		c.portRxFrames, c.portRxBytes, c.portTxFrames, c.portTxBytes, c.portFlooded, c.portUnknown, c.portDrops, c.portFDB, c.ports,
+		c.portRxFrames, c.portRxBytes, c.portTxFrames, c.portTxBytes, c.portFlooded, c.portUnknown, c.portDrops, c.portFDB, c.portDeviceDrops, c.ports,
 		c.fdbEntries, c.fdbLimit, c.fdbCapacity, c.fdbLearned, c.fdbMoved, c.fdbFlaps, c.fdbAged, c.fdbEvicted, c.fdbRefused, c.fdbFlushed,
 		c.arpNeighbours, c.arpSnooped, c.arpSuppressed, c.arpGuardDrops, c.arpMalformed,
 	}
@@ -103,6 +107,13 @@ func (c *Collector) descs() []*prometheus.Desc {
 		d = append(d, e.desc)
 	}
 	return d
+}
+
+// WithDeviceDrops has c export, per port, the drops fn reports for the
+// port's device (by port name), read at each scrape.
+func (c *Collector) WithDeviceDrops(fn func() map[string]uint64) *Collector {
+	c.devDrops = fn
+	return c
 }
 
 // Describe implements prometheus.Collector.
@@ -136,6 +147,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.portDrops, k.Drops[r], p.Name, r.String())
 		}
 		gauge(c.portFDB, p.FDB, p.Name)
+	}
+	if c.devDrops != nil {
+		for name, n := range c.devDrops() {
+			counter(c.portDeviceDrops, n, name)
+		}
 	}
 	f := c.sw.FDB().Stats()
 	gauge(c.fdbEntries, f.Entries)

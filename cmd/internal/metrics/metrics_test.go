@@ -47,7 +47,8 @@ func scrape(t *testing.T) string {
 	}
 	ins[0].Receive([][]byte{frame(0xff, 1)})
 	ins[1].Receive([][]byte{frame(1, 2), make([]byte, 5)})
-	srv := httptest.NewServer(Handler(Registry(NewCollector(sw, Extra{Name: "x_total", Help: "x", Read: func() float64 { return 7 }}))))
+	srv := httptest.NewServer(Handler(Registry(NewCollector(sw, Extra{Name: "x_total", Help: "x", Read: func() float64 { return 7 }}).
+		WithDeviceDrops(func() map[string]uint64 { return map[string]uint64{"p0": 11} }))))
 	defer srv.Close()
 	resp, err := http.Get(srv.URL)
 	if err != nil {
@@ -73,6 +74,7 @@ func TestScrapeReadsSwitchCounters(t *testing.T) {
 		`tapswitch_port_drops_total{port="p1",reason="runt"} 1`,
 		`tapswitch_port_drops_total{port="p0",reason="arp-guard"} 0`,
 		`tapswitch_port_fdb_entries{port="p0"} 1`,
+		`tapswitch_port_device_drops_total{port="p0"} 11`,
 		`tapswitch_fdb_entries 2`,
 		`tapswitch_fdb_learned_total 2`,
 		`tapswitch_fdb_moved_total 0`,

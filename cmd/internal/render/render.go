@@ -18,18 +18,24 @@ func newTable(w io.Writer) *tabwriter.Writer {
 	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 }
 
-// Ports writes one row per port.
+// Ports writes one row per port. DROPS are the switch's, by reason;
+// TAP-DROPS the frames the port's TAP dropped before the switch read them
+// ("-" for a gone port).
 func Ports(w io.Writer, ports []api.Port) error {
 	tw := newTable(w)
-	fmt.Fprintln(tw, "ID\tNAME\tKIND\tSTATE\tVLAN\tMTU\tFDB\tRX-FRAMES\tRX-BYTES\tTX-FRAMES\tTX-BYTES\tFLOODED\tUNKNOWN\tDROPS")
+	fmt.Fprintln(tw, "ID\tNAME\tKIND\tSTATE\tVLAN\tMTU\tFDB\tRX-FRAMES\tRX-BYTES\tTX-FRAMES\tTX-BYTES\tFLOODED\tUNKNOWN\tDROPS\tTAP-DROPS")
 	for _, p := range ports {
 		c := p.Counters
 		id := fmt.Sprint(p.ID)
 		if p.ID == 0 {
 			id = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n",
-			id, p.Name, p.Kind, p.State, p.PVID, p.MTU, p.FDB, c.RxFrames, c.RxBytes, c.TxFrames, c.TxBytes, c.Flooded, c.Unknown, Drops(c))
+		tapDrops := "-"
+		if p.DeviceDrops != nil {
+			tapDrops = fmt.Sprint(*p.DeviceDrops)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n",
+			id, p.Name, p.Kind, p.State, p.PVID, p.MTU, p.FDB, c.RxFrames, c.RxBytes, c.TxFrames, c.TxBytes, c.Flooded, c.Unknown, Drops(c), tapDrops)
 	}
 	return tw.Flush()
 }

@@ -2,10 +2,12 @@ package render
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/fdb"
+	vswitch "github.com/tapswitch/tapswitch/switch"
 )
 
 func TestFDBLooksLikeBridgeFDBShow(t *testing.T) {
@@ -18,5 +20,24 @@ func TestFDBLooksLikeBridgeFDBShow(t *testing.T) {
 		"02:00:0a:f4:00:02 dev pod1 vlan 1 master tapswitch used 1.2s\n"
 	if b.String() != want {
 		t.Errorf("got\n%swant\n%s", b.String(), want)
+	}
+}
+
+func TestPortsShowsTAPDrops(t *testing.T) {
+	var b bytes.Buffer
+	n := uint64(42)
+	Ports(&b, []api.Port{
+		{PortInfo: vswitch.PortInfo{ID: 1, Name: "pod1"}, Kind: api.KindPod, State: api.PodUp, DeviceDrops: &n},
+		{PortInfo: vswitch.PortInfo{Name: "pod2"}, Kind: api.KindPod, State: api.PodGone},
+	})
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(lines[0], "DROPS  TAP-DROPS") {
+		t.Fatalf("got\n%s", b.String())
+	}
+	if f := strings.Fields(lines[1]); f[len(f)-1] != "42" {
+		t.Errorf("pod1's TAP-DROPS: %q", lines[1])
+	}
+	if f := strings.Fields(lines[2]); f[len(f)-1] != "-" {
+		t.Errorf("gone pod2's TAP-DROPS: %q", lines[2])
 	}
 }
