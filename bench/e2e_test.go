@@ -85,6 +85,19 @@ func sendIntact(t *testing.T, ctx context.Context, f Flow, size int) {
 	}
 }
 
+// needTopologies skips t unless it runs as root and without -short: it
+// builds the bridge and tapswitch topologies (namespaces, a bridge, veth
+// pairs and TAPs), then does what for seconds.
+func needTopologies(t *testing.T, what string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces, a bridge, veth pairs and TAPs")
+	}
+	if testing.Short() {
+		t.Skip("builds a bridge and a tapswitch topology and " + what)
+	}
+}
+
 // testPrefix is a fresh run prefix whose namespaces and links are swept in
 // the test's cleanup, whatever happened.
 func testPrefix(t *testing.T) string {
@@ -142,12 +155,7 @@ func bothSystems(t *testing.T, pods int, timeout time.Duration) (ctx context.Con
 // intact, then measures ~3 s of single-stream TCP through each and logs the
 // ratio. It asserts that both work, never how fast.
 func TestEndToEnd(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, a bridge, veth pairs and TAPs")
-	}
-	if testing.Short() {
-		t.Skip("builds two topologies and runs traffic for several seconds")
-	}
+	needTopologies(t, "runs traffic for several seconds")
 	ctx, prefix, br, ts := bothSystems(t, 3, 2*time.Minute)
 	rates := map[string]float64{}
 	for _, topo := range []Topology{br, ts} {

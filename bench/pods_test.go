@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"os"
 	"testing"
 	"time"
 )
@@ -11,12 +10,7 @@ import (
 // the second system's ARP overflowed the kernel's shared neighbour table
 // (its dials timed out), and closing the streams one by one took minutes.
 func TestPods32(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, a bridge, veth pairs and TAPs")
-	}
-	if testing.Short() {
-		t.Skip("builds 64 pods and runs 992 streams on each of two systems")
-	}
+	needTopologies(t, "runs 992 streams over 32 pods on each")
 	ctx, _, br, ts := bothSystems(t, 32, 3*time.Minute)
 	cs, err := SelectCases([]string{"pods32"})
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -15,12 +14,7 @@ import (
 // rate, the sender never gets ahead of it by more than the token bucket's
 // depth, and a modest paced stream arrives whole through both systems.
 func TestUDPPaced(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, a bridge, veth pairs and TAPs")
-	}
-	if testing.Short() {
-		t.Skip("builds two topologies and sends for seconds")
-	}
+	needTopologies(t, "sends for seconds")
 	ctx, _, br, ts := bothSystems(t, 2, 2*time.Minute)
 	const pps = 20000
 	for _, topo := range []Topology{br, ts} {
@@ -51,12 +45,7 @@ func TestUDPPaced(t *testing.T) {
 // each case. pods8 and pods32 differ from pods2 only in the pod count;
 // TestPods32 runs the largest.
 func TestRunCases(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, a bridge, veth pairs and TAPs")
-	}
-	if testing.Short() {
-		t.Skip("builds two topologies and runs every case for seconds")
-	}
+	needTopologies(t, "runs every case for seconds")
 	ctx, _, br, ts := bothSystems(t, 2, 3*time.Minute)
 	cases := []string{"tcp1", "tcp4", "udp64", "udp64pdr", "rr", "ping", "pods2"}
 	rep, err := Run(ctx, []Topology{br, ts}, Options{
