@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -204,10 +205,14 @@ func sweepOVS(prefix string) error {
 	// A socket file nobody listens on is what a stopped ovsdb-server leaves
 	// behind (a machine restored from a snapshot of one that ran `make
 	// ovs`, say). No database answers, so no ovs-vswitchd can hold a bridge
-	// of ours either: there is nothing to delete.
+	// of ours either: there is nothing to delete. Any other failure (no
+	// permission, a server too busy to accept) may hide bridges of ours.
 	c, err := net.DialTimeout("unix", db, 5*time.Second)
-	if err != nil {
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
 		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sweep %s: open vswitch database %s: %w", prefix, db, err)
 	}
 	c.Close()
 	if _, err := exec.LookPath("ovs-vsctl"); err != nil {

@@ -11,8 +11,10 @@ import (
 )
 
 // TestUDPPaced checks the pacer that the udp64pdr search drives: held to a
-// rate, the sender never gets ahead of it by more than the token bucket's
-// depth, and a modest paced stream arrives whole through both systems.
+// rate, the sender never sends more than the rate allows over the time it
+// ran (plus its first token), nor far less, and a modest paced stream
+// arrives through both systems (5% lost at most: this asserts delivery, not
+// a rate).
 func TestUDPPaced(t *testing.T) {
 	needTopologies(t, "sends for seconds")
 	ctx, _, br, ts := bothSystems(t, 2, 2*time.Minute)
@@ -24,15 +26,13 @@ func TestUDPPaced(t *testing.T) {
 			t.Fatalf("%s: %v", topo.System(), err)
 		}
 		t.Logf("%s: paced at %d pps: sent %d in %v, received %d", topo.System(), pps, u.Sent, u.Elapsed, u.Received)
-		// At most the rate over the elapsed time plus one bucket (20 at this
-		// rate) and the first token.
-		if most := int64(pps*u.Elapsed.Seconds()) + pps/1000 + 1; u.Sent > most {
+		if most := int64(pps*u.Elapsed.Seconds()) + 1; u.Sent > most {
 			t.Errorf("%s: sent %d in %v: the pacer let out more than %d", topo.System(), u.Sent, u.Elapsed, most)
 		}
 		if least := int64(pps * u.Elapsed.Seconds() / 4); u.Sent < least {
 			t.Errorf("%s: sent %d in %v, under a quarter of %d pps", topo.System(), u.Sent, u.Elapsed, pps)
 		}
-		if u.LossPct() >= PDRLoss {
+		if u.LossPct() >= 5 {
 			t.Errorf("%s: %.2f%% of a %d pps stream lost (%d of %d arrived)", topo.System(), u.LossPct(), pps, u.Received, u.Sent)
 		}
 	}

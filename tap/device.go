@@ -114,6 +114,13 @@ func (d *Device) SetTxQueueLen(n int) error {
 // waits for the reader; this counter is where what the switch never read
 // shows up.
 func (d *Device) Dropped() (uint64, error) {
+	if d.netns != "" {
+		// A namespace made again under the same name holds another eth0,
+		// likely at the same index: not this device's counter.
+		if ino, err := netnsInode(d.netns); err != nil || ino != d.netnsIno {
+			return 0, fmt.Errorf("tap %q: netns %q: %w", d.name, d.netns, ErrGone)
+		}
+	}
 	var n uint64
 	err := d.in(func() error {
 		link, err := netlink.LinkByIndex(d.index)

@@ -72,6 +72,7 @@ func TestCLIAgainstADaemon(t *testing.T) {
 		// Refused before the daemon is told anything, by commands that only act too.
 		{[]string{"pod", "del", "nope", "-o", "yaml", s}, 2, `tapswitch: output "yaml": want table or json`},
 		{[]string{"monitor", "-o", "yaml", s}, 2, `tapswitch: output "yaml": want table or json`},
+		{[]string{"bench", "--nice", "-5", "--in-process"}, 2, `tapswitch: --nice sets the daemon child's priority: not with --in-process or --cpuprofile`},
 		{[]string{"ports", "--socket", filepath.Join(e.Dir, "none.sock")}, 1, "tapswitch: daemon not running: dial unix " + filepath.Join(e.Dir, "none.sock")},
 	} {
 		r := cli(t, bin, c.args...)

@@ -20,7 +20,9 @@ import (
 // frame all the way, which paces it; here the sender and the switch share
 // the CPUs, and at equal priority a pod with a cheap send loop outruns the
 // switch. Open vSwitch's ovs-ctl starts ovs-vswitchd at nice -10 for the
-// same reason. It is not the default here: what the switch gains the pods
+// same reason. Nice ranks threads only against others in the same CPU
+// cgroup (and autogroup); against pods in cgroups of their own, the
+// cgroups' cpu.weight decides. It is not the default here: what the switch gains the pods
 // lose, and on two vCPUs a receiving pod then keeps up with less
 // (docs/config.md has the numbers).
 func setNice(n int) error {
@@ -43,7 +45,7 @@ func setNice(n int) error {
 					continue // the thread exited
 				}
 				if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
-					return fmt.Errorf("nice %d: %w (lowering it needs CAP_SYS_NICE; nice: 0 leaves the priority alone)", n, err)
+					return fmt.Errorf("nice %d: %w (lowering it needs CAP_SYS_NICE or RLIMIT_NICE; nice: 0 leaves the priority alone)", n, err)
 				}
 				return fmt.Errorf("nice %d: thread %d: %w", n, tid, err)
 			}
@@ -54,5 +56,5 @@ func setNice(n int) error {
 			return nil
 		}
 	}
-	return nil
+	return fmt.Errorf("nice %d: threads kept starting while they were set; some may have the old value", n)
 }

@@ -26,10 +26,13 @@ func TestFDBLooksLikeBridgeFDBShow(t *testing.T) {
 func TestPortsShowsTAPDrops(t *testing.T) {
 	var b bytes.Buffer
 	n := uint64(42)
-	Ports(&b, []api.Port{
+	err := Ports(&b, []api.Port{
 		{PortInfo: vswitch.PortInfo{ID: 1, Name: "pod1"}, Kind: api.KindPod, State: api.PodUp, DeviceDrops: &n},
 		{PortInfo: vswitch.PortInfo{Name: "pod2"}, Kind: api.KindPod, State: api.PodGone},
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
 	if len(lines) != 3 || !strings.HasSuffix(lines[0], "DROPS  TAP-DROPS") {
 		t.Fatalf("got\n%s", b.String())
