@@ -16,7 +16,7 @@ CNI_BIN  := $(BIN)/cni
 # SOAK is how long `make soak` runs mixed traffic with pod churn (root).
 SOAK     ?= 10m
 
-.PHONY: all build test test-short lint bench fuzz demo sim clean cni-plugins soak
+.PHONY: all build test test-short lint bench fuzz demo sim clean cni-plugins soak test-tools iperf3
 
 all: build
 
@@ -24,8 +24,20 @@ build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 # The whole suite, root tests included (they skip, saying so, when not root).
-test: lint cni-plugins
+# As root it also installs iperf3, for the bench's cross-check test.
+test: lint cni-plugins test-tools
 	TAPSWITCH_CNI_BIN=$(abspath $(CNI_BIN)) $(GO) test -race -timeout 20m -count=1 $(PKGS)
+
+# What root tests need from Debian: iperf3 (TestIperf3). Not root: nothing
+# to install, the tests that need it skip.
+test-tools:
+	@if [ "$$(id -u)" = 0 ]; then $(MAKE) --no-print-directory iperf3; fi
+
+# iperf3 for `tapswitch bench --iperf3` (Debian/Ubuntu), installed when
+# missing; the package's own server is not started.
+iperf3:
+	@command -v iperf3 >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iperf3 >/dev/null; }
+	@iperf3 --version | head -1
 
 cni-plugins:
 	GOBIN=$(abspath $(CNI_BIN)) $(GO) install github.com/containernetworking/plugins/plugins/ipam/host-local@$(CNI_PLUGINS_VERSION)

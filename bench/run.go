@@ -32,6 +32,9 @@ type Options struct {
 	Warm     time.Duration // unmeasured start of each TCP case
 	Rounds   int           // A B A B ...: each system this many times per case
 	Progress io.Writer     // a line per measurement; nil: quiet
+	// Iperf3 runs tcp1, tcp4 and udp64 with iperf3 instead of the Go
+	// engine, to cross-check it (see iperf3.go).
+	Iperf3 bool
 }
 
 // AllCases are the cases in the order they run.
@@ -98,7 +101,13 @@ func runTCP(streams, pods int) func(context.Context, Topology, Options) ([]Metri
 			}
 		}
 		m := cpuMeter{pid: t.SwitchPID()}
-		tp, err := TCPThroughput(ctx, flows, o.Warm, o.Duration, m.mark)
+		var tp Throughput
+		var err error
+		if o.Iperf3 && pods == 0 {
+			tp, err = Iperf3TCP(ctx, Flow{ps[0], ps[1]}, streams, o.Warm, o.Duration, m.mark)
+		} else {
+			tp, err = TCPThroughput(ctx, flows, o.Warm, o.Duration, m.mark)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -116,7 +125,11 @@ func runTCP(streams, pods int) func(context.Context, Topology, Options) ([]Metri
 
 func runUDP(ctx context.Context, t Topology, o Options) ([]Metric, error) {
 	ps := t.Pods()
-	u, err := UDPFlood(ctx, Flow{ps[0], ps[1]}, 64, o.Duration)
+	flood := UDPFlood
+	if o.Iperf3 {
+		flood = Iperf3UDP
+	}
+	u, err := flood(ctx, Flow{ps[0], ps[1]}, 64, o.Duration)
 	if err != nil {
 		return nil, err
 	}
@@ -287,6 +300,13 @@ func Run(ctx context.Context, topos []Topology, o Options) (*Report, error) {
 	}
 	for _, t := range topos {
 		rep.Systems = append(rep.Systems, t.System())
+	}
+	if o.Iperf3 {
+		v, err := Iperf3Version()
+		if err != nil {
+			return nil, err
+		}
+		rep.Notes = append(rep.Notes, "tcp1, tcp4 and udp64 ran "+v+" (nsenter into the pods; whole seconds), the other cases the Go engine")
 	}
 	progress := func(format string, a ...any) {
 		if o.Progress != nil {

@@ -111,3 +111,38 @@ func TestRunCases(t *testing.T) {
 		}
 	}
 }
+
+// TestIperf3 runs the cases iperf3 can cross-check (tcp1, tcp4, udp64)
+// with iperf3 on both systems through bench.Run: each reports its metrics
+// with data moved, and the report says iperf3 ran. `make test` installs
+// iperf3 when it runs as root.
+func TestIperf3(t *testing.T) {
+	needTopologies(t, "runs iperf3 for seconds")
+	if _, err := Iperf3Version(); err != nil {
+		t.Skipf("iperf3 unavailable: %v", err)
+	}
+	ctx, _, br, ts := bothSystems(t, 2, 2*time.Minute)
+	rep, err := Run(ctx, []Topology{br, ts}, Options{
+		Cases: []string{"tcp1", "tcp4", "udp64"}, Duration: time.Second, Rounds: 1, Iperf3: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Notes) != 1 || !strings.Contains(rep.Notes[0], "iperf 3") {
+		t.Errorf("notes %q: want one naming the iperf3 that ran", rep.Notes)
+	}
+	for _, want := range []struct{ c, m string }{{"tcp1", "throughput"}, {"tcp4", "throughput"}, {"udp64", "delivered"}, {"udp64", "sent"}} {
+		i := slices.IndexFunc(rep.Results, func(r Result) bool { return r.Case == want.c && r.Metric == want.m })
+		if i < 0 {
+			t.Errorf("%s: no %s", want.c, want.m)
+			continue
+		}
+		for _, sys := range []string{"bridge", "tapswitch"} {
+			if st := rep.Results[i].Systems[sys]; st == nil || !(st.Median > 0) {
+				t.Errorf("%s %s on %s: %+v", want.c, want.m, sys, st)
+			} else {
+				t.Logf("%s %s on %s: %.3g", want.c, want.m, sys, st.Median)
+			}
+		}
+	}
+}

@@ -23,6 +23,7 @@ import (
 func init() {
 	var (
 		quick, withOVS, inProcess bool
+		useIperf3                 bool
 		cases                     string
 		duration, warm            time.Duration
 		rounds, queues, batch     int
@@ -50,6 +51,12 @@ virtio-net header, so the pods segment TCP in software, as OVS ships); the
 report adds the tapswitch/ovs ratio. It needs ovs-vswitchd
 running (` + "`make ovs`" + ` installs and starts it); without it the bench says why and
 measures the other two.
+
+Traffic comes from Go sockets the bench opens inside the pods. With --iperf3,
+tcp1, tcp4 and udp64 run iperf3 instead (a one-off server in the receiving
+pod, the client in the sending one, entered with nsenter; --duration and
+--warm rounded to whole seconds), to cross-check the engine; the other cases
+have no iperf3 equivalent and keep the Go engine. The report notes which ran.
 
 Cases (default all): ` + strings.Join(bench.FullCases(), ", ") + `
   tcp1, tcp4  bulk TCP pod0 -> pod1, 1 or 4 streams (Gbit/s, CPU-s per Gbit)
@@ -95,7 +102,12 @@ names carry the run's prefix.`,
 				// where the nice value is set.
 				return &exitError{code: 2, err: errors.New("--nice sets the daemon child's priority: not with --in-process or --cpuprofile")}
 			}
-			o := bench.Options{Duration: duration, Warm: warm, Rounds: rounds, Progress: os.Stderr}
+			if useIperf3 {
+				if _, err := bench.Iperf3Version(); err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("--iperf3: %w", err)}
+				}
+			}
+			o := bench.Options{Duration: duration, Warm: warm, Rounds: rounds, Progress: os.Stderr, Iperf3: useIperf3}
 			if quick {
 				o.Cases = bench.QuickCases
 				if !cmd.Flags().Changed("duration") {
@@ -198,6 +210,7 @@ names carry the run's prefix.`,
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	f.StringVar(&plotFile, "plot", "", "write a PNG bar chart comparing the systems per case to FILE")
 	f.BoolVar(&withOVS, "with-ovs", false, "also measure Open vSwitch's userspace datapath over TAPs if ovs-vswitchd runs (skipped with a message otherwise)")
+	f.BoolVar(&useIperf3, "iperf3", false, "run tcp1, tcp4 and udp64 with iperf3 instead of the Go traffic engine, to cross-check it (whole seconds; `make iperf3` installs it)")
 	f.BoolVar(&inProcess, "in-process", false, "run the tapswitch daemon inside this process instead of as a child")
 	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile of this process to FILE (implies --in-process)")
 	f.IntVar(&queues, "queues", 0, "TAP queues per pod for tapswitch (0: the daemon's default)")
