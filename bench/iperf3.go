@@ -118,11 +118,21 @@ func iperf3Client(ctx context.Context, f Flow, warm time.Duration, atStart func(
 	if err := cmd.Start(); err != nil {
 		return iperf3Report{}, fmt.Errorf("iperf3 %s -> %s: %w", f.From.IP, f.To.IP, err)
 	}
+	// atStart runs here, not on a timer's goroutine, so that it happens
+	// before whatever the caller does once this returns.
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	var werr error
 	if atStart != nil {
-		t := time.AfterFunc(warm, atStart)
-		defer t.Stop()
+		select {
+		case <-time.After(warm):
+			atStart()
+			werr = <-done
+		case werr = <-done: // over within warm: nothing was measured
+		}
+	} else {
+		werr = <-done
 	}
-	werr := cmd.Wait()
 	var rep iperf3Report
 	if err := json.Unmarshal([]byte(stdout.String()), &rep); err != nil {
 		return rep, fmt.Errorf("iperf3 %s -> %s: %v, stderr %q: its JSON: %w", f.From.IP, f.To.IP, werr, strings.TrimSpace(stderr.String()), err)
