@@ -94,8 +94,8 @@ names carry the run's prefix.`,
 			if os.Geteuid() != 0 {
 				return &exitError{code: 2, err: errors.New("bench needs root (it creates network namespaces, a bridge and TAPs)")}
 			}
-			if output != "table" && output != "json" {
-				return &exitError{code: 2, err: fmt.Errorf("output %q: want table or json", output)}
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			if cmd.Flags().Changed("nice") && (inProcess || profile != "") {
 				// The daemon inside this process never runs daemon.Run,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -9,9 +10,11 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
+	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
 )
 
 // buildCLI builds this command into the test's temporary directory (the
@@ -88,6 +91,10 @@ func TestCLIAgainstADaemon(t *testing.T) {
 	if r.code != 0 || !strings.HasPrefix(r.stdout, "pod web-1: netns "+e.Netns("web-1")) {
 		t.Fatalf("pod add: %+v", r)
 	}
+	// One exchange with the gateway, for the ARP listings to show.
+	if res, err := podnet.Ping(context.Background(), e.Netns("web-1"), e.IP(1), podnet.PingOptions{Count: 1, Timeout: 2 * time.Second}); err != nil || res.Received() != 1 {
+		t.Fatalf("ping the gateway from web-1: %+v, %v", res, err)
+	}
 	r = cli(t, bin, "ports", "-o", "json", s)
 	var ports []api.Port
 	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &ports) != nil || len(ports) != 2 {
@@ -108,7 +115,7 @@ func TestCLIAgainstADaemon(t *testing.T) {
 		{[]string{"ports"}, func(out string) bool {
 			return strings.HasPrefix(out, "ID ") && strings.Contains(out, " web-1 ") && strings.Contains(out, " "+e.GwIf+" ")
 		}},
-		{[]string{"arp"}, func(out string) bool { return true }}, // nothing snooped without traffic
+		{[]string{"arp"}, func(out string) bool { return strings.Contains(out, e.IP(7).String()+" dev web-1 lladdr ") }},
 		{[]string{"stats"}, func(out string) bool {
 			return strings.HasPrefix(out, "switch   test") && strings.Contains(out, "pods up 1, gone 0")
 		}},
@@ -126,7 +133,17 @@ func TestCLIAgainstADaemon(t *testing.T) {
 			}
 			return false
 		}},
-		{[]string{"arp", "-o", "json"}, func(out string) bool { return json.Unmarshal([]byte(out), &neigh) == nil }},
+		{[]string{"arp", "-o", "json"}, func(out string) bool {
+			if json.Unmarshal([]byte(out), &neigh) != nil {
+				return false
+			}
+			for _, n := range neigh {
+				if n.IP == e.IP(7) && n.PortName == "web-1" {
+					return true
+				}
+			}
+			return false
+		}},
 		{[]string{"stats", "-o", "json"}, func(out string) bool {
 			return json.Unmarshal([]byte(out), &stats) == nil && stats.Switch == "test" && stats.Ports == 2 && stats.PodsUp == 1
 		}},

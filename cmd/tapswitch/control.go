@@ -35,12 +35,16 @@ func (f *clientFlags) add(cmd *cobra.Command, listing bool) {
 func (f *clientFlags) client() *api.Client { return api.NewClient(f.socket) }
 
 // checkOutput rejects an unknown -o before the daemon is asked anything.
-func (f *clientFlags) checkOutput() error {
-	switch f.output {
+func (f *clientFlags) checkOutput() error { return checkOutput(f.output) }
+
+// checkOutput is the one check of an -o value, for every command that
+// takes one.
+func checkOutput(o string) error {
+	switch o {
 	case "table", "json", "":
 		return nil
 	}
-	return &exitError{code: 2, err: fmt.Errorf("output %q: want table or json", f.output)}
+	return &exitError{code: 2, err: fmt.Errorf("output %q: want table or json", o)}
 }
 
 func (f *clientFlags) json() bool { return f.output == "json" }

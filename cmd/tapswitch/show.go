@@ -37,8 +37,8 @@ func listing[T any](use, short string, fetch func(*api.Client, context.Context) 
 }
 
 // showListing is the RunE of every read-only listing (these and `pod
-// list`): check -o before asking the daemon, fetch, then print as indented
-// JSON or with text.
+// list`): fetch, then print as indented JSON or with text (-o was checked
+// before, by the flags' PersistentPreRunE).
 func showListing[T any](cf *clientFlags, fetch func(*api.Client, context.Context) (T, error), text func(*cobra.Command, *api.Client, T) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		c := cf.client()

@@ -238,6 +238,9 @@ func (c Config) Validate() error {
 		// where it runs: the poller checks it when it starts.
 		return fmt.Errorf("spin_cpu %d: want -1 (not pinned) or a CPU number", c.SpinCPU)
 	}
+	if c.SpinCPU >= 0 && c.Spin == 0 {
+		return fmt.Errorf("spin_cpu %d: pins the poller, which runs only with spin > 0 (spin is 0)", c.SpinCPU)
+	}
 	if c.Nice < -20 || c.Nice > 19 {
 		return fmt.Errorf("nice %d: want -20 to 19 (0 leaves the priority alone)", c.Nice)
 	}

@@ -50,6 +50,7 @@ func TestBadConfigNamesTheKey(t *testing.T) {
 		"fdb: {ageing: -1s}":                     "must not be negative",
 		"queues: 0":                              "queues 0",
 		"batch: 1000":                            "batch 1000",
+		"spin_cpu: 1":                            "spin_cpu 1: pins the poller, which runs only with spin > 0",
 		"nice: -21":                              "nice -21: want -20 to 19",
 		"nice: 20":                               "nice 20: want -20 to 19",
 		"log_level: loud":                        "log_level",

@@ -107,16 +107,27 @@ func New(cfg config.Config, log *zap.Logger, opts ...Option) (*Daemon, error) {
 // Switch is the daemon's switch, for tests and the demo's explanations.
 func (d *Daemon) Switch() *vswitch.Switch { return d.sw }
 
-// Polled says whether one poller reads every TAP (spin > 0) rather than a
-// reader goroutine per queue.
-func (d *Daemon) Polled() bool {
+// PolledPorts counts the live ports (pods and gateway) and those of them
+// whose queues the poller reads (spin > 0) rather than reader goroutines.
+func (d *Daemon) PolledPorts() (polled, live int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.poller != nil
+	count := func(l *link) {
+		if l != nil {
+			live++
+			if l.poller != nil {
+				polled++
+			}
+		}
+	}
+	for _, p := range d.pods {
+		count(p.link)
+	}
+	if d.gw != nil && d.gw.gone == "" {
+		count(d.gw.link)
+	}
+	return polled, live
 }
-
-// Config is the configuration the daemon runs with.
-func (d *Daemon) Config() config.Config { return d.cfg }
 
 // Start brings up the gateway, re-attaches the pods of the previous run,
 // creates the configured static pods and starts ageing. Pods that cannot be

@@ -67,14 +67,14 @@ func (l *link) start(sw *vswitch.Switch, pc vswitch.PortConfig, batch int) error
 	}
 	for i, q := range l.queues {
 		l.wg.Add(1)
-		go l.read(q, ins[i], batch)
+		go l.read(sw, q, ins[i], batch)
 	}
 	return nil
 }
 
 // read is one queue's reader: read a batch, forward it, run to completion.
 // Its arena is allocated once; the loop allocates nothing per frame.
-func (l *link) read(q *tap.Queue, in *vswitch.Ingress, batch int) {
+func (l *link) read(sw *vswitch.Switch, q *tap.Queue, in *vswitch.Ingress, batch int) {
 	defer l.wg.Done()
 	arena := make([]byte, tap.ArenaSize(batch))
 	frames := make([][]byte, batch)
@@ -98,7 +98,7 @@ func (l *link) read(q *tap.Queue, in *vswitch.Ingress, batch int) {
 		}
 		in.Receive(frames[:n])
 		if l.police != nil {
-			if d := l.police.charge(n); d > 0 {
+			if d := l.police.charge(n, sw.Now()); d > 0 {
 				time.Sleep(d)
 			}
 		}
@@ -120,7 +120,7 @@ func (l *link) startPolled(sw *vswitch.Switch, ins []*vswitch.Ingress) error {
 		handle := func(frames [][]byte) time.Duration {
 			in.Receive(frames)
 			if l.police != nil {
-				return l.police.charge(len(frames))
+				return l.police.charge(len(frames), sw.Now())
 			}
 			return 0
 		}
@@ -152,10 +152,10 @@ func newPolicer(pps int) *policer {
 	return &policer{per: max(int64(pps)*policeSlot/int64(time.Second), 1)}
 }
 
-// charge counts n frames and returns how long to sleep when the slot's
-// budget is spent.
-func (p *policer) charge(n int) time.Duration {
-	now := time.Now().UnixNano()
+// charge counts n frames read at now (the switch's clock, nanoseconds: a
+// coarse one, read once per batch by the switch anyway) and returns how
+// long to sleep when the slot's budget is spent.
+func (p *policer) charge(n int, now int64) time.Duration {
 	cur := now - now%policeSlot
 	if s := p.slot.Load(); s != cur && p.slot.CompareAndSwap(s, cur) {
 		p.count.Store(0)

@@ -43,6 +43,14 @@ func (p *pod) tapConfig() tap.PodConfig {
 	return tap.PodConfig{Name: p.rec.Name, NetNS: p.rec.Netns, IfName: p.rec.IfName, Queues: p.rec.Queues}
 }
 
+// openConfig is p's TAP as this run opens it: its queues and read mode
+// are the daemon's, whatever the previous run's were.
+func (d *Daemon) openConfig(p *pod) tap.PodConfig {
+	tc := p.tapConfig()
+	tc.Queues, tc.Polled = d.cfg.Queues, d.poller != nil
+	return tc
+}
+
 // DeriveMAC is the default MAC of an address: locally administered 02:00
 // followed by the four bytes of the IPv4 address, so a pod keeps its MAC
 // across re-creation and an operator reads the IP off the MAC.
@@ -223,11 +231,10 @@ func (d *Daemon) addLocked(ctx context.Context, s api.PodSpec, static bool) (api
 			NetnsInode: sp.att.netnsIno, ContainerID: sp.att.containerID, Network: sp.att.network,
 		},
 	}
-	tc := p.tapConfig()
+	tc := d.openConfig(p)
 	tc.MAC = sp.mac.HardwareAddr()
 	tc.MTU = d.cfg.Switch.MTU
 	tc.TxQueueLen = d.cfg.TxQueueLen
-	tc.Polled = d.poller != nil
 	tc.Addr = sp.ip
 	if !s.NoDefaultRoute {
 		tc.Gateway = d.gwAddr
@@ -345,10 +352,7 @@ func (d *Daemon) reattach(rec state.Pod) {
 		d.log.Warn("pod not re-attached; reported gone", zap.String("pod", rec.Name), zap.Error(err))
 		return
 	}
-	tc := p.tapConfig()
-	tc.Queues = d.cfg.Queues
-	tc.Polled = d.poller != nil
-	dev, err := tap.Attach(tc)
+	dev, err := tap.Attach(d.openConfig(p))
 	if err != nil {
 		p.reason = err.Error()
 		d.log.Warn("pod not re-attached; reported gone", zap.String("pod", rec.Name), zap.Error(err))

@@ -9,20 +9,21 @@ import (
 // sleep out the slot; the next slot starts afresh.
 func TestPolicer(t *testing.T) {
 	p := newPolicer(10000) // 100 frames per 10 ms slot
-	// Start at the beginning of a slot so the test does not straddle two.
-	time.Sleep(time.Duration(policeSlot - time.Now().UnixNano()%policeSlot))
-	if d := p.charge(64); d != 0 {
+	slot := 7 * policeSlot // the start of some slot
+	if d := p.charge(64, slot+1); d != 0 {
 		t.Fatalf("64 of 100: sleep %v", d)
 	}
-	if d := p.charge(36); d != 0 {
+	if d := p.charge(36, slot+2); d != 0 {
 		t.Fatalf("100 of 100: sleep %v", d)
 	}
-	d := p.charge(1)
-	if d <= 0 || d > time.Duration(policeSlot) {
-		t.Fatalf("101 of 100: sleep %v, want the rest of the slot", d)
+	now := slot + int64(3*time.Millisecond)
+	if d := p.charge(1, now); d != time.Duration(slot+policeSlot-now) {
+		t.Fatalf("101 of 100, 3 ms into the slot: sleep %v, want the rest of the slot (7ms)", d)
 	}
-	time.Sleep(d)
-	if d := p.charge(50); d != 0 {
+	if d := p.charge(50, slot+policeSlot); d != 0 {
 		t.Fatalf("next slot: sleep %v", d)
+	}
+	if d := p.charge(51, slot+policeSlot+1); d == 0 {
+		t.Fatal("101 in the next slot: no sleep")
 	}
 }

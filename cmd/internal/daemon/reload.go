@@ -39,6 +39,13 @@ func Serve(cfg config.Config, load func() (config.Config, error), log *zap.Logge
 	return Run(ctx, cfg, log, &Reloader{Signals: hup, Load: load, Level: lvl})
 }
 
+// copyReloadable copies into dst the keys a reload may change (see
+// Reload): the one list of them.
+func copyReloadable(dst *config.Config, src config.Config) {
+	dst.FDB, dst.ARP, dst.LogLevel = src.FDB, src.ARP, src.LogLevel
+	dst.Switch.StormPPS, dst.RemovePodsOnExit = src.Switch.StormPPS, src.RemovePodsOnExit
+}
+
 // Reload applies next to the running daemon. What a reload changes: the
 // FDB's ageing, limits and policy, ARP suppression, guard and ageing, the
 // storm limit of pods added from now on, remove_pods_on_exit and (through
@@ -54,8 +61,7 @@ func (d *Daemon) Reload(next config.Config) error {
 	defer d.mu.Unlock()
 	cur := d.cfg
 	probe := next
-	probe.FDB, probe.ARP, probe.LogLevel = cur.FDB, cur.ARP, cur.LogLevel
-	probe.Switch.StormPPS, probe.RemovePodsOnExit = cur.Switch.StormPPS, cur.RemovePodsOnExit
+	copyReloadable(&probe, cur)
 	if keys := differing(cur, probe); len(keys) > 0 {
 		return fmt.Errorf("%s: changed, and only a restart applies that", strings.Join(keys, ", "))
 	}
@@ -69,8 +75,7 @@ func (d *Daemon) Reload(next config.Config) error {
 	d.sw.ARP().SetConfig(arp.Config{Ageing: next.ARP.Ageing, Suppress: next.ARP.Suppress, Guard: next.ARP.Guard})
 	// Field by field: the rest of d.cfg is read without the lock (listings),
 	// and only these fields are read again after start, under the lock.
-	d.cfg.FDB, d.cfg.ARP, d.cfg.LogLevel = next.FDB, next.ARP, next.LogLevel
-	d.cfg.Switch.StormPPS, d.cfg.RemovePodsOnExit = next.Switch.StormPPS, next.RemovePodsOnExit
+	copyReloadable(&d.cfg, next)
 	d.log.Info("configuration reloaded",
 		zap.Duration("fdb_ageing", fc.Ageing), zap.Int("fdb_limit", fc.Limit), zap.Int("fdb_port_limit", fc.PortLimit),
 		zap.Stringer("fdb_policy", fc.Policy), zap.Bool("arp_suppress", next.ARP.Suppress), zap.Bool("arp_guard", next.ARP.Guard),
