@@ -94,13 +94,9 @@ func (d *Device) Close() error {
 // pushes back when its reader falls behind, so a longer queue trades latency for
 // fewer drops.
 func (d *Device) SetTxQueueLen(n int) error {
-	return d.in(func() error {
-		link, err := netlink.LinkByIndex(d.index)
-		if err == nil {
-			err = netlink.LinkSetTxQLen(link, n)
-		}
-		if err != nil {
-			return fmt.Errorf("tap %q: txqueuelen %d: %w", d.name, n, err)
+	return d.inLink(func(link netlink.Link) error {
+		if err := netlink.LinkSetTxQLen(link, n); err != nil {
+			return fmt.Errorf("%s: txqueuelen %d: %w", d.where(), n, err)
 		}
 		return nil
 	})
@@ -112,30 +108,16 @@ func (d *Device) SetTxQueueLen(n int) error {
 // LockSource filter refused them, or no queue was attached. A TAP frees a
 // frame from the sender's socket as it queues it, so the sender never
 // waits for the reader; this counter is where what the switch never read
-// shows up.
+// shows up. It fails as Check does when the device is gone.
 func (d *Device) Dropped() (uint64, error) {
-	if d.netns != "" {
-		// A namespace made again under the same name holds another eth0,
-		// likely at the same index: not this device's counter.
-		if ino, err := netnsInode(d.netns); err != nil || ino != d.netnsIno {
-			return 0, fmt.Errorf("tap %q: netns %q: %w", d.name, d.netns, ErrGone)
-		}
-	}
 	var n uint64
-	err := d.in(func() error {
-		link, err := netlink.LinkByIndex(d.index)
-		if err != nil {
-			return err
-		}
+	err := d.inLink(func(link netlink.Link) error {
 		if s := link.Attrs().Statistics; s != nil {
 			n = s.TxDropped
 		}
 		return nil
 	})
-	if err != nil {
-		return 0, fmt.Errorf("tap %q: statistics: %w", d.name, err)
-	}
-	return n, nil
+	return n, err
 }
 
 // Check reports whether the device and its namespace still exist: nil if so, an
@@ -145,26 +127,55 @@ func (d *Device) Dropped() (uint64, error) {
 // removing the namespace alone never makes their ReadBatch fail. Call it now and
 // then (every few seconds) and close the device when it reports ErrGone.
 func (d *Device) Check() error {
+	return d.inLink(func(netlink.Link) error { return nil })
+}
+
+// inLink looks the device up by index in its namespace and runs fn there with
+// its link. The lookup fails with an error wrapping ErrGone if the namespace
+// path is gone or now holds another namespace (made again under the same
+// name, with another eth0 likely at the same index: not this device), or if
+// the namespace no longer has the device; with another error if it cannot
+// tell. fn's error is returned as is.
+func (d *Device) inLink(fn func(netlink.Link) error) error {
 	if d.netns != "" {
 		ino, err := netnsInode(d.netns)
 		if errors.Is(err, fs.ErrNotExist) || err == nil && ino != d.netnsIno {
-			return fmt.Errorf("tap %q: netns %q: %w", d.name, d.netns, ErrGone)
+			return fmt.Errorf("%s: %w", d.where(), ErrGone)
 		}
 		if err != nil {
-			return fmt.Errorf("tap %q: netns %q: %w", d.name, d.netns, err)
+			return fmt.Errorf("%s: %w", d.where(), err)
 		}
 	}
-	return d.in(func() error {
-		_, err := netlink.LinkByIndex(d.index)
-		var notFound netlink.LinkNotFoundError
-		if errors.As(err, &notFound) {
-			return fmt.Errorf("tap %q: %w", d.name, ErrGone)
-		}
+	var lookupErr, fnErr error
+	err := d.in(func() error {
+		link, err := netlink.LinkByIndex(d.index)
 		if err != nil {
-			return fmt.Errorf("tap %q: %w", d.name, err)
+			lookupErr = err
+			return nil
 		}
+		fnErr = fn(link)
 		return nil
 	})
+	var notFound netlink.LinkNotFoundError
+	switch {
+	case errors.Is(err, fs.ErrNotExist): // the path went since the check above
+		return fmt.Errorf("%s: %w", d.where(), ErrGone)
+	case err != nil: // entering the namespace; the error names its path
+		return fmt.Errorf("tap %q: %w", d.name, err)
+	case errors.As(lookupErr, &notFound):
+		return fmt.Errorf("%s: %w", d.where(), ErrGone)
+	case lookupErr != nil:
+		return fmt.Errorf("%s: %w", d.where(), lookupErr)
+	}
+	return fnErr
+}
+
+// where names the device, and its namespace if not the host's, for errors.
+func (d *Device) where() string {
+	if d.netns == "" {
+		return fmt.Sprintf("tap %q", d.name)
+	}
+	return fmt.Sprintf("tap %q: netns %q", d.name, d.netns)
 }
 
 // netnsInode identifies a namespace: bind mounts and /proc/PID/ns/net links of one

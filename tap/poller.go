@@ -64,7 +64,7 @@ type PollHandler func(frames [][]byte) (pause time.Duration)
 
 type polled struct {
 	q      *Queue
-	fd     int32
+	fd     int32 // int32(q.fd), kept here so that a read per event needs no load through q
 	handle PollHandler
 	onErr  func(error)
 	resume time.Time

@@ -206,3 +206,36 @@ func TestPollerRefuses(t *testing.T) {
 		t.Errorf("Add to a closed poller: %v, want closed", err)
 	}
 }
+
+// TestEpollPoll: the raw zero-timeout epoll_wait reports nothing on an idle
+// set, without blocking, and an eventfd once it is readable.
+func TestEpollPoll(t *testing.T) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(epfd)
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(efd)
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, efd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(efd)}); err != nil {
+		t.Fatal(err)
+	}
+	events := make([]unix.EpollEvent, 4)
+	if n, err := epollPoll(epfd, events); n != 0 || err != nil {
+		t.Fatalf("epollPoll on an idle set = %d, %v; want 0, nil", n, err)
+	}
+	one := [8]byte{1}
+	if _, err := unix.Write(efd, one[:]); err != nil {
+		t.Fatal(err)
+	}
+	n, err := epollPoll(epfd, events)
+	if n != 1 || err != nil {
+		t.Fatalf("epollPoll with the eventfd readable = %d, %v; want 1, nil", n, err)
+	}
+	if events[0].Fd != int32(efd) || events[0].Events&unix.EPOLLIN == 0 {
+		t.Fatalf("event %+v; want EPOLLIN on fd %d", events[0], efd)
+	}
+}

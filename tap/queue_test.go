@@ -270,3 +270,45 @@ func BenchmarkWriteBatch(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(frames)), "ns/frame")
 }
+
+// TestReadArenaStopsShortOfBufSize: after a frame, readArena reads another
+// only while BufSize of arena is left, since the kernel would silently cut a
+// longer frame to a shorter buffer. Two 100-byte frames fit an arena of
+// BufSize+150 with BufSize to spare after the first, not after the second;
+// the queued 65000-byte frame is left for the next call, not truncated.
+func TestReadArenaStopsShortOfBufSize(t *testing.T) {
+	queued := []int{100, 100, 65000}
+	var room []int // len(b) of each read
+	read := func(fd uintptr, b []byte) (int, error) {
+		room = append(room, len(b))
+		if len(room) > len(queued) {
+			return 0, unix.EAGAIN
+		}
+		m := min(queued[len(room)-1], len(b)) // as the kernel: cut to fit
+		for i := range b[:m] {
+			b[i] = byte(len(room))
+		}
+		return m, nil
+	}
+	arena, frames := make([]byte, BufSize+150), make([][]byte, 8)
+	n, err := readArena(7, arena, frames, read)
+	if n != 2 || err != nil {
+		t.Fatalf("readArena = %d, %v; want 2, nil (reads had room %v)", n, err, room)
+	}
+	for i, r := range room {
+		if r < BufSize {
+			t.Errorf("read %d had %d bytes of room, less than BufSize (%d): a larger frame would be cut", i+1, r, BufSize)
+		}
+	}
+	if len(room) != 2 {
+		t.Errorf("%d reads (room %v); want 2", len(room), room)
+	}
+	for i, f := range frames[:n] {
+		if len(f) != 100 || f[0] != byte(i+1) || f[99] != byte(i+1) || cap(f) != 100 {
+			t.Errorf("frame %d: len %d cap %d, first byte %d; want read %d's 100 bytes", i, len(f), cap(f), f[0], i+1)
+		}
+	}
+	if &frames[1][0] != &arena[100] {
+		t.Error("frame 1 does not follow frame 0 in the arena")
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -22,8 +21,11 @@ import (
 // packet socket with PACKET_QDISC_BYPASS (CAP_NET_RAW, which containers
 // have by default) goes around tc, but not around the device's transmit; and
 // it is set on the switch's file descriptors, which the pod cannot reach.
-// It stays with the persistent device across restarts, so a restart without
-// the lock must call UnlockSource. It replaces a lock set before.
+// It replaces a lock set before. It covers the queues open now: this package
+// attaches queues with IFF_NOFILTER, so queues opened later (Attach, after a
+// restart) run without it until LockSource is called again. The kernel still
+// remembers it on the persistent device, for an attach without IFF_NOFILTER
+// by someone else, until UnlockSource clears it.
 func (d *Device) LockSource(mac net.HardwareAddr) error {
 	if len(mac) != 6 {
 		return fmt.Errorf("tap %q: lock source: %v is not a MAC", d.name, mac)
@@ -31,10 +33,10 @@ func (d *Device) LockSource(mac net.HardwareAddr) error {
 	prog := srcLockFilter(mac)
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
 	err := d.queues[0].control(func(fd int) error {
-		// One queue's ioctl sets the filter on every queue of the device,
-		// and on queues attached later.
+		// One queue's ioctl sets the filter on every queue attached now.
+		// The kernel copies prog in the ioctl; prog stays alive until then
+		// through fprog.Filter, which the call keeps alive.
 		_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNATTACHFILTER, uintptr(unsafe.Pointer(&fprog)))
-		runtime.KeepAlive(prog)
 		if errno != 0 {
 			return errno
 		}
@@ -46,14 +48,11 @@ func (d *Device) LockSource(mac net.HardwareAddr) error {
 	return nil
 }
 
-// UnlockSource removes what LockSource set; a device without it is fine.
+// UnlockSource removes what LockSource set; a device without it is fine (the
+// kernel succeeds for any TAP, filter or not).
 func (d *Device) UnlockSource() error {
 	err := d.queues[0].control(func(fd int) error {
-		err := unix.IoctlSetInt(fd, unix.TUNDETACHFILTER, 0)
-		if err == unix.EINVAL { // no filter attached
-			return nil
-		}
-		return err
+		return unix.IoctlSetInt(fd, unix.TUNDETACHFILTER, 0)
 	})
 	if err != nil {
 		return fmt.Errorf("tap %q: unlock source: TUNDETACHFILTER: %w", d.name, err)
