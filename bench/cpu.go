@@ -11,8 +11,9 @@ import (
 // clkTck is USER_HZ, 100 on every Linux architecture Go supports here.
 const clkTck = 100
 
-// procCPU is a process's user+system CPU seconds from /proc/PID/stat.
-func procCPU(pid int) (float64, error) {
+// ProcCPU is a process's user+system CPU seconds from /proc/PID/stat; an
+// error once the process has gone.
+func ProcCPU(pid int) (float64, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
 		return 0, err
@@ -35,28 +36,42 @@ func procCPU(pid int) (float64, error) {
 	return float64(u+s) / clkTck, nil
 }
 
-// machineBusy is the CPU seconds all CPUs spent not idle, from /proc/stat:
-// user, nice, system, irq and softirq, which includes the kernel bridge's
-// forwarding in softirq.
-func machineBusy() (float64, error) {
+// CPUTimes is the time all CPUs together spent in each state since boot,
+// in seconds, from the first line of /proc/stat.
+type CPUTimes struct {
+	User, Nice, System, Idle, IOWait, IRQ, SoftIRQ float64
+}
+
+// Busy is the time not idle: user, nice, system, irq and softirq, which
+// includes the kernel bridge's forwarding in softirq.
+func (c CPUTimes) Busy() float64 { return c.User + c.Nice + c.System + c.IRQ + c.SoftIRQ }
+
+// ReadCPUTimes reads the machine's CPU times from /proc/stat.
+func ReadCPUTimes() (CPUTimes, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0, err
+		return CPUTimes{}, err
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq ...
 	if len(f) < 8 || f[0] != "cpu" {
-		return 0, fmt.Errorf("/proc/stat: unexpected format")
+		return CPUTimes{}, fmt.Errorf("/proc/stat: unexpected format")
 	}
-	var sum uint64
-	for _, i := range []int{1, 2, 3, 6, 7} { // user nice system irq softirq
-		v, err := strconv.ParseUint(f[i], 10, 64)
+	var v [7]float64
+	for i := range v {
+		n, err := strconv.ParseUint(f[i+1], 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("/proc/stat: %w", err)
+			return CPUTimes{}, fmt.Errorf("/proc/stat: %w", err)
 		}
-		sum += v
+		v[i] = float64(n) / clkTck
 	}
-	return float64(sum) / clkTck, nil
+	return CPUTimes{User: v[0], Nice: v[1], System: v[2], Idle: v[3], IOWait: v[4], IRQ: v[5], SoftIRQ: v[6]}, nil
+}
+
+// MachineBusy is the CPU seconds all CPUs spent not idle (CPUTimes.Busy).
+func MachineBusy() (float64, error) {
+	c, err := ReadCPUTimes()
+	return c.Busy(), err
 }
 
 // cpuMeter samples a switch process and the machine at the start and the
@@ -71,9 +86,9 @@ type cpuMeter struct {
 func (m *cpuMeter) mark(start bool) {
 	p, perr := 0.0, error(nil)
 	if m.pid > 0 {
-		p, perr = procCPU(m.pid)
+		p, perr = ProcCPU(m.pid)
 	}
-	mb, merr := machineBusy()
+	mb, merr := MachineBusy()
 	if start {
 		m.proc0, m.mach0 = p, mb
 		m.procOK, m.machOK = m.pid > 0 && perr == nil, merr == nil

@@ -104,8 +104,8 @@ type iperf3Report struct {
 
 // iperf3Client runs the client in f.From's namespace against the server
 // in f.To's and decodes its JSON report. atStart, when set, runs once the
-// client has started and warm has passed.
-func iperf3Client(ctx context.Context, f Flow, warm time.Duration, atStart func(), args ...string) (iperf3Report, error) {
+// client has started and delay has passed.
+func iperf3Client(ctx context.Context, f Flow, delay time.Duration, atStart func(), args ...string) (iperf3Report, error) {
 	stop, err := iperf3Server(ctx, f.To)
 	if err != nil {
 		return iperf3Report{}, err
@@ -125,10 +125,10 @@ func iperf3Client(ctx context.Context, f Flow, warm time.Duration, atStart func(
 	var werr error
 	if atStart != nil {
 		select {
-		case <-time.After(warm):
+		case <-time.After(delay):
 			atStart()
 			werr = <-done
-		case werr = <-done: // over within warm: nothing was measured
+		case werr = <-done: // over within delay: nothing was measured
 		}
 	} else {
 		werr = <-done
@@ -146,24 +146,29 @@ func iperf3Client(ctx context.Context, f Flow, warm time.Duration, atStart func(
 	return rep, nil
 }
 
-// iperf3Seconds is d in iperf3's whole seconds (its --time and --omit take
+// iperf3Whole is d in iperf3's whole seconds (its --time and --omit take
 // integers), rounded, at least min.
-func iperf3Seconds(d time.Duration, min int) string {
-	return strconv.Itoa(max(min, int(math.Round(d.Seconds()))))
+func iperf3Whole(d time.Duration, min int) int {
+	return max(min, int(math.Round(d.Seconds())))
 }
+
+// iperf3Seconds is iperf3Whole as an argument.
+func iperf3Seconds(d time.Duration, min int) string { return strconv.Itoa(iperf3Whole(d, min)) }
 
 // Iperf3TCP measures streams parallel TCP streams f.From -> f.To with
 // iperf3 for dur after an omitted warm (both rounded to whole seconds, dur
 // at least 1). mark, when set, runs at the start and end of the measured
 // time (CPU sampling).
 func Iperf3TCP(ctx context.Context, f Flow, streams int, warm, dur time.Duration, mark func(start bool)) (Throughput, error) {
-	omit := iperf3Seconds(warm, 0)
+	// The measured time starts when iperf3 stops omitting: after the
+	// rounded warm, not warm itself.
+	omit := iperf3Whole(warm, 0)
 	var atStart func()
 	if mark != nil {
 		atStart = func() { mark(true) }
 	}
-	rep, err := iperf3Client(ctx, f, warm, atStart,
-		"--time", iperf3Seconds(dur, 1), "--omit", omit, "--parallel", strconv.Itoa(streams))
+	rep, err := iperf3Client(ctx, f, time.Duration(omit)*time.Second, atStart,
+		"--time", iperf3Seconds(dur, 1), "--omit", strconv.Itoa(omit), "--parallel", strconv.Itoa(streams))
 	if mark != nil {
 		mark(false)
 	}

@@ -16,16 +16,18 @@ type DaemonProcess interface {
 	DaemonPID() int // 0: none (e.g. the daemon runs in the bench's process)
 }
 
-// rss is a process's resident set from /proc/PID/status, in KiB.
-type rss struct{ peak, now int64 }
+// RSS is a process's resident set from /proc/PID/status, in KiB: its peak
+// (VmHWM) and its current size (VmRSS).
+type RSS struct{ Peak, Now int64 }
 
-func readRSS(pid int) (rss, error) {
+// ReadRSS reads pid's RSS.
+func ReadRSS(pid int) (RSS, error) {
 	path := "/proc/" + strconv.Itoa(pid) + "/status"
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return rss{}, err
+		return RSS{}, err
 	}
-	var r rss
+	var r RSS
 	var seen int
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
@@ -35,21 +37,21 @@ func readRSS(pid int) (rss, error) {
 		}
 		f := strings.Fields(v)
 		if len(f) != 2 || f[1] != "kB" {
-			return rss{}, fmt.Errorf("%s: %s %q: unexpected format", path, k, v)
+			return RSS{}, fmt.Errorf("%s: %s %q: unexpected format", path, k, v)
 		}
 		n, err := strconv.ParseInt(f[0], 10, 64)
 		if err != nil {
-			return rss{}, fmt.Errorf("%s: %s %q: %w", path, k, v, err)
+			return RSS{}, fmt.Errorf("%s: %s %q: %w", path, k, v, err)
 		}
 		if k == "VmHWM" {
-			r.peak = n
+			r.Peak = n
 		} else {
-			r.now = n
+			r.Now = n
 		}
 		seen++
 	}
 	if seen != 2 {
-		return rss{}, fmt.Errorf("%s: no VmHWM and VmRSS", path)
+		return RSS{}, fmt.Errorf("%s: no VmHWM and VmRSS", path)
 	}
 	return r, nil
 }
@@ -63,9 +65,9 @@ func resetPeakRSS(pid int) error {
 }
 
 // rssMetrics are the daemon's peak and final RSS over a round, in MiB.
-func rssMetrics(r rss) []Metric {
+func rssMetrics(r RSS) []Metric {
 	return []Metric{
-		{"daemon peak RSS", "MiB", false, float64(r.peak) / 1024},
-		{"daemon RSS at end", "MiB", false, float64(r.now) / 1024},
+		{"daemon peak RSS", "MiB", false, float64(r.Peak) / 1024},
+		{"daemon RSS at end", "MiB", false, float64(r.Now) / 1024},
 	}
 }

@@ -10,15 +10,15 @@ import (
 )
 
 func TestReadRSS(t *testing.T) {
-	r, err := readRSS(os.Getpid())
+	r, err := ReadRSS(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.now <= 0 || r.peak < r.now {
-		t.Fatalf("VmRSS %d KiB, VmHWM %d KiB: want 0 < RSS <= peak", r.now, r.peak)
+	if r.Now <= 0 || r.Peak < r.Now {
+		t.Fatalf("VmRSS %d KiB, VmHWM %d KiB: want 0 < RSS <= peak", r.Now, r.Peak)
 	}
-	if _, err := readRSS(-1); err == nil {
-		t.Error("readRSS(-1): no error")
+	if _, err := ReadRSS(-1); err == nil {
+		t.Error("ReadRSS(-1): no error")
 	}
 }
 
@@ -35,7 +35,7 @@ func TestResetPeakRSS(t *testing.T) {
 	for i := 0; i < size; i += 4096 {
 		m[i] = 1
 	}
-	high, err := readRSS(os.Getpid())
+	high, err := ReadRSS(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,12 +45,12 @@ func TestResetPeakRSS(t *testing.T) {
 	if err := resetPeakRSS(os.Getpid()); err != nil {
 		t.Skipf("clear_refs: %v (kernel before 4.0?)", err)
 	}
-	after, err := readRSS(os.Getpid())
+	after, err := ReadRSS(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if after.peak > high.peak-size/1024/2 {
-		t.Errorf("VmHWM %d KiB after unmapping 64 MiB and a reset; %d KiB before", after.peak, high.peak)
+	if after.Peak > high.Peak-size/1024/2 {
+		t.Errorf("VmHWM %d KiB after unmapping 64 MiB and a reset; %d KiB before", after.Peak, high.Peak)
 	}
 }
 

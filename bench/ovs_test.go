@@ -2,12 +2,15 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vishvananda/netlink"
 )
 
 // TestOVS builds the Open vSwitch userspace topology, checks that data
@@ -66,6 +69,17 @@ func TestOVS(t *testing.T) {
 	}
 	if left := leftovers(t, prefix); len(left) > 0 {
 		t.Errorf("namespaces left behind after Close: %v", left)
+	}
+	// The TAPs (prefix+"op"+i) went into the pods' namespaces, but one
+	// ovs-vswitchd recreated, or never moved, would be in the host's.
+	links, err := netlink.LinkList()
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		t.Fatal(err)
+	}
+	for _, l := range links {
+		if strings.HasPrefix(l.Attrs().Name, prefix) {
+			t.Errorf("link %s (%s) left behind after Close", l.Attrs().Name, l.Type())
+		}
 	}
 	out, err := vsctl("list-br")
 	if err != nil {

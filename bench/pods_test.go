@@ -17,6 +17,11 @@ func TestPods32(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := cs[0]
+	// Run's preparation, as the bench does: permanent neighbour entries
+	// for all 32 pods of each system, once, before the case.
+	if err := prepare([]Topology{br, ts}, cs); err != nil {
+		t.Fatal(err)
+	}
 	o := Options{Warm: 500 * time.Millisecond, Duration: time.Second}
 	for _, topo := range []Topology{br, ts} {
 		t0 := time.Now()

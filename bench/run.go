@@ -42,7 +42,7 @@ var AllCases = []Case{
 	{"tcp1", "TCP, 1 stream", 2, runTCP(1, 0)},
 	{"tcp4", "TCP, 4 streams", 2, runTCP(4, 0)},
 	{"udp64", "UDP flood, 64-byte payload", 2, runUDP},
-	{"udp64pdr", "UDP 64-byte payload, highest rate with < 1% loss", 2, runUDPPDR},
+	{"udp64pdr", "UDP 64-byte payload, highest rate with " + pdrLossText, 2, runUDPPDR},
 	{"rr", "TCP_RR, 1-byte request/response", 2, runRR},
 	{"ping", "ping RTT", 2, runPing},
 	{"pods2", "2 pods, all pairs TCP", 2, runTCP(1, 2)},
@@ -85,27 +85,25 @@ func PodsNeeded(cases []Case) int {
 }
 
 // runTCP measures streams parallel streams pod0 -> pod1, or with pods > 0
-// one stream per ordered pair of the first pods.
+// one stream per ordered pair of the first pods (whose permanent
+// neighbour entries, when they are more than 2, Run installed: prepare).
 func runTCP(streams, pods int) func(context.Context, Topology, Options) ([]Metric, error) {
 	return func(ctx context.Context, t Topology, o Options) ([]Metric, error) {
 		ps := t.Pods()
-		var flows []Flow
-		if pods > 0 {
-			if err := StaticNeighbours(ps[:pods]); err != nil {
-				return nil, err
-			}
-			flows = AllPairs(ps[:pods])
-		} else {
-			for range streams {
-				flows = append(flows, Flow{ps[0], ps[1]})
-			}
-		}
 		m := cpuMeter{pid: t.SwitchPID()}
 		var tp Throughput
 		var err error
 		if o.Iperf3 && pods == 0 {
 			tp, err = Iperf3TCP(ctx, Flow{ps[0], ps[1]}, streams, o.Warm, o.Duration, m.mark)
 		} else {
+			var flows []Flow
+			if pods > 0 {
+				flows = AllPairs(ps[:pods])
+			} else {
+				for range streams {
+					flows = append(flows, Flow{ps[0], ps[1]})
+				}
+			}
 			tp, err = TCPThroughput(ctx, flows, o.Warm, o.Duration, m.mark)
 		}
 		if err != nil {
@@ -144,66 +142,85 @@ func runUDP(ctx context.Context, t Topology, o Options) ([]Metric, error) {
 // rate of RFC 2544-style testing, at the 1% that issue 7's UDP target names.
 const PDRLoss = 1.0
 
+// pdrLossText is PDRLoss in the case's title and metric: "< 1% loss".
+var pdrLossText = fmt.Sprintf("< %g%% loss", PDRLoss)
+
+// pdrMetric is udp64pdr's rate metric: "delivered at < 1% loss".
+var pdrMetric = "delivered at " + pdrLossText
+
 // pdrTrials is how many paced trials the udp64pdr search runs after its
 // unpaced probe: each halves the bracket, ending within 1/32 of the
 // probe's send rate.
 const pdrTrials = 6
 
 // runUDPPDR finds the highest rate a paced sender can offer with under
-// PDRLoss percent of it lost, and reports what was delivered at it. It
-// probes unpaced first: a system that loses under PDRLoss even then needs
-// no search. Otherwise it bisects the offered rate between 0 and the
-// probe's send rate, starting at the probe's delivered rate, the likeliest
-// answer.
+// PDRLoss percent of it lost, and reports what was delivered at it
+// (pdrSearch, on an unpaced probe and paced trials, each a quarter of the
+// case's duration and at least 0.25 s).
 func runUDPPDR(ctx context.Context, t Topology, o Options) ([]Metric, error) {
 	ps := t.Pods()
 	f := Flow{ps[0], ps[1]}
-	trial := max(o.Duration/4, 250*time.Millisecond)
-	probe, err := UDPFlood(ctx, f, 64, trial)
+	dur := max(o.Duration/4, 250*time.Millisecond)
+	probe, err := UDPFlood(ctx, f, 64, dur)
 	if err != nil {
 		return nil, err
 	}
-	if probe.Sent == 0 || probe.Received == 0 {
-		return nil, fmt.Errorf("udp64pdr %s -> %s: the unpaced probe sent %d datagrams and %d arrived", f.From.IP, f.To.IP, probe.Sent, probe.Received)
-	}
-	best := UDP{}
-	if probe.LossPct() < PDRLoss {
-		best = probe
-	} else {
-		lo, hi := 0.0, probe.SentPPS()
-		rate := min(probe.DeliveredPPS(), hi/2+hi/4)
-		var last UDP
-		for range pdrTrials {
-			u, err := UDPPaced(ctx, f, 64, rate, trial)
-			if err != nil {
-				return nil, err
-			}
-			if u.Sent == 0 {
-				return nil, fmt.Errorf("udp64pdr %s -> %s: the sender wrote nothing at %.0f datagrams/s", f.From.IP, f.To.IP, rate)
-			}
-			last = u
-			// A sender held below the offered rate (its CPU share) still
-			// passes: the system lost under PDRLoss of what it was given,
-			// and the result is what it delivered.
-			if u.LossPct() < PDRLoss {
-				lo = rate
-				if best.Sent == 0 || u.DeliveredPPS() > best.DeliveredPPS() {
-					best = u
-				}
-			} else {
-				hi = rate
-			}
-			rate = (lo + hi) / 2
-		}
-		if best.Sent == 0 {
-			return nil, fmt.Errorf("udp64pdr %s -> %s: lost %.0f%% or more at every rate tried, down to %.0f datagrams/s (%.1f%% lost there)",
-				f.From.IP, f.To.IP, PDRLoss, last.SentPPS(), last.LossPct())
-		}
+	best, err := pdrSearch(probe, func(pps float64) (UDP, error) {
+		return UDPPaced(ctx, f, 64, pps, dur)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("udp64pdr %s -> %s: %w", f.From.IP, f.To.IP, err)
 	}
 	return []Metric{
-		{"delivered at < 1% loss", "kpps", true, best.DeliveredPPS() / 1e3},
+		{pdrMetric, "kpps", true, best.DeliveredPPS() / 1e3},
 		{"loss at that rate", "%", false, best.LossPct()},
 	}, nil
+}
+
+// pdrSearch is udp64pdr's search, given the unpaced probe's outcome and a
+// paced trial at a rate (datagrams/s): it returns the trial, or the probe,
+// that delivered the most with under PDRLoss percent lost. A system that
+// loses under PDRLoss even unpaced needs no search. Otherwise it bisects
+// the offered rate between 0 and the probe's send rate in pdrTrials
+// trials, starting at the probe's delivered rate (the likeliest answer;
+// at most 3/4 of the bracket).
+func pdrSearch(probe UDP, trial func(pps float64) (UDP, error)) (UDP, error) {
+	if probe.Sent == 0 || probe.Received == 0 {
+		return UDP{}, fmt.Errorf("the unpaced probe sent %d datagrams and %d arrived", probe.Sent, probe.Received)
+	}
+	if probe.LossPct() < PDRLoss {
+		return probe, nil
+	}
+	var best, last UDP
+	lo, hi := 0.0, probe.SentPPS()
+	rate := min(probe.DeliveredPPS(), hi/2+hi/4)
+	for range pdrTrials {
+		u, err := trial(rate)
+		if err != nil {
+			return UDP{}, err
+		}
+		if u.Sent == 0 {
+			return UDP{}, fmt.Errorf("the sender wrote nothing at %.0f datagrams/s", rate)
+		}
+		last = u
+		// A sender held below the offered rate (its CPU share) still
+		// passes: the system lost under PDRLoss of what it was given,
+		// and the result is what it delivered.
+		if u.LossPct() < PDRLoss {
+			lo = rate
+			if best.Sent == 0 || u.DeliveredPPS() > best.DeliveredPPS() {
+				best = u
+			}
+		} else {
+			hi = rate
+		}
+		rate = (lo + hi) / 2
+	}
+	if best.Sent == 0 {
+		return UDP{}, fmt.Errorf("lost %.0f%% or more at every rate tried, down to %.0f datagrams/s (%.1f%% lost there)",
+			PDRLoss, last.SentPPS(), last.LossPct())
+	}
+	return best, nil
 }
 
 func runRR(ctx context.Context, t Topology, o Options) ([]Metric, error) {
@@ -242,15 +259,20 @@ type Stat struct {
 }
 
 func summarise(xs []float64) *Stat {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	st := &Stat{Min: s[0], Max: s[len(s)-1], Samples: xs}
-	if n := len(s); n%2 == 1 {
-		st.Median = s[n/2]
-	} else {
-		st.Median = (s[n/2-1] + s[n/2]) / 2
+	s := slices.Sorted(slices.Values(xs))
+	return &Stat{Median: medianSorted(s), Min: s[0], Max: s[len(s)-1], Samples: xs}
+}
+
+// Median is the middle of xs, or the mean of the middle two; xs must not
+// be empty, and is left as it was.
+func Median(xs []float64) float64 { return medianSorted(slices.Sorted(slices.Values(xs))) }
+
+func medianSorted(s []float64) float64 {
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
 	}
-	return st
+	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // Result is one metric of one case across the systems.
@@ -308,6 +330,9 @@ func Run(ctx context.Context, topos []Topology, o Options) (*Report, error) {
 		}
 		rep.Notes = append(rep.Notes, "tcp1, tcp4 and udp64 ran "+v+" (nsenter into the pods; whole seconds), the other cases the Go engine")
 	}
+	if err := prepare(topos, cases); err != nil {
+		return nil, err
+	}
 	progress := func(format string, a ...any) {
 		if o.Progress != nil {
 			fmt.Fprintf(o.Progress, format+"\n", a...)
@@ -338,7 +363,7 @@ func Run(ctx context.Context, topos []Topology, o Options) (*Report, error) {
 					return rep, fmt.Errorf("case %s, round %d, %s: %w", c.Name, r, t.System(), err)
 				}
 				if pid > 0 {
-					m, err := readRSS(pid)
+					m, err := ReadRSS(pid)
 					if err != nil {
 						return rep, fmt.Errorf("case %s, round %d, %s: daemon memory: %w", c.Name, r, t.System(), err)
 					}
@@ -376,6 +401,25 @@ func Run(ctx context.Context, topos []Topology, o Options) (*Report, error) {
 		}
 	}
 	return rep, nil
+}
+
+// prepare readies the topologies before the first case runs. When a case
+// needs more than 2 pods (pods8, pods32), every pod of each topology gets a
+// permanent neighbour entry for every other (StaticNeighbours), once: all
+// pairs of 32 pods on two systems overflow the kernel's shared neighbour
+// table. Installed up front, they hold for every case of the run, so that
+// no case sees different neighbour tables depending on the cases before
+// it; a run with no such case has none.
+func prepare(topos []Topology, cases []Case) error {
+	if PodsNeeded(cases) <= 2 {
+		return nil
+	}
+	for _, t := range topos {
+		if err := StaticNeighbours(t.Pods()); err != nil {
+			return fmt.Errorf("%s: permanent neighbour entries: %w", t.System(), err)
+		}
+	}
+	return nil
 }
 
 // fmtNum prints 3 significant digits or so.

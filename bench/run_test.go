@@ -58,7 +58,7 @@ func TestRunCases(t *testing.T) {
 		"tcp1":     {"throughput", "machine CPU"},
 		"tcp4":     {"throughput", "machine CPU"},
 		"udp64":    {"delivered", "sent", "loss"},
-		"udp64pdr": {"delivered at < 1% loss", "loss at that rate"},
+		"udp64pdr": {pdrMetric, "loss at that rate"},
 		"rr":       {"transactions", "latency p50", "latency p99"},
 		"ping":     {"rtt median", "loss"},
 		"pods2":    {"throughput", "machine CPU"},
@@ -80,6 +80,38 @@ func TestRunCases(t *testing.T) {
 			if r.Unit != "%" && (r.Ratio <= 0 || math.IsNaN(r.Ratio)) {
 				t.Errorf("case %s, %s: ratio %v", c, m, r.Ratio)
 			}
+		}
+	}
+	// The tapswitch daemon is a child process of its own (DaemonProcess):
+	// every case reports its memory, and the bridge none. Both numbers come
+	// from one read of /proc/PID/status, where the kernel reports VmHWM as
+	// at least VmRSS, reset or not: no slack.
+	for _, c := range cases {
+		rss := map[string]*Stat{}
+		for _, m := range []string{"daemon peak RSS", "daemon RSS at end"} {
+			i := slices.IndexFunc(rep.Results, func(r Result) bool { return r.Case == c && r.Metric == m })
+			if i < 0 {
+				t.Errorf("case %s: no %q in the report", c, m)
+				continue
+			}
+			r := rep.Results[i]
+			if r.Unit != "MiB" || r.HigherBetter || r.Ratio != 0 {
+				t.Errorf("case %s, %s: unit %q, higher better %v, ratio %v: want MiB, lower better, no ratio", c, m, r.Unit, r.HigherBetter, r.Ratio)
+			}
+			for sys, st := range r.Systems {
+				if sys != "tapswitch" {
+					t.Errorf("case %s, %s: reported for %s too: %+v", c, m, sys, st)
+				}
+			}
+			rss[m] = r.Systems["tapswitch"]
+		}
+		peak, end := rss["daemon peak RSS"], rss["daemon RSS at end"]
+		if peak == nil || end == nil || len(peak.Samples) != 1 || len(end.Samples) != 1 {
+			t.Errorf("case %s: tapswitch RSS samples: peak %+v, end %+v", c, peak, end)
+			continue
+		}
+		if p, e := peak.Samples[0], end.Samples[0]; !(e > 0 && e <= p) {
+			t.Errorf("case %s: daemon RSS %.2f MiB at end, peak %.2f MiB: want 0 < end <= peak", c, e, p)
 		}
 	}
 	// What udp64pdr promises: the delivered rate it reports lost under

@@ -746,7 +746,7 @@ func (p *parser) cmp(n *yaml.Node, f map[string]*yaml.Node, what string) Cmp {
 		c = Cmp{Op: kc.op, Value: p.number(v, k, -1e18, 1e18)}
 	}
 	if c.Op == "" {
-		p.fail(n, "%s: want one of equals, at_least, at_most, below, above", what)
+		p.fail(n, "%s: want one of %s", what, strings.Join(withCmpKeys(), ", "))
 	}
 	return c
 }

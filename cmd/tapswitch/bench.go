@@ -71,9 +71,11 @@ Cases (default all): ` + strings.Join(bench.FullCases(), ", ") + `
   rr          TCP request/response with 1-byte messages, like netperf TCP_RR
   ping        ICMP echo RTT
   podsN       N pods, one TCP stream per ordered pair (aggregate Gbit/s);
-              pods32 is 992 streams. The pods get permanent neighbour entries
-              for each other first: the kernel's neighbour table is shared by
-              all namespaces and holds 1024 dynamic entries by default
+              pods32 is 992 streams. When pods8 or pods32 is selected, every
+              pod of each system gets permanent neighbour entries for all the
+              others once, before the first case, so every case of the run
+              sees them: the kernel's neighbour table is shared by all
+              namespaces and holds 1024 dynamic entries by default
               (gc_thresh3), fewer than two systems' 32 pods need.
 
 "switch CPU" is the switch process's user+system time per Gbit moved (the

@@ -57,30 +57,6 @@ func fdbOf(t *testing.T, e *nodetest.Env) map[fdb.MAC]api.FDBEntry {
 	return m
 }
 
-// readModes runs body once for each way the daemon can read its TAPs: a
-// reader goroutine per queue parked in the netpoller (spin 0, the default),
-// and one poller for every queue (spin > 0).
-func readModes(t *testing.T, body func(t *testing.T, e *nodetest.Env)) {
-	for _, m := range []struct {
-		name string
-		spin time.Duration
-	}{{"netpoller", 0}, {"poller", 50 * time.Microsecond}} {
-		t.Run(m.name, func(t *testing.T) {
-			e := nodetest.New(t)
-			e.Cfg.Spin = m.spin
-			body(t, e)
-			// The mode asked for is the mode that carried the traffic:
-			// every live port read by the poller, or none.
-			if d := e.Daemon(); d != nil {
-				polled, live := d.PolledPorts()
-				if want := map[bool]int{true: live, false: 0}[m.spin > 0]; live == 0 || polled != want {
-					t.Errorf("spin %v: %d of %d live ports polled, want %d", m.spin, polled, live, want)
-				}
-			}
-		})
-	}
-}
-
 func mac(t *testing.T, p api.Pod) fdb.MAC {
 	m, err := fdb.ParseMAC(p.MAC)
 	if err != nil {
@@ -94,7 +70,7 @@ func mac(t *testing.T, p api.Pod) fdb.MAC {
 // pair and the gateway answer; 64 MiB cross each way intact; `pod del`
 // flushes the pod's FDB entries.
 func TestThreePodsOnOneSwitch(t *testing.T) {
-	readModes(t, func(t *testing.T, e *nodetest.Env) {
+	nodetest.ReadModes(t, func(t *testing.T, e *nodetest.Env) {
 		e.Start()
 		pods := []api.Pod{e.AddQuietPod("p1", 2), e.AddQuietPod("p2", 3), e.AddQuietPod("p3", 4)}
 
@@ -227,7 +203,7 @@ func mustNeighbours(t *testing.T, e *nodetest.Env) []api.Neighbour {
 // namespace while two others transfer: the port leaves the switch and is
 // reported gone; the transfer and the other pods carry on.
 func TestTAPDeletedUnderTraffic(t *testing.T) {
-	readModes(t, func(t *testing.T, e *nodetest.Env) {
+	nodetest.ReadModes(t, func(t *testing.T, e *nodetest.Env) {
 		e.Start()
 		e.AddQuietPod("p1", 2)
 		e.AddQuietPod("p2", 3)
@@ -295,7 +271,7 @@ func TestTAPDeletedUnderTraffic(t *testing.T) {
 // from the same state, and checks that it re-attached without
 // reconfiguring and that traffic resumes.
 func TestRestartReattaches(t *testing.T) {
-	readModes(t, func(t *testing.T, e *nodetest.Env) {
+	nodetest.ReadModes(t, func(t *testing.T, e *nodetest.Env) {
 		e.Start()
 		e.AddQuietPod("p1", 2)
 		e.AddQuietPod("p2", 3)

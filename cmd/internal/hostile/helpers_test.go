@@ -1,18 +1,16 @@
 package hostile
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"net/netip"
 	"os"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/tapswitch/tapswitch/bench"
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
@@ -186,20 +184,11 @@ func neighbour(t testing.TB, e *nodetest.Env, pod string, ip netip.Addr) (fdb.MA
 // rss is this process's resident set (which hosts the daemon), in KiB.
 func rss(t testing.TB) int {
 	t.Helper()
-	f, err := os.Open("/proc/self/status")
+	r, err := bench.ReadRSS(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			return n
-		}
-	}
-	t.Fatal("no VmRSS in /proc/self/status")
-	return 0
+	return int(r.Now)
 }
 
 // eventually polls cond every 10 ms for up to d.

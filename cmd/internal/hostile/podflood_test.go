@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,15 +13,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tapswitch/tapswitch/bench"
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
-	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
 	"github.com/tapswitch/tapswitch/tap"
@@ -133,11 +131,9 @@ func runChild(spec string) error {
 // answers with the hash.
 func recvStream(c net.Conn) {
 	defer c.Close()
-	h := sha256.New()
-	if _, err := io.CopyBuffer(h, c, make([]byte, 256<<10)); err != nil {
-		return
+	if _, sum, err := podnet.ReceiveStream(c); err == nil {
+		c.Write(sum[:])
 	}
-	c.Write(h.Sum(nil))
 }
 
 // sendStream streams size bytes of pseudo-random data from netns ns to dst,
@@ -155,30 +151,17 @@ func sendStream(ns, dst string, size int64) (time.Duration, error) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(60 * time.Second))
-	buf := make([]byte, 256<<10)
-	rand.NewChaCha8([32]byte{byte(time.Now().UnixNano())}).Read(buf)
-	h := sha256.New()
-	start := time.Now()
-	for i, sent := uint64(0), int64(0); sent < size; i++ {
-		// Stamped chunks: a lost or reordered one changes the hash.
-		binary.LittleEndian.PutUint64(buf, i)
-		b := buf[:min(int64(len(buf)), size-sent)]
-		h.Write(b)
-		if _, err := conn.Write(b); err != nil {
-			return 0, err
-		}
-		sent += int64(len(b))
-	}
-	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+	sent, err := podnet.SendStream(conn, size)
+	if err != nil {
 		return 0, err
 	}
 	var got [sha256.Size]byte
 	if _, err := io.ReadFull(conn, got[:]); err != nil {
 		return 0, fmt.Errorf("receiver's hash: %w", err)
 	}
-	took := time.Since(start)
-	if want := h.Sum(nil); string(got[:]) != string(want) {
-		return 0, fmt.Errorf("sha256 differs: sent %x, received %x", want, got)
+	took := time.Since(sent.Start)
+	if got != sent.SHA {
+		return 0, fmt.Errorf("sha256 differs: sent %x, received %x", sent.SHA, got)
 	}
 	return took, nil
 }
@@ -281,38 +264,17 @@ func cpuCgroup(t testing.TB, role string, cpus float64) string {
 	return dir
 }
 
-// addLabeledPod is nodetest's AddQuietPod, but adds the pod from this
-// goroutine under the pprof label pod=NAME: the pod's reader goroutines
-// inherit it, so that a CPU profile of the test process splits the
-// daemon's time by the port it read from (go tool pprof -tagfocus
-// pod=evil is the flood's cost).
-func addLabeledPod(t testing.TB, e *nodetest.Env, d *daemon.Daemon, name string, n int) api.Pod {
+// addLabeledPod is nodetest's AddQuietPod under the pprof label pod=NAME:
+// the pod's reader goroutines inherit it, so that a CPU profile of the
+// test process splits the daemon's time by the port it read from (go tool
+// pprof -tagfocus pod=evil is the flood's cost).
+func addLabeledPod(t testing.TB, e *nodetest.Env, name string, n int) api.Pod {
 	t.Helper()
-	ns := e.Netns(name)
-	if _, err := tap.CreateNetNS(ns); err != nil {
-		t.Fatal(err)
-	}
-	if err := podnet.DisableIPv6(ns); err != nil {
-		t.Fatal(err)
-	}
 	var p api.Pod
-	var err error
 	pprof.Do(bg, pprof.Labels("pod", name), func(ctx context.Context) {
-		p, err = d.AddPod(ctx, api.PodSpec{Name: name, IP: e.CIDR(n)})
+		p = e.AddQuietPodContext(ctx, name, n)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	return p
-}
-
-func median(xs []float64) float64 {
-	s := slices.Sorted(slices.Values(xs))
-	n := len(s)
-	if n%2 == 1 {
-		return s[n/2]
-	}
-	return (s[n/2-1] + s[n/2]) / 2
 }
 
 // CPU time where the benchmark can tell it apart, in seconds: the test
@@ -324,43 +286,20 @@ func median(xs []float64) float64 {
 // dropping of flooded frames, shows up there and not as the daemon's.
 type cpuUse struct{ daemon, ends, flooder, softirq, idle float64 }
 
-const userHZ = 100 // /proc's clock ticks
-
 // procCPU is a process's user and system time; 0 once it has gone.
-func procCPU(pid string) float64 {
-	b, err := os.ReadFile("/proc/" + pid + "/stat")
-	if err != nil {
-		return 0
-	}
-	// Fields after the command's closing parenthesis: state is the 3rd
-	// field of the line, utime and stime the 14th and 15th.
-	_, rest, _ := strings.Cut(string(b), ") ")
-	f := strings.Fields(rest)
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseUint(f[11], 10, 64)
-	st, _ := strconv.ParseUint(f[12], 10, 64)
-	return float64(u+st) / userHZ
+func procCPU(pid int) float64 {
+	s, _ := bench.ProcCPU(pid)
+	return s
 }
 
 func sampleCPU(ends []*child, flooder *child) cpuUse {
-	c := cpuUse{daemon: procCPU("self"), flooder: procCPU(strconv.Itoa(flooder.cmd.Process.Pid))}
+	c := cpuUse{daemon: procCPU(os.Getpid()), flooder: procCPU(flooder.cmd.Process.Pid)}
 	for _, e := range ends {
-		c.ends += procCPU(strconv.Itoa(e.cmd.Process.Pid))
+		c.ends += procCPU(e.cmd.Process.Pid)
 	}
-	if b, err := os.ReadFile("/proc/stat"); err == nil {
-		line, _, _ := strings.Cut(string(b), "\n")
-		f := strings.Fields(line) // cpu user nice system idle iowait irq softirq
-		tick := func(i int) float64 {
-			if i >= len(f) {
-				return 0
-			}
-			n, _ := strconv.ParseUint(f[i], 10, 64)
-			return float64(n) / userHZ
-		}
-		c.softirq = tick(6) + tick(7)
-		c.idle = tick(4) + tick(5)
+	if m, err := bench.ReadCPUTimes(); err == nil {
+		c.softirq = m.IRQ + m.SoftIRQ
+		c.idle = m.Idle + m.IOWait
 	}
 	return c
 }
@@ -447,9 +386,9 @@ func benchPodFlood(b *testing.B, bc podFlood, endCPUs float64) {
 	e.Cfg.RxPPS = bc.rx
 	e.Cfg.Switch.LockPodMAC = bc.lock
 	d := e.Start()
-	addLabeledPod(b, e, d, "a", 2)
-	addLabeledPod(b, e, d, "b", 3)
-	addLabeledPod(b, e, d, "evil", 4)
+	addLabeledPod(b, e, "a", 2)
+	addLabeledPod(b, e, "b", 3)
+	addLabeledPod(b, e, "evil", 4)
 	mustPing(b, e, "a", 3, 2)
 	fl := startChild(b, cpuCgroup(b, "flood", 0.5), "flood:"+tap.NetNSPath(e.Netns("evil")))
 
@@ -518,9 +457,9 @@ func benchPodFlood(b *testing.B, bc podFlood, endCPUs float64) {
 	}
 	b.StopTimer()
 	rss1 := rss(b)
-	b.ReportMetric(median(base), "base-Gbit/s")
-	b.ReportMetric(median(under), "flood-Gbit/s")
-	b.ReportMetric(median(under)/median(base), "ratio")
+	b.ReportMetric(bench.Median(base), "base-Gbit/s")
+	b.ReportMetric(bench.Median(under), "flood-Gbit/s")
+	b.ReportMetric(bench.Median(under)/bench.Median(base), "ratio")
 	b.ReportMetric(float64(read)/readSecs/1e3, "read-kframes/s")
 	b.ReportMetric(float64(sent)/floodSecs/1e3, "sent-kframes/s")
 	b.ReportMetric(float64(maxLearned), "learned-max")

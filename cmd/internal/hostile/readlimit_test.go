@@ -15,10 +15,14 @@ import (
 // still reach each other. Nothing here is timed: the bound is what the
 // policer admits in the slots the flood spans, with the overshoot its
 // batched, shared-slot accounting allows, and the flood outnumbers it many
-// times over.
+// times over. It runs in both read modes (nodetest.ReadModes): the readers sleep out
+// a spent slot, the poller pauses the queue.
 func TestMACFloodReadLimit(t *testing.T) {
+	nodetest.ReadModes(t, testMACFloodReadLimit)
+}
+
+func testMACFloodReadLimit(t *testing.T, e *nodetest.Env) {
 	const rxPPS = 5000
-	e := nodetest.New(t)
 	e.Cfg.FDB.Limit = 1024
 	e.Cfg.FDB.Policy = "evict-fair"
 	e.Cfg.RxPPS = rxPPS

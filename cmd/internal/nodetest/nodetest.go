@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -264,6 +265,18 @@ func (e *Env) CIDR(n int) string { return netip.PrefixFrom(e.IP(n), e.Subnet.Bit
 // del`; the cleanup removes it.
 func (e *Env) AddQuietPod(name string, n int) api.Pod {
 	e.T.Helper()
+	return e.AddQuietPodContext(context.Background(), name, n)
+}
+
+// AddQuietPodContext is AddQuietPod with ctx for the call that adds the
+// pod. A ctx that carries pprof labels (pprof.Do) makes it add the pod
+// from the calling goroutine through the daemon in this process (Start)
+// instead of the API, whose handler goroutine would not carry them: the
+// goroutines the daemon starts for the pod, its readers, inherit the
+// labels, so that a CPU profile of the test splits the daemon's time by
+// pod.
+func (e *Env) AddQuietPodContext(ctx context.Context, name string, n int) api.Pod {
+	e.T.Helper()
 	ns := e.Netns(name)
 	if _, err := tap.CreateNetNS(ns); err != nil {
 		e.T.Fatal(err)
@@ -271,17 +284,20 @@ func (e *Env) AddQuietPod(name string, n int) api.Pod {
 	if err := podnet.DisableIPv6(ns); err != nil {
 		e.T.Fatal(err)
 	}
+	labelled := false
+	pprof.ForLabels(ctx, func(string, string) bool { labelled = true; return false })
+	spec := api.PodSpec{Name: name, IP: e.CIDR(n)}
 	var p api.Pod
 	var err error
-	if e.NodeNS != "" && e.d != nil {
+	if e.d != nil && (e.NodeNS != "" || labelled) {
 		// From the node: the pod's TAP is made where the daemon runs
 		// before it moves into the pod, so never in the real host.
 		err = e.InNode(func() (err error) {
-			p, err = e.d.AddPod(context.Background(), api.PodSpec{Name: name, IP: e.CIDR(n)})
+			p, err = e.d.AddPod(ctx, spec)
 			return err
 		})
 	} else {
-		p, err = e.Client.AddPod(context.Background(), api.PodSpec{Name: name, IP: e.CIDR(n)})
+		p, err = e.Client.AddPod(ctx, spec)
 	}
 	if err != nil {
 		e.T.Fatal(err)
@@ -328,4 +344,28 @@ func Sweep(prefix, gwIf string) []string {
 		left = append(left, "link "+gwIf)
 	}
 	return left
+}
+
+// ReadModes runs body, as a subtest on an Env of its own, once for each way
+// the daemon can read its TAPs: a reader goroutine per queue parked in the
+// netpoller (spin 0, the default), and one poller for every queue (spin >
+// 0). After body it checks that the mode asked for is the mode that carried
+// the traffic: every live port read by the poller, or none.
+func ReadModes(t *testing.T, body func(t *testing.T, e *Env)) {
+	for _, m := range []struct {
+		name string
+		spin time.Duration
+	}{{"netpoller", 0}, {"poller", 50 * time.Microsecond}} {
+		t.Run(m.name, func(t *testing.T) {
+			e := New(t)
+			e.Cfg.Spin = m.spin
+			body(t, e)
+			if d := e.Daemon(); d != nil {
+				polled, live := d.PolledPorts()
+				if want := map[bool]int{true: live, false: 0}[m.spin > 0]; live == 0 || polled != want {
+					t.Errorf("spin %v: %d of %d live ports polled, want %d", m.spin, polled, live, want)
+				}
+			}
+		})
+	}
 }

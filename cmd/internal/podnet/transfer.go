@@ -83,12 +83,8 @@ func Transfer(ctx context.Context, from, to string, dst netip.Addr, size int64) 
 		defer c.Close()
 		stop := context.AfterFunc(ctx, func() { c.Close() })
 		defer stop()
-		h := sha256.New()
-		buf := make([]byte, chunk)
-		n, err := io.CopyBuffer(h, c, buf) // io.CopyBuffer: hash.Hash has no ReaderFrom
-		r := recv{n: n, end: time.Now(), err: err}
-		h.Sum(r.sha[:0])
-		rc <- r
+		n, sha, err := ReceiveStream(c)
+		rc <- recv{n: n, sha: sha, end: time.Now(), err: err}
 	}()
 
 	var conn net.Conn
@@ -106,30 +102,8 @@ func Transfer(ctx context.Context, from, to string, dst netip.Addr, size int64) 
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
-	buf := make([]byte, chunk)
-	rng := rand.NewChaCha8([32]byte{byte(time.Now().UnixNano())})
-	rng.Read(buf)
-	h := sha256.New()
-	start := time.Now()
-	var sent int64
-	var werr error
-	for i := uint64(0); sent < size; i++ {
-		// Stamp each chunk so that the stream never repeats: a lost or
-		// reordered chunk changes the hash.
-		binary.LittleEndian.PutUint64(buf, i)
-		b := buf[:min(int64(len(buf)), size-sent)]
-		h.Write(b)
-		n, err := conn.Write(b)
-		sent += int64(n)
-		if err != nil {
-			werr = err
-			break
-		}
-	}
-	h.Sum(res.SentSHA[:0])
-	if werr == nil {
-		werr = conn.(*net.TCPConn).CloseWrite()
-	}
+	sent, werr := SendStream(conn, size)
+	res.SentSHA = sent.SHA
 	var r recv
 	select {
 	case r = <-rc:
@@ -142,9 +116,9 @@ func Transfer(ctx context.Context, from, to string, dst netip.Addr, size int64) 
 		}
 	}
 	conn.Close()
-	res.Bytes, res.RecvSHA, res.Duration = r.n, r.sha, r.end.Sub(start)
+	res.Bytes, res.RecvSHA, res.Duration = r.n, r.sha, r.end.Sub(sent.Start)
 	if werr != nil {
-		return res, fmt.Errorf("transfer %s -> %s: send after %d bytes: %w", from, dst, sent, werr)
+		return res, fmt.Errorf("transfer %s -> %s: send after %d bytes: %w", from, dst, sent.Bytes, werr)
 	}
 	if r.err != nil {
 		return res, fmt.Errorf("transfer %s -> %s: receive after %d bytes: %w", from, dst, r.n, r.err)
@@ -156,4 +130,57 @@ func Transfer(ctx context.Context, from, to string, dst netip.Addr, size int64) 
 		return res, fmt.Errorf("transfer %s -> %s: sha256 differs: sent %x, received %x", from, dst, res.SentSHA, res.RecvSHA)
 	}
 	return res, nil
+}
+
+// Sent is what SendStream wrote.
+type Sent struct {
+	Bytes int64     // written, the last chunk in part if a write failed
+	SHA   [32]byte  // SHA-256 of every chunk it wrote or began to write
+	Start time.Time // just before the first byte was written
+}
+
+// SendStream writes size bytes of pseudo-random data to conn in 256 KiB
+// chunks and then closes its write side (CloseWrite), so that the receiver
+// (ReceiveStream) sees the end of the stream. The data differs from run to
+// run, and each chunk starts with its index, so that the stream never
+// repeats: a lost or reordered chunk changes the hash. It stops at the
+// first failed write; the result holds what got that far.
+func SendStream(conn net.Conn, size int64) (Sent, error) {
+	var s Sent
+	buf := make([]byte, chunk)
+	rng := rand.NewChaCha8([32]byte{byte(time.Now().UnixNano())})
+	rng.Read(buf)
+	h := sha256.New()
+	s.Start = time.Now()
+	var werr error
+	for i := uint64(0); s.Bytes < size; i++ {
+		binary.LittleEndian.PutUint64(buf, i)
+		b := buf[:min(int64(len(buf)), size-s.Bytes)]
+		h.Write(b)
+		n, err := conn.Write(b)
+		s.Bytes += int64(n)
+		if err != nil {
+			werr = err
+			break
+		}
+	}
+	h.Sum(s.SHA[:0])
+	if werr == nil {
+		cw, ok := conn.(interface{ CloseWrite() error })
+		if !ok {
+			return s, fmt.Errorf("%T cannot close its write side", conn)
+		}
+		werr = cw.CloseWrite()
+	}
+	return s, werr
+}
+
+// ReceiveStream reads conn until the sender closes its side (or the read
+// fails) and returns the bytes read and their SHA-256.
+func ReceiveStream(conn net.Conn) (n int64, sha [32]byte, err error) {
+	h := sha256.New()
+	buf := make([]byte, chunk)
+	n, err = io.CopyBuffer(h, conn, buf) // io.CopyBuffer: hash.Hash has no ReaderFrom
+	h.Sum(sha[:0])
+	return n, sha, err
 }
