@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+	"time"
 )
 
 var sizes = []int{1 << 10, 1 << 16, 1 << 20}
@@ -167,20 +168,31 @@ func BenchmarkMemoryPerEntry(b *testing.B) {
 
 // BenchmarkLearnLookup is the forwarding path's table work for one frame: a
 // known source refreshed and a known destination looked up, both new every
-// call, in one LearnLookup.
+// call, in one LearnLookup. Entries age (the default ageing time) and the
+// clock moves on 1 µs per call, so every thousandth call finds the
+// millisecond moved on and writes the source's new last-seen time, as a
+// busy switch does.
 func BenchmarkLearnLookup(b *testing.B) {
 	forSizes(b, func(b *testing.B, n int) {
-		tb := newTable(b, func(c *Config) { c.Limit = n; c.Ageing = 0 }, 1)
+		tb := newTable(b, func(c *Config) { c.Limit = n }, 1)
 		keys := visitOrder(benchMACs(n))
+		const start = int64(time.Hour)
 		for _, k := range keys {
-			tb.LearnKey(k, 1, 1)
+			tb.LearnKey(k, 1, start)
 		}
 		mask := len(keys) - 1
 		var sink PortID
-		for i := 0; b.Loop(); i++ {
-			_, p, _ := tb.LearnLookup(keys[i&mask], 1, keys[(i*7+3)&mask], 1)
+		i := 0
+		for ; b.Loop(); i++ {
+			_, p, _ := tb.LearnLookup(keys[i&mask], 1, keys[(i*7+3)&mask], start+int64(i)*1000)
 			sink += p
 		}
 		_ = sink
+		// The refresh ran: the last source seen has the last call's time.
+		last := start + int64(i-1)*1000
+		tab := tb.tab.Load()
+		if at := tab.find(keys[(i-1)&mask]); at < 0 || valSeen(tab.s[at].val.Load()) != millis(last) {
+			b.Fatalf("the last source was not refreshed to %d ms", millis(last))
+		}
 	})
 }

@@ -8,10 +8,11 @@ import (
 )
 
 // TestLearnLookupIsLearnThenLookup runs one random sequence of frames
-// (learn a source, look up a destination), with ageing, moves, statics,
-// limits and clock steps back and forth, against two tables: one through
-// LearnLookup, one through LearnKey and LookupKey. Every answer and the
-// tables' contents must agree, and the structure must hold.
+// (learn a source, look up a destination), with ageing, moves, static and
+// local entries (as sources too), limits and clock steps back and forth,
+// against two tables: one through LearnLookup, one through LearnKey and
+// LookupKey. Every answer and the tables' contents must agree, and the
+// structure must hold.
 func TestLearnLookupIsLearnThenLookup(t *testing.T) {
 	t.Run("slot-by-slot", testLearnLookupIsLearnThenLookup)
 	t.Run("whole-line", func(t *testing.T) {
@@ -38,7 +39,8 @@ func testLearnLookupIsLearnThenLookup(t *testing.T) {
 			case op < 14:
 				mac := MACFrom(m(r.IntN(400)))
 				p := PortID(1 + r.IntN(4))
-				ea, eb := a.AddStatic(1, mac, p, Static), b.AddStatic(1, mac, p, Static)
+				k := []Kind{Static, Local}[r.IntN(2)]
+				ea, eb := a.AddStatic(1, mac, p, k), b.AddStatic(1, mac, p, k)
 				if (ea == nil) != (eb == nil) {
 					t.Fatalf("seed %d step %d: AddStatic %v vs %v", seed, i, ea, eb)
 				}
@@ -88,5 +90,78 @@ func TestRefreshWritesOnlyForward(t *testing.T) {
 	tb.LearnLookup(k, 1, other, base+1e6)
 	if got := valSeen(val()); got != millis(base+1e6) {
 		t.Fatalf("last seen %d, want %d", got, millis(base+1e6))
+	}
+}
+
+// TestLearnLookupPastHomeLine: in a wide array, a destination (or source)
+// that a full home line pushed into the next line is found by continuing
+// the probe, a key missing behind a full line is a miss, and a static or
+// local source is answered Ignored with the lookup done: all as LearnKey
+// followed by LookupKey answer.
+func TestLearnLookupPastHomeLine(t *testing.T) {
+	defer wideProbes()()
+	tb := newTable(t, func(c *Config) { c.Limit = 64; c.Ageing = time.Second }, 1, 2)
+	tab := tb.tab.Load()
+	// Six keys with one home line: four fill it, two go on to the next.
+	var same []int
+	var home uint64
+	for i := 0; len(same) < 6; i++ {
+		h := tab.homeLine(Key(1, m(i)))
+		if len(same) == 0 {
+			home = h
+		}
+		if h == home {
+			same = append(same, i)
+		}
+	}
+	now := int64(time.Hour)
+	// want is tb's twin, driven through LearnKey and LookupKey.
+	want := newTable(t, func(c *Config) { c.Limit = 64; c.Ageing = time.Second }, 1, 2)
+	for _, x := range []*Table{tb, want} {
+		for j, i := range same[:4] {
+			x.LearnKey(Key(1, m(i)), PortID(1+j%2), now)
+		}
+		if err := x.AddStatic(1, MACFrom(m(same[4])), 2, Local); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if tb.tab.Load() != tab {
+		t.Fatal("the array was replaced")
+	}
+	k := func(j int) uint64 { return Key(1, m(same[j])) }
+	if at := tab.find(k(4)); at/lineSlots == int(home) {
+		t.Fatalf("key 4 at %d, in its home line %d", at, home)
+	}
+	missing := k(5) // its home line is full, and it is nowhere
+	for _, c := range []struct {
+		src  uint64
+		port PortID
+		dst  uint64
+		now  int64
+	}{
+		{k(0), 1, k(4), now}, // refresh, destination past its home line
+		{k(1), 2, k(4), now}, // same
+		{k(4), 1, k(0), now}, // local source past its home line
+		{k(4), 1, k(4), now}, // local source and destination
+		{k(0), 1, missing, now},
+		{k(4), 2, missing, now},
+		{k(2), 1, k(3), now + int64(2*time.Second)}, // aged: relearned; destination aged
+		{k(0), 1, k(4), now + int64(3*time.Second)},
+	} {
+		r, out, ok := tb.LearnLookup(c.src, c.port, c.dst, c.now)
+		wr := want.LearnKey(c.src, c.port, c.now)
+		wout, wok := want.LookupKey(c.dst, c.now)
+		if r != wr || out != wout || ok != wok {
+			t.Errorf("LearnLookup(%x, %d, %x): %v %d %v, want %v %d %v", c.src, c.port, c.dst, r, out, ok, wr, wout, wok)
+		}
+		if !reflect.DeepEqual(tb.Entries(), want.Entries()) {
+			t.Errorf("LearnLookup(%x, %d, %x): tables differ:\n%v\n%v", c.src, c.port, c.dst, tb.Entries(), want.Entries())
+		}
+		if err := tb.checkInvariants(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, out, ok := tb.LearnLookup(k(4), 2, k(0), now+int64(3*time.Second)); r != Ignored || !ok || out != 1 {
+		t.Fatalf("local source: %v %d %v, want ignored and port 1", r, out, ok)
 	}
 }

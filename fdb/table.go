@@ -121,8 +121,8 @@ func (t *slots) find(key uint64) int {
 func (t *slots) findWide(key uint64) int {
 	h := t.homeLine(key)
 	ln := &t.lines[h]
-	if m := match(ln[0].key.Load(), ln[1].key.Load(), ln[2].key.Load(), ln[3].key.Load(), key); m != 0 {
-		return int(h*lineSlots) + bits.TrailingZeros64(m)
+	if m := ln.keys().match(key); m != 0 {
+		return int(h*lineSlots) + first(m)
 	}
 	if full(ln) {
 		return t.findFrom(key, (h+1)*lineSlots)
@@ -143,11 +143,26 @@ func (t *slots) findWide(key uint64) int {
 // A variable only so that tests can run small tables the wide way.
 var branchyLines = 1024
 
-// match has bit j set when kj, the key in slot j of a line, is key, without
-// branching on the keys (see branchyLines).
-func match(k0, k1, k2, k3, key uint64) uint64 {
-	return b2u(k0 == key) | b2u(k1 == key)<<1 | b2u(k2 == key)<<2 | b2u(k3 == key)<<3
+// lineKeys is the keys of one line, loaded together for match: a struct of
+// four words, which the compiler keeps in registers. (Loads and compare in
+// one helper would cost more than the inliner's budget.)
+type lineKeys struct{ k0, k1, k2, k3 uint64 }
+
+// keys loads the keys of ln's slots.
+func (ln *line) keys() lineKeys {
+	return lineKeys{ln[0].key.Load(), ln[1].key.Load(), ln[2].key.Load(), ln[3].key.Load()}
 }
+
+// match has bit j set when kj, the key in slot j of a line, is key, without
+// branching on the keys (see branchyLines). ln.keys().match(key) is the
+// probe of a home line.
+func (k lineKeys) match(key uint64) uint64 {
+	return b2u(k.k0 == key) | b2u(k.k1 == key)<<1 | b2u(k.k2 == key)<<2 | b2u(k.k3 == key)<<3
+}
+
+// first is the index in its line of the lowest slot a non-zero match mask
+// names (masked, so that indexing a line with it needs no bounds check).
+func first(m uint64) int { return bits.TrailingZeros64(m) & (lineSlots - 1) }
 
 // b2u is the compiler's idiom for a flag set from a comparison (SETcc), with
 // no jump.
@@ -384,8 +399,8 @@ func (t *Table) LookupKey(key uint64, now int64) (PortID, bool) {
 	} else {
 		h := tab.homeLine(key)
 		ln := &tab.lines[h]
-		if m := match(ln[0].key.Load(), ln[1].key.Load(), ln[2].key.Load(), ln[3].key.Load(), key); m != 0 {
-			s = &ln[bits.TrailingZeros64(m)&(lineSlots-1)]
+		if m := ln.keys().match(key); m != 0 {
+			s = &ln[first(m)]
 		} else if !full(ln) {
 			return 0, false
 		} else if at := tab.findFrom(key, (h+1)*lineSlots); at >= 0 {
@@ -394,12 +409,18 @@ func (t *Table) LookupKey(key uint64, now int64) (PortID, bool) {
 			return 0, false
 		}
 	}
+	return found(s, key, t.ageing.Load(), millis(now))
+}
+
+// found is a lookup's answer from s, the slot its probe found key in, at
+// ms with ageing age (ms; 0 = never).
+func found(s *slot, key uint64, age, ms int64) (PortID, bool) {
 	v := s.val.Load()
 	if s.key.Load() != key {
 		// The slot was reused between our loads; the entry is gone.
 		return 0, false
 	}
-	if a := t.ageing.Load(); a > 0 && valKind(v) == Learned && millis(now)-valSeen(v) >= a {
+	if age > 0 && valKind(v) == Learned && ms-valSeen(v) >= age {
 		return 0, false
 	}
 	return valPort(v), true
@@ -464,7 +485,8 @@ func (t *Table) learnNew(key uint64, port PortID, now int64) Result {
 // Probes go slot by slot or line-wide as find does (see branchyLines): a
 // whole-line, branch-free match of both keys measured 15 against 12 ns at
 // 1k entries, as it makes each value's load wait for the keys' compare.
-// Anything but a refresh of a live entry of port's goes the general way
+// A refresh of a live entry of port's, and a static or local source (which
+// LearnKey ignores), are answered here; anything else goes the general way
 // (LearnKey, then LookupKey: that may have changed or replaced the array).
 func (t *Table) LearnLookup(src uint64, port PortID, dst uint64, now int64) (r Result, out PortID, ok bool) {
 	tab := t.tab.Load()
@@ -487,7 +509,7 @@ func (t *Table) LearnLookup(src uint64, port PortID, dst uint64, now int64) (r R
 		s = &tab.s[at]
 	} else {
 		ls := &tab.lines[hs/lineSlots]
-		m := match(ls[0].key.Load(), ls[1].key.Load(), ls[2].key.Load(), ls[3].key.Load(), src)
+		m := ls.keys().match(src)
 		if src&(1<<40) != 0 || src&(1<<48-1) == 0 {
 			return t.learnThenLookup(src, port, dst, now)
 		}
@@ -497,46 +519,50 @@ func (t *Table) LearnLookup(src uint64, port PortID, dst uint64, now int64) (r R
 			}
 			return t.learnNewThenLookup(src, port, dst, now)
 		}
-		s = &ls[bits.TrailingZeros64(m)&(lineSlots-1)]
+		s = &ls[first(m)]
 	}
 	v := s.val.Load()
-	if s.key.Load() != src || valKind(v) != Learned || valPort(v) != port || (age > 0 && ms-valSeen(v) >= age) {
-		// (A slot reused between the key's load and the value's would
-		// otherwise have another key's entry refreshed.)
+	if s.key.Load() != src {
+		// The slot was reused between the key's load and the value's: the
+		// value may be another key's.
 		return t.learnThenLookup(src, port, dst, now)
 	}
-	// A refresh writes only when the millisecond moved on, and never back:
-	// a busy MAC's line stays shared between the cores reading it, and a
-	// reader with an older clock reading does not undo a newer one's.
-	if valSeen(v) < ms {
-		// A failed swap means a move or a newer refresh won.
+	r = Refreshed
+	if valKind(v) != Learned {
+		// A static or local entry (the gateway's MAC, say): LearnKey
+		// ignores it and changes nothing, so the lookup goes on here.
+		r = Ignored
+	} else if valPort(v) != port || (age > 0 && ms-valSeen(v) >= age) {
+		return t.learnThenLookup(src, port, dst, now)
+	} else if valSeen(v) < ms {
+		// A refresh writes only when the millisecond moved on, and never
+		// back: a busy MAC's line stays shared between the cores reading
+		// it, and a reader with an older clock reading does not undo a
+		// newer one's. A failed swap means a move or a newer refresh won.
 		s.val.CompareAndSwap(v, withSeen(v, ms))
 	}
 
 	if !tab.wide {
 		at := tab.findFrom(dst, hd)
 		if at < 0 {
-			return Refreshed, 0, false
+			return r, 0, false
 		}
 		s = &tab.s[at]
 	} else {
 		ld := &tab.lines[hd/lineSlots]
-		m := match(ld[0].key.Load(), ld[1].key.Load(), ld[2].key.Load(), ld[3].key.Load(), dst)
-		if m == 0 {
-			out, ok = t.LookupKey(dst, now) // past its home line, or a miss
-			return Refreshed, out, ok
+		if m := ld.keys().match(dst); m != 0 {
+			s = &ld[first(m)]
+		} else if !full(ld) {
+			return r, 0, false
+		} else if at := tab.findFrom(dst, hd+lineSlots); at >= 0 {
+			// Past its home line: the probe goes on from the next one.
+			s = &tab.s[at]
+		} else {
+			return r, 0, false
 		}
-		s = &ld[bits.TrailingZeros64(m)&(lineSlots-1)]
 	}
-	v = s.val.Load()
-	if s.key.Load() != dst {
-		// The slot was reused between our loads; the entry is gone.
-		return Refreshed, 0, false
-	}
-	if age > 0 && valKind(v) == Learned && ms-valSeen(v) >= age {
-		return Refreshed, 0, false
-	}
-	return Refreshed, valPort(v), true
+	out, ok = found(s, dst, age, ms)
+	return r, out, ok
 }
 
 // learnNewThenLookup is LearnLookup's path for a source its probe did not

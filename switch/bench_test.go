@@ -80,8 +80,8 @@ func BenchmarkForwardKnownUnicast(b *testing.B) {
 func BenchmarkForwardPodFlow(b *testing.B) { benchPodFlow(b, nil) }
 
 // benchPodFlow sends batches of one flow from port 0 to port 1, with m (if
-// any) mirroring both ports.
-func benchPodFlow(b *testing.B, m vswitch.Mirror) {
+// any) mirroring both ports, and returns how many frames it sent.
+func benchPodFlow(b *testing.B, m vswitch.Mirror) uint64 {
 	sw, ids, sinks := benchSwitch(b, 2, nil)
 	in0, _ := sw.Ingress(ids[0])
 	in1, _ := sw.Ingress(ids[1])
@@ -100,6 +100,7 @@ func benchPodFlow(b *testing.B, m vswitch.Mirror) {
 	if got := sinks[1].Frames.Load(); got < n {
 		b.Fatalf("port 1 got %d of %d frames", got, n)
 	}
+	return n
 }
 
 // pump has in receive frames until the benchmark ends, reports the time

@@ -40,8 +40,11 @@ type Ingress struct {
 	unk               uint64
 
 	dec Decision
-	// Per-batch memo of the last source learned and destination looked up.
+	// Per-batch memo of the last source learned and destination looked up,
+	// and what learning the source answered: Refreshed, or Ignored for a
+	// static or local entry (neither changes the table).
 	srcMemo, dstMemo uint64
+	srcLearn         fdb.Result
 	dstPort          fdb.PortID
 	scratch          []byte   // tag push/pop and ARP replies
 	one              [][]byte // a batch of one, for frames written from scratch
@@ -82,9 +85,10 @@ func (in *Ingress) Receive(frames [][]byte) {
 	now := in.sw.clock.Now()
 	in.srcMemo, in.dstMemo = 0, 0
 	in.self = self
-	// The whole batch counts as received up front: one add per batch
-	// instead of two read-modify-writes per frame, and a frame flushed in
-	// the middle of the batch is still counted before it leaves.
+	// The whole batch counts as received up front, so that a frame flushed
+	// in the middle of the batch is counted before it leaves. These are
+	// the Ingress's own plain fields; publish adds them to the port's
+	// shared (atomic) counters once per flush, not per frame.
 	in.rxFrames += uint64(len(frames))
 	var b int
 	for _, f := range frames {
@@ -99,11 +103,9 @@ func (in *Ingress) Receive(frames [][]byte) {
 // publish adds what this batch has counted so far to the ingress port's
 // counters. flush calls it before any frame leaves, so whoever sees a frame
 // delivered (or the answer to it) also sees it counted, including frames
-// written in the middle of a batch (retagged copies, ARP replies).
+// written in the middle of a batch (retagged copies, ARP replies). flush
+// runs only within Receive, while in.self is the batch's port.
 func (in *Ingress) publish() {
-	if in.self == nil {
-		return
-	}
 	// Receive counts a batch's frames as received before forwarding any,
 	// so a flush in mid-batch publishes them all and the rest of the
 	// batch has only flood and drop counts to publish.
@@ -267,16 +269,12 @@ func (in *Ingress) forward(set *portSet, self *port, frames [][]byte, now int64)
 			var ok bool
 			if sk != in.srcMemo {
 				d.Learn, out, ok = tbl.LearnLookup(sk, self.id, dk, now)
-				if d.Learn == fdb.Refreshed {
-					in.srcMemo = sk
-				} else {
-					in.srcMemo, in.dstMemo = 0, 0 // the table changed
-				}
+				in.memoSrc(sk, d.Learn)
 				if ok {
 					in.dstMemo, in.dstPort = dk, out
 				}
 			} else {
-				d.Learn = fdb.Refreshed
+				d.Learn = in.srcLearn
 				out, ok = in.dstPort, true
 				if dk != in.dstMemo {
 					if out, ok = tbl.LookupKey(dk, now); ok {
@@ -291,8 +289,7 @@ func (in *Ingress) forward(set *portSet, self *port, frames [][]byte, now int64)
 				// changes within a batch.
 				if eg := egressKey(out, vid, tagged); eg == in.lastEgress {
 					d.Out, d.Copies = out, 1
-					in.last.frames = append(in.last.frames, f)
-					in.last.bytes += uint64(len(f) - hl)
+					in.join(f, hl)
 					continue
 				} else if op := set.get(out); op != nil {
 					if op == self && !self.hairpin {
@@ -301,8 +298,11 @@ func (in *Ingress) forward(set *portSet, self *port, frames [][]byte, now int64)
 					}
 					d.Out, d.Copies = out, 1
 					in.send(op, f, tagged, vid)
-					if in.last != nil && in.last.p == op && op.untagged(vid) != tagged {
-						in.lastEgress = eg // queued, not retagged
+					// send either queued f, leaving last at op's queue, or
+					// wrote a retagged copy after a flush, which left last
+					// nil: the memo is for frames that queue.
+					if in.last != nil {
+						in.lastEgress = eg
 					}
 					continue
 				}
@@ -310,14 +310,10 @@ func (in *Ingress) forward(set *portSet, self *port, frames [][]byte, now int64)
 			d.Unknown = true
 		} else {
 			if sk == in.srcMemo {
-				d.Learn = fdb.Refreshed
+				d.Learn = in.srcLearn
 			} else {
 				d.Learn = tbl.LearnKey(sk, self.id, now)
-				if d.Learn == fdb.Refreshed {
-					in.srcMemo = sk
-				} else {
-					in.srcMemo, in.dstMemo = 0, 0 // the table changed
-				}
+				in.memoSrc(sk, d.Learn)
 			}
 			if d.ARP == arp.Reply {
 				d.Out, d.Copies = in.id, 1
@@ -340,6 +336,18 @@ func (in *Ingress) forward(set *portSet, self *port, frames [][]byte, now int64)
 			in.send(op, f, tagged, vid)
 			d.Copies++
 		}
+	}
+}
+
+// memoSrc remembers learning source key sk answered r. A refresh, or a
+// static or local entry's Ignored, changed nothing: the next frame from sk
+// gets the same answer without the table. Anything else changed the table,
+// and forgets both memos.
+func (in *Ingress) memoSrc(sk uint64, r fdb.Result) {
+	if r == fdb.Refreshed || r == fdb.Ignored {
+		in.srcMemo, in.srcLearn = sk, r
+	} else {
+		in.srcMemo, in.dstMemo = 0, 0 // the table changed
 	}
 }
 
@@ -413,8 +421,7 @@ func (in *Ingress) retag(f []byte, tagged bool, vid uint16) []byte {
 func (in *Ingress) queue(op *port, f []byte) {
 	// Frames of a batch mostly go where the previous one went.
 	if in.np > 0 && in.last.p == op {
-		in.last.frames = append(in.last.frames, f)
-		in.last.bytes += uint64(len(f) - in.sw.hdrLen)
+		in.join(f, in.sw.hdrLen)
 		return
 	}
 	j := in.index[op.id]
@@ -434,6 +441,13 @@ func (in *Ingress) queue(op *port, f []byte) {
 	pd.bytes += uint64(len(f) - in.sw.hdrLen)
 	in.last = pd
 	in.lastEgress = noEgress
+}
+
+// join queues f, whose header is hl bytes, behind the frames last queued,
+// to the same port.
+func (in *Ingress) join(f []byte, hl int) {
+	in.last.frames = append(in.last.frames, f)
+	in.last.bytes += uint64(len(f) - hl)
 }
 
 // flush writes every queued frame, one WriteBatch per egress port.
