@@ -11,6 +11,7 @@ import (
 const (
 	etherTypeVLAN = 0x8100
 	etherTypeARP  = 0x0806
+	etherTypeIPv6 = 0x86dd
 )
 
 // Ingress forwards the frames that arrive on one port. Each reader goroutine
@@ -239,9 +240,11 @@ func (in *Ingress) forward(set *portSet, self *port, frames [][]byte, now int64)
 		}
 		d.VLAN = vid
 
-		// ARP is judged before its source is learned: a forged ARP that the
-		// guard drops must not move the victim's MAC (say, the gateway's) to
-		// the forger's port on its way to the bin.
+		// ARP and NDP are judged before their source is learned: a forged
+		// one that the guard drops must not move the victim's MAC (say, the
+		// gateway's) to the forger's port on its way to the bin. An IPv6
+		// frame that cannot be NDP (TCP, UDP, echo) costs MaybeNDP's
+		// compares; IPv4 costs the two EtherType compares.
 		if etype == etherTypeARP {
 			d.ARP = in.handleARP(self, eth, off, vid, tagged, now)
 			switch d.ARP {
@@ -250,6 +253,23 @@ func (in *Ingress) forward(set *portSet, self *port, frames [][]byte, now int64)
 				continue
 			case arp.Malformed:
 				in.drop(d, DropARPMalformed)
+				continue
+			}
+		} else if etype == etherTypeIPv6 && arp.MaybeNDP(eth[off:]) {
+			// The receiving kernel does not check a checksum the frame's
+			// virtio-net header marks partial or valid, so neither may the
+			// handler.
+			offloaded := hl > 0 && f[0]&(vnetFlagNeedsCsum|vnetFlagDataValid) != 0
+			d.ARP = in.sw.arp.HandleNDP(in.id, vid, src, eth[off:], offloaded, now)
+			switch d.ARP {
+			case arp.Drop:
+				in.drop(d, DropNDPGuard)
+				continue
+			case arp.Malformed:
+				in.drop(d, DropNDPMalformed)
+				continue
+			case arp.DropRouter:
+				in.drop(d, DropRAGuard)
 				continue
 			}
 		}
