@@ -280,7 +280,8 @@ func fold(s uint64) uint16 {
 //
 // NS and NA that pass teach the neighbour table: the NA's target, or the
 // NS's source, at the link-layer option's address or else the frame's
-// source.
+// source. A DAD solicitation for a link-local address no other port holds
+// teaches it too (see dad).
 func (h *Handler) HandleNDP(port fdb.PortID, vlan uint16, src []byte, pkt []byte, offloaded bool, now int64) Verdict {
 	m, err := ParseNDP(pkt, offloaded)
 	if err == errNotNDP {
@@ -305,6 +306,10 @@ func (h *Handler) HandleNDP(port fdb.PortID, vlan uint16, src []byte, pkt []byte
 		if !m.Src.IsUnspecified() {
 			claim = m.Src
 		}
+	}
+	if m.Type == TypeNeighborSolicitation && m.Src.IsUnspecified() {
+		h.dad(port, vlan, m.Target, fdb.MACFrom(src), now)
+		return Forward
 	}
 	if !claim.IsValid() {
 		return Forward
@@ -337,6 +342,29 @@ func (h *Handler) HandleNDP(port fdb.PortID, vlan uint16, src []byte, pkt []byte
 		h.st.NDPSnooped++
 	}
 	return Forward
+}
+
+// dad notes a DAD solicitation for target from port. It claims nothing
+// and always passes, but for a link-local target that no other port holds,
+// the soliciting host is about to own the address: the table holds it on
+// port from now (first come, first served, as RFC 6620 binds addresses), so
+// that another pod cannot answer the DAD and take the link-local address
+// in the moment the table does not know it yet. Called with h.mu held.
+func (h *Handler) dad(port fdb.PortID, vlan uint16, target netip.Addr, mac fdb.MAC, now int64) {
+	if !target.IsLinkLocalUnicast() || mac.IsMulticast() || mac.IsZero() {
+		return
+	}
+	k := nkey{vlan, target}
+	n := h.neigh[k]
+	if n != nil && n.Port != port && !h.expired(n, now) {
+		return // held elsewhere: a duplicate, which the holder will answer
+	}
+	if n == nil {
+		n = &Neighbour{IP: target}
+		h.neigh[k] = n
+	}
+	n.MAC, n.Port, n.VLAN, n.LastSeen = mac, port, vlan, now
+	h.st.NDPSnooped++
 }
 
 // NDPOptions shape a message BuildNDP writes.

@@ -204,7 +204,8 @@ func TestNDPSnooping(t *testing.T) {
 		{"ns, source option", ns(t, ip6(1), ip6(2), m1, true), m2, ip6(1), m1},
 		{"ns, no option: the frame's source", ns(t, ip6(1), ip6(2), m1, false), m2, ip6(1), m2},
 		{"ns, link-local source", ns(t, ll6(1), ip6(2), m1, true), m1, ll6(1), m1},
-		{"dad learns nothing", ns(t, netip.IPv6Unspecified(), ip6(1), m1, false), m1, ip6(1), fdb.MAC{}},
+		{"dad for a global address learns nothing", ns(t, netip.IPv6Unspecified(), ip6(1), m1, false), m1, ip6(1), fdb.MAC{}},
+		{"dad for a link-local holds it for the port", ns(t, netip.IPv6Unspecified(), ll6(1), m1, false), m1, ll6(1), m1},
 		{"multicast ll option learns nothing", na(t, ip6(1), fdb.MAC{0x33, 0x33, 0, 0, 0, 1}, true), m1, ip6(1), fdb.MAC{}},
 		{"rs learns nothing", ndp(t, NDP{Type: TypeRouterSolicitation, Src: ip6(1), Dst: netip.MustParseAddr("ff02::2"), LLAddr: m1, HasLLAddr: true}), m1, ip6(1), fdb.MAC{}},
 	}
@@ -266,6 +267,9 @@ func TestNDPGuard(t *testing.T) {
 		{"a link-local another port holds", 1, m1, na(t, ll6(9), m1, true), Drop},
 		{"pod 2's link-local, held by pod 1", 2, m2, na(t, ll6(1), m2, true), Drop},
 		{"a fresh link-local", 2, m2, na(t, ll6(2), m2, true), Forward},
+		{"pod 2's DAD for a new link-local", 2, m2, ns(t, netip.IPv6Unspecified(), ll6(22), m2, false), Forward},
+		{"pod 1 answers pod 2's DAD", 1, m1, na(t, ll6(22), m1, true), Drop},
+		{"pod 1's DAD for the gateway's link-local", 1, m1, ns(t, netip.IPv6Unspecified(), ll6(9), m1, false), Forward},
 		{"the gateway speaks for pod 1's address", 9, m9, na(t, ip6(1), m9, true), Forward},
 		{"the gateway speaks for anything", 9, m9, na(t, ip6(77), m9, true), Forward},
 		{"a v4-only pod's global v6", 3, mac(3), na(t, ip6(3), mac(3), true), Drop},
@@ -299,6 +303,9 @@ func TestNDPGuard(t *testing.T) {
 	}
 	if n, ok := h.Lookup(1, ll6(9), 0); !ok || n.Port != 9 {
 		t.Errorf("the gateway's link-local moved: %+v %v", n, ok)
+	}
+	if n, ok := h.Lookup(1, ll6(22), 0); !ok || n.Port != 2 || n.MAC != m2 {
+		t.Errorf("pod 2's DAD did not hold its link-local: %+v %v", n, ok)
 	}
 	// Once the holder's entry expired, the link-local is free to claim.
 	if v := h.HandleNDP(1, 1, m1[:], na(t, ll6(9), m1, true), false, int64(time.Minute)); v != Forward {

@@ -16,7 +16,7 @@ const (
 	DropARPGuard                       // ARP claiming an address not bound to the port
 	DropARPMalformed                   // EtherType ARP with a body that does not parse
 	DropNDPGuard                       // IPv6 neighbour discovery claiming an address not bound to the port
-	DropNDPMalformed                   // IPv6 neighbour discovery no host would accept (bad checksum, hop limit, length)
+	DropNDPMalformed                   // NDP no host would accept (checksum, hop limit, length), or IPv6 extension headers cut short or over 8
 	DropRAGuard                        // router advertisement or redirect from a pod's port (not allowed)
 	DropSamePort                       // destination is behind the ingress port (hairpin off)
 	DropStorm                          // over the port's broadcast/multicast/unknown-unicast rate
