@@ -1,13 +1,15 @@
-// Package arp snoops ARP into a neighbour table and, on request, answers or
-// refuses ARP on the switch's behalf: suppression (Linux neigh_suppress, VPP
-// arp-term) and a per-port guard against spoofed sender addresses.
+// Package arp snoops ARP and IPv6 Neighbor Discovery into one neighbour
+// table and, on request, answers or refuses them on the switch's behalf:
+// ARP suppression (Linux neigh_suppress, VPP arp-term), a per-port guard
+// against spoofed addresses for both families, and a guard against router
+// advertisements and redirects from pods (RA-Guard, RFC 6105).
 //
-// The switch calls Handle only for frames whose EtherType is ARP, so the
-// decoding here (gopacket) stays off the per-frame path of all other traffic.
+// The switch calls Handle only for frames whose EtherType is ARP, and
+// HandleNDP only for IPv6 packets that MaybeNDP picks out, so the decoding
+// here stays off the per-frame path of all other traffic.
 package arp
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -36,8 +38,12 @@ type Config struct {
 	// instead of flooding them.
 	Suppress bool
 	// Guard drops ARP from a bound port whose sender IP is not bound to it,
-	// or whose sender MAC is not the frame's source MAC.
+	// or whose sender MAC is not the frame's source MAC; and NDP from a
+	// bound port that claims an address not its own (HandleNDP).
 	Guard bool
+	// PodRouterAdvertisements lets router advertisements and redirects
+	// from bound ports (pods) through; off, they are dropped (DropRouter).
+	PodRouterAdvertisements bool
 }
 
 // Verdict is what the switch does with an ARP frame.
@@ -53,13 +59,20 @@ const (
 	// Reply: do not forward; send the reply Handle wrote back out the
 	// ingress port.
 	Reply
+	// DropRouter: a router advertisement or redirect from a pod's port,
+	// not allowed (Config.PodRouterAdvertisements); drop it.
+	DropRouter
 )
 
 func (v Verdict) String() string {
-	return [...]string{"forward", "drop", "malformed", "reply"}[v]
+	if v > DropRouter {
+		return "unknown"
+	}
+	return [...]string{"forward", "drop", "malformed", "reply", "drop-router"}[v]
 }
 
-// Neighbour is one snooped IP -> MAC binding.
+// Neighbour is one snooped IP -> MAC binding, IPv4 (from ARP) or IPv6
+// (from NDP).
 type Neighbour struct {
 	IP       netip.Addr `json:"ip"`
 	MAC      fdb.MAC    `json:"mac"`
@@ -68,13 +81,23 @@ type Neighbour struct {
 	LastSeen int64      `json:"last_seen"`
 }
 
-// Stats are the handler's counters.
+// Stats are the handler's counters. Neighbours counts both families; the
+// others are ARP's, and the NDP* and RA* ones IPv6's.
 type Stats struct {
 	Neighbours int    `json:"neighbours"`
 	Snooped    uint64 `json:"snooped"`
 	Suppressed uint64 `json:"suppressed"`
 	GuardDrops uint64 `json:"guard_drops"`
 	Malformed  uint64 `json:"malformed"`
+	// NDPSnooped counts NS and NA that taught the table.
+	NDPSnooped uint64 `json:"ndp_snooped"`
+	// NDPGuardDrops counts NDP the guard dropped.
+	NDPGuardDrops uint64 `json:"ndp_guard_drops"`
+	// RAGuardDrops counts router advertisements and redirects from pods
+	// dropped.
+	RAGuardDrops uint64 `json:"ra_guard_drops"`
+	// NDPMalformed counts NDP that no host would accept (dropped).
+	NDPMalformed uint64 `json:"ndp_malformed"`
 }
 
 // Handler holds the neighbour table and the port bindings. ARP is rare next
@@ -82,7 +105,7 @@ type Stats struct {
 type Handler struct {
 	mu       sync.Mutex
 	cfg      Config
-	neigh    map[uint64]*Neighbour // key: vlan<<32 | IPv4
+	neigh    map[nkey]*Neighbour
 	bindings map[fdb.PortID]map[netip.Addr]struct{}
 	st       Stats
 
@@ -94,7 +117,7 @@ type Handler struct {
 func New(cfg Config) *Handler {
 	return &Handler{
 		cfg:      cfg,
-		neigh:    make(map[uint64]*Neighbour),
+		neigh:    make(map[nkey]*Neighbour),
 		bindings: make(map[fdb.PortID]map[netip.Addr]struct{}),
 		out:      gopacket.NewSerializeBufferExpectedSize(0, BodyLen),
 	}
@@ -114,14 +137,14 @@ func (h *Handler) Config() Config {
 	return h.cfg
 }
 
-// Bind allows port to claim exactly ips as ARP sender addresses (when the
-// guard is on). An unbound port may claim any address: uplinks and the
-// gateway speak for many.
+// Bind allows port to claim exactly ips, IPv4 in ARP and IPv6 in NDP,
+// when the guard is on, and marks it a pod's port (HandleNDP). An unbound
+// port may claim any address: uplinks and the gateway speak for many.
 func (h *Handler) Bind(port fdb.PortID, ips ...netip.Addr) error {
 	set := make(map[netip.Addr]struct{}, len(ips))
 	for _, ip := range ips {
-		if !ip.Is4() {
-			return fmt.Errorf("arp: bind port %d to %v: not an IPv4 address", port, ip)
+		if err := CheckBindable(ip); err != nil {
+			return fmt.Errorf("arp: bind port %d: %w", port, err)
 		}
 		set[ip] = struct{}{}
 	}
@@ -141,6 +164,23 @@ func (h *Handler) RemovePort(port fdb.PortID) {
 			delete(h.neigh, k)
 		}
 	}
+}
+
+// CheckBindable says why ip cannot be bound to a port, if it cannot: it
+// must be a unicast IPv4 or IPv6 address without a zone, not loopback, IPv6
+// not an IPv4-mapped one.
+func CheckBindable(ip netip.Addr) error {
+	switch {
+	case !ip.IsValid():
+		return errors.New("invalid IP (zero netip.Addr)")
+	case ip.Is4In6():
+		return fmt.Errorf("%v: an IPv4-mapped IPv6 address (bind the IPv4 address)", ip)
+	case ip.Zone() != "":
+		return fmt.Errorf("%v: an address with a zone", ip)
+	case ip.IsUnspecified() || ip.IsMulticast() || ip.IsLoopback():
+		return fmt.Errorf("%v: not a unicast address of a link", ip)
+	}
+	return nil
 }
 
 var errNotEthIPv4 = errors.New("not Ethernet/IPv4 ARP")
@@ -175,7 +215,7 @@ func (h *Handler) Handle(port fdb.PortID, vlan uint16, src []byte, body []byte, 
 		}
 	}
 	if !spa.IsUnspecified() && !sha.IsMulticast() && !sha.IsZero() {
-		k := key(vlan, spa)
+		k := nkey{vlan, spa}
 		n := h.neigh[k]
 		if n == nil {
 			n = &Neighbour{IP: spa}
@@ -187,7 +227,7 @@ func (h *Handler) Handle(port fdb.PortID, vlan uint16, src []byte, body []byte, 
 	if !h.cfg.Suppress || a.Operation != layers.ARPRequest || spa == tpa {
 		return Forward, fdb.MAC{}
 	}
-	n := h.neigh[key(vlan, tpa)]
+	n := h.neigh[nkey{vlan, tpa}]
 	if n == nil || n.Port == port || h.expired(n, now) {
 		// Unknown, stale, or the owner sits behind the ingress port and
 		// hears the request itself.
@@ -248,19 +288,19 @@ func (h *Handler) buildReply(req *layers.ARP, n *Neighbour, out []byte) error {
 	return nil
 }
 
-func key(vlan uint16, ip netip.Addr) uint64 {
-	b := ip.As4()
-	return uint64(vlan)<<32 | uint64(binary.BigEndian.Uint32(b[:]))
+// nkey is a neighbour table key: one address, of either family, in one
+// VLAN.
+type nkey struct {
+	vlan uint16
+	ip   netip.Addr
 }
 
-// Lookup returns the neighbour holding ip in vlan, if known and not expired.
+// Lookup returns the neighbour holding ip (IPv4 or IPv6) in vlan, if known
+// and not expired.
 func (h *Handler) Lookup(vlan uint16, ip netip.Addr, now int64) (Neighbour, bool) {
-	if !ip.Is4() {
-		return Neighbour{}, false
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	n := h.neigh[key(vlan, ip)]
+	n := h.neigh[nkey{vlan, ip}]
 	if n == nil || h.expired(n, now) {
 		return Neighbour{}, false
 	}
@@ -284,7 +324,7 @@ func (h *Handler) Age(now int64) int {
 	return n
 }
 
-// Neighbours returns the table sorted by VLAN then IP.
+// Neighbours returns the table sorted by VLAN then IP, IPv4 before IPv6.
 func (h *Handler) Neighbours() []Neighbour {
 	h.mu.Lock()
 	out := make([]Neighbour, 0, len(h.neigh))

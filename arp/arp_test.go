@@ -61,12 +61,6 @@ func TestMalformedAndForeign(t *testing.T) {
 	}
 }
 
-func TestBindRejectsIPv6(t *testing.T) {
-	if err := New(Config{}).Bind(1, netip.MustParseAddr("fe80::1")); err == nil {
-		t.Fatal("IPv6 binding accepted")
-	}
-}
-
 func FuzzHandle(f *testing.F) {
 	m := mac(1)
 	f.Add(body(f, 1, m, ip(1), ip(2)), uint16(1))

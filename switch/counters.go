@@ -15,6 +15,9 @@ const (
 	DropSrcLock                        // source MAC other than the port's LockMAC (port security)
 	DropARPGuard                       // ARP claiming an address not bound to the port
 	DropARPMalformed                   // EtherType ARP with a body that does not parse
+	DropNDPGuard                       // IPv6 neighbour discovery claiming an address not bound to the port
+	DropNDPMalformed                   // NDP no host would accept (checksum, hop limit, length), or IPv6 extension headers cut short or over 8
+	DropRAGuard                        // router advertisement or redirect from a pod's port (not allowed)
 	DropSamePort                       // destination is behind the ingress port (hairpin off)
 	DropStorm                          // over the port's broadcast/multicast/unknown-unicast rate
 	DropNoPort                         // arrived on a port being removed
@@ -24,7 +27,7 @@ const (
 
 var dropNames = [numDropReasons]string{
 	"runt", "oversize", "bad-vnet-hdr", "bad-vlan", "link-local", "bad-source",
-	"src-lock", "arp-guard", "arp-malformed", "same-port", "storm", "no-port", "tx-error",
+	"src-lock", "arp-guard", "arp-malformed", "ndp-guard", "ndp-malformed", "ra-guard", "same-port", "storm", "no-port", "tx-error",
 }
 
 func (d DropReason) String() string {

@@ -10,7 +10,7 @@ import (
 )
 
 // FuzzReceive feeds arbitrary bytes to the frame path of a switch with
-// VLANs, a trunk, ARP suppression and guard: it must never panic, never
+// VLANs, a trunk, ARP suppression and guard (NDP's too): it must never panic, never
 // forward a frame shorter than an Ethernet header, and count every input
 // frame once.
 func FuzzReceive(f *testing.F) {
@@ -18,6 +18,9 @@ func FuzzReceive(f *testing.F) {
 	f.Add(tagged(ether(bcast, mac(1), 0x0806, 28), 10), false)
 	f.Add(make([]byte, 13), false)
 	f.Add(append(make([]byte, 10), ether(bcast, mac(1), 0x0800, 60)...), true)
+	f.Add(naFrame(f, mac(1), ip6(1)), false)
+	f.Add(tagged(raFrame(f, mac(1), ll6(1)), 10), false)
+	f.Add(append(make([]byte, 10), naFrame(f, mac(2), ip6(1))...), true)
 	f.Fuzz(func(t *testing.T, frame []byte, vnet bool) {
 		cfg := vswitch.DefaultConfig()
 		cfg.Clock = &vswitch.ManualClock{}
@@ -31,7 +34,7 @@ func FuzzReceive(f *testing.F) {
 		}
 		ports := []*memport.Port{memport.New(), memport.New(), memport.New()}
 		pcs := []vswitch.PortConfig{
-			{Name: "a", PVID: 10, IPs: []netip.Addr{ip4(1)}},
+			{Name: "a", PVID: 10, IPs: []netip.Addr{ip4(1), ip6(1)}},
 			{Name: "b", PVID: 10},
 			{Name: "t", Trunk: true, Allowed: []uint16{10, 20}},
 		}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync/atomic"
 
+	"github.com/tapswitch/tapswitch/arp"
 	"github.com/tapswitch/tapswitch/fdb"
 )
 
@@ -39,7 +40,10 @@ type PortConfig struct {
 	// FDBLimit bounds the MACs learned on this port (0: the table's
 	// per-port default).
 	FDBLimit int
-	// IPs are the addresses the port may claim in ARP when the guard is on.
+	// IPs are the addresses the port may claim when the guard is on: IPv4
+	// in ARP, IPv6 in neighbour discovery. A port with addresses is a pod's:
+	// its router advertisements and redirects are dropped unless the ARP
+	// config allows them (arp.Config.PodRouterAdvertisements).
 	IPs []netip.Addr
 	// MTU of the port's link; frames longer than MTU plus Ethernet and one
 	// VLAN tag are dropped unless they are GSO super-frames. 0: the switch's.
@@ -213,8 +217,8 @@ func newPort(id fdb.PortID, p Port, cfg PortConfig, defMTU int, now int64) (*por
 		return nil, fmt.Errorf("port %q: fdb limit %d: must not be negative", cfg.Name, cfg.FDBLimit)
 	}
 	for _, ip := range cfg.IPs {
-		if !ip.Is4() {
-			return nil, fmt.Errorf("port %q: ip %v: IPv4 only", cfg.Name, ip)
+		if err := arp.CheckBindable(ip); err != nil {
+			return nil, fmt.Errorf("port %q: ip %w", cfg.Name, err)
 		}
 	}
 	if cfg.Storm < 0 {

@@ -47,7 +47,7 @@ type Decision struct {
 	Learn   fdb.Result
 	Dropped bool
 	Drop    DropReason
-	ARP     arp.Verdict
+	ARP     arp.Verdict // of the ARP or NDP handler; Forward for other frames
 	Flooded bool
 	Unknown bool       // flooded because the destination was not in the FDB
 	Out     fdb.PortID // the port of a known unicast

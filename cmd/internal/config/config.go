@@ -106,11 +106,15 @@ type FDB struct {
 	Policy    string        `yaml:"policy"`
 }
 
-// ARP sets suppression and the spoofing guard.
+// ARP sets suppression and the spoofing guard, for ARP and IPv6 neighbour
+// discovery alike, and whether pods may send router advertisements.
 type ARP struct {
 	Suppress bool          `yaml:"suppress"`
 	Guard    bool          `yaml:"guard"`
 	Ageing   time.Duration `yaml:"ageing"`
+	// PodRouterAdvertisements lets IPv6 router advertisements and
+	// redirects from pods reach the other pods.
+	PodRouterAdvertisements bool `yaml:"pod_router_advertisements"`
 }
 
 // PodSpec is a static pod, created at start when missing.

@@ -89,7 +89,7 @@ func New(cfg config.Config, log *zap.Logger, opts ...Option) (*Daemon, error) {
 		HeaderLen: vswitch.VnetHdrLen,
 		MTU:       cfg.Switch.MTU,
 		FDB:       fc,
-		ARP:       arp.Config{Ageing: cfg.ARP.Ageing, Suppress: cfg.ARP.Suppress, Guard: cfg.ARP.Guard},
+		ARP:       arp.Config{Ageing: cfg.ARP.Ageing, Suppress: cfg.ARP.Suppress, Guard: cfg.ARP.Guard, PodRouterAdvertisements: cfg.ARP.PodRouterAdvertisements},
 	}
 	for _, o := range opts {
 		o(&sc)

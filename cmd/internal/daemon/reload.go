@@ -72,7 +72,7 @@ func (d *Daemon) Reload(next config.Config) error {
 	if err := d.sw.FDB().SetConfig(fc, d.sw.Now()); err != nil {
 		return err
 	}
-	d.sw.ARP().SetConfig(arp.Config{Ageing: next.ARP.Ageing, Suppress: next.ARP.Suppress, Guard: next.ARP.Guard})
+	d.sw.ARP().SetConfig(arp.Config{Ageing: next.ARP.Ageing, Suppress: next.ARP.Suppress, Guard: next.ARP.Guard, PodRouterAdvertisements: next.ARP.PodRouterAdvertisements})
 	// Field by field: the rest of d.cfg is read without the lock (listings),
 	// and only these fields are read again after start, under the lock.
 	copyReloadable(&d.cfg, next)

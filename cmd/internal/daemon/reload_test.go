@@ -23,6 +23,7 @@ func TestReload(t *testing.T) {
 	next := e.Cfg
 	next.FDB.Limit, next.FDB.Policy, next.FDB.Ageing = 500, "evict-fair", time.Minute
 	next.ARP.Suppress = !e.Cfg.ARP.Suppress
+	next.ARP.PodRouterAdvertisements = !e.Cfg.ARP.PodRouterAdvertisements
 	if err := d.Reload(next); err != nil {
 		t.Fatalf("reload: %v", err)
 	}
@@ -31,6 +32,9 @@ func TestReload(t *testing.T) {
 	}
 	if d.Switch().ARP().Config().Suppress != next.ARP.Suppress {
 		t.Fatal("arp suppression not reloaded")
+	}
+	if d.Switch().ARP().Config().PodRouterAdvertisements != next.ARP.PodRouterAdvertisements {
+		t.Fatal("arp.pod_router_advertisements not reloaded")
 	}
 
 	restart := next

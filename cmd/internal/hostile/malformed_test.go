@@ -3,6 +3,7 @@ package hostile
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/tapswitch/tapswitch/arp"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	"github.com/tapswitch/tapswitch/fdb"
 	vswitch "github.com/tapswitch/tapswitch/switch"
@@ -66,6 +68,17 @@ func TestMalformedFramesDroppedByReason(t *testing.T) {
 	arpOK := arpBody(1, am, e.IP(2), fdb.MAC{}, e.IP(3))
 	badOp := append([]byte(nil), arpOK...)
 	badOp[7] = 9 // operation 9
+	// IPv6 neighbour advertisements no host would accept.
+	naOK, err := arp.BuildNDP(nil, arp.NDP{Type: arp.TypeNeighborAdvertisement, Src: netip.MustParseAddr("fe80::2"),
+		Dst: netip.MustParseAddr("ff02::1"), Target: netip.MustParseAddr("fe80::2"), Flags: arp.FlagOverride, LLAddr: am, HasLLAddr: true}, arp.NDPOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	naMod := func(f func(p []byte)) []byte {
+		p := append([]byte(nil), naOK...)
+		f(p)
+		return ether(fdb.MAC{0x33, 0x33, 0, 0, 0, 1}, am, 0x86dd, p)
+	}
 	const (
 		csum = 1 // VIRTIO_NET_HDR_F_NEEDS_CSUM
 	)
@@ -94,6 +107,10 @@ func TestMalformedFramesDroppedByReason(t *testing.T) {
 		{"arp/truncated-27-bytes", false, ether(bcast, am, 0x0806, arpOK[:27]), vswitch.DropARPMalformed, false, false},
 		{"arp/truncated-8-bytes", false, ether(bcast, am, 0x0806, arpOK[:8]), vswitch.DropARPMalformed, false, false},
 		{"arp/bad-operation", false, ether(bcast, am, 0x0806, badOp), vswitch.DropARPMalformed, false, false},
+		{"ndp/bad-checksum", false, naMod(func(p []byte) { p[42] ^= 0xff }), vswitch.DropNDPMalformed, false, false},
+		{"ndp/hop-limit-64", false, naMod(func(p []byte) { p[7] = 64 }), vswitch.DropNDPMalformed, false, false},
+		{"ndp/payload-past-frame", false, naMod(func(p []byte) { p[5] += 8 }), vswitch.DropNDPMalformed, false, false},
+		{"ndp/option-length-0", false, naMod(func(p []byte) { p[65] = 0 }), vswitch.DropNDPMalformed, false, false},
 		{"link-local/stp", false, ether(fdb.MAC{0x01, 0x80, 0xc2, 0, 0, 0}, am, 0x0027, make([]byte, 46)), vswitch.DropLinkLocal, false, false},
 		{"link-local/lldp", false, ether(fdb.MAC{0x01, 0x80, 0xc2, 0, 0, 0x0e}, am, 0x88cc, make([]byte, 46)), vswitch.DropLinkLocal, false, false},
 		{"source/multicast", false, ether(bcast, fdb.MAC{0x01, 0, 0x5e, 0, 0, 1}, 0x0800, udp[14:]), vswitch.DropBadSource, false, false},

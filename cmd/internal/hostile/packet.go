@@ -1,8 +1,9 @@
 // Package hostile holds the root tests of tapswitch against hostile pods and
-// faults on the real dataplane: MAC flooding, ARP spoofing, malformed frames
-// written into a pod's TAP from inside its namespace, and a control socket
-// under load. Its one non-test file is the attacker's tool, a packet socket
-// that writes raw Ethernet frames out of a pod's eth0.
+// faults on the real dataplane: MAC flooding, ARP and NDP spoofing, rogue
+// router advertisements, malformed frames written into a pod's TAP from
+// inside its namespace, and a control socket under load. Its one non-test
+// file is the attacker's tool, a packet socket that writes raw Ethernet
+// frames out of a pod's eth0.
 package hostile
 
 import (

@@ -44,6 +44,7 @@ type Collector struct {
 	fdbLearned, fdbMoved, fdbFlaps, fdbAged, fdbEvicted, fdbRefused, fdbFlushed *prometheus.Desc
 
 	arpNeighbours, arpSnooped, arpSuppressed, arpGuardDrops, arpMalformed *prometheus.Desc
+	ndpSnooped, ndpGuardDrops, raGuardDrops, ndpMalformed                 *prometheus.Desc
 }
 
 type extra struct {
@@ -85,11 +86,16 @@ func NewCollector(sw *vswitch.Switch, extras ...Extra) *Collector {
 		fdbRefused:  plain("fdb_refused_total", "MACs not learned because the table or the port was at its limit."),
 		fdbFlushed:  plain("fdb_flushed_total", "Entries removed by flushes (a port removed, or an operator's flush)."),
 
-		arpNeighbours: plain("arp_neighbours", "Neighbours in the table snooped from ARP."),
+		arpNeighbours: plain("arp_neighbours", "Neighbours in the table snooped from ARP and IPv6 neighbour discovery."),
 		arpSnooped:    plain("arp_snooped_total", "ARP packets snooped into the neighbour table."),
 		arpSuppressed: plain("arp_suppressed_total", "ARP requests the switch answered itself instead of flooding them (arp.suppress)."),
 		arpGuardDrops: plain("arp_guard_drops_total", "ARP packets dropped by the guard: a sender IP not bound to the port, or a sender MAC not the frame's source."),
 		arpMalformed:  plain("arp_malformed_total", "Frames of EtherType ARP whose body did not parse."),
+
+		ndpSnooped:    plain("ndp_snooped_total", "IPv6 neighbour solicitations and advertisements snooped into the neighbour table."),
+		ndpGuardDrops: plain("ndp_guard_drops_total", "IPv6 neighbour discovery dropped by the guard: an address not bound to the port, or a link-layer option not the frame's source."),
+		raGuardDrops:  plain("ra_guard_drops_total", "IPv6 router advertisements and redirects from pods dropped (arp.pod_router_advertisements off)."),
+		ndpMalformed:  plain("ndp_malformed_total", "IPv6 neighbour discovery no host would accept (bad checksum, hop limit, length or options), dropped."),
 	}
 	for _, e := range extras {
 		c.extras = append(c.extras, extra{desc: plain(e.Name, e.Help), read: e.Read})
@@ -102,6 +108,7 @@ func (c *Collector) descs() []*prometheus.Desc {
 		c.portRxFrames, c.portRxBytes, c.portTxFrames, c.portTxBytes, c.portFlooded, c.portUnknown, c.portDrops, c.portFDB, c.portDeviceDrops, c.ports,
 		c.fdbEntries, c.fdbLimit, c.fdbCapacity, c.fdbLearned, c.fdbMoved, c.fdbFlaps, c.fdbAged, c.fdbEvicted, c.fdbRefused, c.fdbFlushed,
 		c.arpNeighbours, c.arpSnooped, c.arpSuppressed, c.arpGuardDrops, c.arpMalformed,
+		c.ndpSnooped, c.ndpGuardDrops, c.raGuardDrops, c.ndpMalformed,
 	}
 	for _, e := range c.extras {
 		d = append(d, e.desc)
@@ -170,6 +177,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.arpSuppressed, a.Suppressed)
 	counter(c.arpGuardDrops, a.GuardDrops)
 	counter(c.arpMalformed, a.Malformed)
+	counter(c.ndpSnooped, a.NDPSnooped)
+	counter(c.ndpGuardDrops, a.NDPGuardDrops)
+	counter(c.raGuardDrops, a.RAGuardDrops)
+	counter(c.ndpMalformed, a.NDPMalformed)
 	for _, e := range c.extras {
 		ch <- prometheus.MustNewConstMetric(e.desc, prometheus.CounterValue, e.read())
 	}

@@ -103,6 +103,8 @@ func Stats(w io.Writer, st api.Stats) error {
 	a := st.ARP
 	fmt.Fprintf(tw, "arp\t%d neighbours\tsnooped %d, suppressed %d, guard drops %d, malformed %d\n",
 		a.Neighbours, a.Snooped, a.Suppressed, a.GuardDrops, a.Malformed)
+	fmt.Fprintf(tw, "ndp\t\tsnooped %d, guard drops %d, router advertisements dropped %d, malformed %d\n",
+		a.NDPSnooped, a.NDPGuardDrops, a.RAGuardDrops, a.NDPMalformed)
 	return tw.Flush()
 }
 
