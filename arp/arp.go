@@ -116,12 +116,13 @@ func (h *Handler) Config() Config {
 
 // Bind allows port to claim exactly ips as ARP sender addresses (when the
 // guard is on). An unbound port may claim any address: uplinks and the
-// gateway speak for many.
+// gateway speak for many. A dual-stack pod's IPv6 address is bound too (ARP
+// never claims one, so it changes nothing for ARP).
 func (h *Handler) Bind(port fdb.PortID, ips ...netip.Addr) error {
 	set := make(map[netip.Addr]struct{}, len(ips))
 	for _, ip := range ips {
-		if !ip.Is4() {
-			return fmt.Errorf("arp: bind port %d to %v: not an IPv4 address", port, ip)
+		if !ip.Is4() && !ip.Is6() || ip.Is4In6() || ip.Zone() != "" {
+			return fmt.Errorf("arp: bind port %d to %v: not an IPv4 or IPv6 address", port, ip)
 		}
 		set[ip] = struct{}{}
 	}

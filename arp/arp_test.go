@@ -61,9 +61,16 @@ func TestMalformedAndForeign(t *testing.T) {
 	}
 }
 
-func TestBindRejectsIPv6(t *testing.T) {
-	if err := New(Config{}).Bind(1, netip.MustParseAddr("fe80::1")); err == nil {
-		t.Fatal("IPv6 binding accepted")
+// TestBindIPv6: a dual-stack pod's IPv6 address is bound next to its IPv4
+// one; a mapped or invalid address is not an address to bind.
+func TestBindIPv6(t *testing.T) {
+	if err := New(Config{}).Bind(1, ip(1), netip.MustParseAddr("fd00::a")); err != nil {
+		t.Fatalf("IPv6 binding refused: %v", err)
+	}
+	for _, bad := range []netip.Addr{{}, netip.MustParseAddr("::ffff:10.0.0.1")} {
+		if err := New(Config{}).Bind(1, bad); err == nil {
+			t.Errorf("binding %v accepted", bad)
+		}
 	}
 }
 

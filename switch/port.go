@@ -213,8 +213,8 @@ func newPort(id fdb.PortID, p Port, cfg PortConfig, defMTU int, now int64) (*por
 		return nil, fmt.Errorf("port %q: fdb limit %d: must not be negative", cfg.Name, cfg.FDBLimit)
 	}
 	for _, ip := range cfg.IPs {
-		if !ip.Is4() {
-			return nil, fmt.Errorf("port %q: ip %v: IPv4 only", cfg.Name, ip)
+		if !ip.IsValid() || ip.Is4In6() || ip.Zone() != "" {
+			return nil, fmt.Errorf("port %q: ip %v: want an IPv4 or IPv6 address without a zone", cfg.Name, ip)
 		}
 	}
 	if cfg.Storm < 0 {
