@@ -58,8 +58,8 @@ type Env struct {
 	Subnet6 netip.Prefix
 	GwAddr6 netip.Addr
 	Dir     string
-	Cfg    config.Config
-	Client *api.Client
+	Cfg     config.Config
+	Client  *api.Client
 
 	// NodeNS, when set, is the network namespace (a name) the daemon runs
 	// in, standing for the node's host namespace: the gateway TAP, its
