@@ -154,3 +154,41 @@ func TestCheckDualStack(t *testing.T) {
 		}
 	}
 }
+
+// FuzzCheckPodSpec: any addresses give a checked spec or an error of the
+// caller's kind naming the pod; an accepted spec has one IPv4 address in
+// the subnet and at most one IPv6 address in subnet_v6, neither the
+// gateway's, with the subnets' lengths.
+func FuzzCheckPodSpec(f *testing.F) {
+	cfg := config.Default()
+	cfg.SubnetV6 = "fd00:10:244::/64"
+	d, err := New(cfg, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { d.sw.Close() })
+	f.Add("10.244.0.9/24", "fd00:10:244::9")
+	f.Add("fd00:10:244::9/64", "10.244.0.9")
+	f.Add("10.244.0.9", "")
+	f.Add("10.244.0.9/24", "::ffff:10.244.0.9")
+	f.Add("10.244.0.1", "fd00:10:244::1/64")
+	f.Fuzz(func(t *testing.T, ip, ip2 string) {
+		s := api.PodSpec{Name: "p", IP: ip}
+		if ip2 != "" {
+			s.IPs = []string{ip2}
+		}
+		sp, err := d.checkLocked(s)
+		if err != nil {
+			if !errors.Is(err, api.ErrInvalid) && !errors.Is(err, api.ErrConflict) || !strings.HasPrefix(err.Error(), `pod "p": `) {
+				t.Fatalf("%q %q: %v", ip, ip2, err)
+			}
+			return
+		}
+		if !sp.ip.Addr().Is4() || !d.subnet.Contains(sp.ip.Addr()) || sp.ip.Bits() != d.subnet.Bits() || sp.ip.Addr() == d.gwAddr {
+			t.Fatalf("%q %q: accepted IPv4 %v", ip, ip2, sp.ip)
+		}
+		if sp.ip6.IsValid() && (!d.subnet6.Contains(sp.ip6.Addr()) || sp.ip6.Bits() != d.subnet6.Bits() || sp.ip6.Addr() == d.gwAddr6) {
+			t.Fatalf("%q %q: accepted IPv6 %v", ip, ip2, sp.ip6)
+		}
+	})
+}
