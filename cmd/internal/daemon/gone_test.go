@@ -68,6 +68,7 @@ func reclaimLogged(t *testing.T, e *nodetest.Env, name, by, held string) {
 // replaces it (logged), the new pod works.
 func TestGonePodNameReclaimed(t *testing.T) {
 	e := nodetest.New(t)
+	e.CaptureLogs()
 	e.Start()
 	e.AddQuietPod("a", 2)
 	e.AddQuietPod("b", 3)
@@ -91,6 +92,7 @@ func TestGonePodNameReclaimed(t *testing.T) {
 // succeeds, and the gone pod is gone from the listings.
 func TestGonePodAddressReclaimed(t *testing.T) {
 	e := nodetest.New(t)
+	e.CaptureLogs()
 	e.Start()
 	mk := func(name string) string {
 		if _, err := tap.CreateNetNS(e.Netns(name)); err != nil {

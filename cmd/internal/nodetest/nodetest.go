@@ -67,8 +67,9 @@ type Env struct {
 	// real host's. NewNode sets it.
 	NodeNS string
 
-	// Logs are the daemon's log entries at info and above (the test's
-	// output shows warnings and errors only).
+	// Logs are the daemon's log entries at info and above once
+	// CaptureLogs was called (the test's output shows warnings and errors
+	// only); nil before.
 	Logs *observer.ObservedLogs
 
 	d   *daemon.Daemon
@@ -82,9 +83,7 @@ func New(t testing.TB) *Env {
 	t.Helper()
 	RequireRoot(t)
 	id := fmt.Sprintf("t%05x", rand.Uint32()&0xfffff)
-	obs, logs := observer.New(zap.InfoLevel)
-	e := &Env{T: t, Prefix: id + "-", GwIf: id + "gw", Logs: logs, log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel),
-		zaptest.WrapOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, obs) })))}
+	e := &Env{T: t, Prefix: id + "-", GwIf: id + "gw", log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}
 	var err error
 	if e.Subnet, err = freeSubnet(); err != nil {
 		t.Fatal(err)
@@ -258,6 +257,15 @@ func (e *Env) Stop(removePods bool) {
 		}
 		e.d = nil
 	}
+}
+
+// CaptureLogs keeps the daemon's log entries at info and above in Logs,
+// for a test that checks what the daemon logged. It holds every entry until
+// the test ends, so long tests leave it off. Call it before Start.
+func (e *Env) CaptureLogs() {
+	obs, logs := observer.New(zap.InfoLevel)
+	e.Logs = logs
+	e.log = e.log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, obs) }))
 }
 
 // DualStack gives the daemon an IPv6 pod subnet, a unique local /64 with
