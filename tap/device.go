@@ -463,7 +463,9 @@ func configure(link netlink.Link, mac net.HardwareAddr, mtu, txqlen int, addr, a
 		return nil, fmt.Errorf("tap %q: address %s: %w", name, addr, err)
 	}
 	if addr6.IsValid() {
-		if err := netlink.AddrAdd(link, NetlinkAddr(addr6)); err != nil {
+		if err := netlink.AddrAdd(link, NetlinkAddr(addr6)); errors.Is(err, unix.EACCES) {
+			return nil, fmt.Errorf("tap %q: address %s: IPv6 is disabled in the namespace (net.ipv6.conf.%s.disable_ipv6): %w", name, addr6, name, err)
+		} else if err != nil {
 			return nil, fmt.Errorf("tap %q: address %s: %w", name, addr6, err)
 		}
 	}

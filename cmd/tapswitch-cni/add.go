@@ -72,7 +72,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 	case err == nil && old.ContainerID == args.ContainerID && old.IfName == args.IfName:
 		return fmt.Errorf("container %s ifname %s: already attached as pod %q (DEL it first)", args.ContainerID, args.IfName, name)
 	case err == nil:
-		return fmt.Errorf("pod %q: already attached for container %s ifname %s", name, old.ContainerID, old.IfName)
+		return fmt.Errorf("pod %q: already attached for container %s ifname %s; `tapswitch pod del %s` frees it", name, old.ContainerID, old.IfName, name)
 	case !errors.Is(err, api.ErrNotFound):
 		return daemonErr(err)
 	}

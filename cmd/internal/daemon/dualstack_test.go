@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -200,4 +201,42 @@ func TestSingleStackStateFile(t *testing.T) {
 		t.Fatalf("pod a from the old file: %+v", ps["a"])
 	}
 	ping(t, e, "a", 3, 2)
+}
+
+// TestDualStackPodInIPv6OffNamespace: a dual-stack pod in a namespace with
+// IPv6 turned off is refused saying so, and nothing is left.
+func TestDualStackPodInIPv6OffNamespace(t *testing.T) {
+	e := nodetest.New(t)
+	e.DualStack()
+	e.Start()
+	ns := e.Netns("a")
+	if _, err := tap.CreateNetNS(ns); err != nil {
+		t.Fatal(err)
+	}
+	if err := podnet.DisableIPv6(ns); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.Client.AddPod(bg, api.PodSpec{Name: "a", IP: e.CIDR(2), IPs: []string{e.CIDR6(2)}})
+	if err == nil || !strings.Contains(err.Error(), "IPv6 is disabled in the namespace") {
+		t.Fatalf("add: %v", err)
+	}
+	if ps := pods(t, e); len(ps) != 0 {
+		t.Errorf("pods left: %v", ps)
+	}
+	if hasEth0(t, ns) {
+		t.Error("TAP left in the namespace")
+	}
+}
+
+func hasEth0(t *testing.T, ns string) bool {
+	t.Helper()
+	found := false
+	if err := tap.InNamespace(tap.NetNSPath(ns), func() error {
+		_, err := netlink.LinkByName("eth0")
+		found = err == nil
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return found
 }
