@@ -197,7 +197,8 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.log.Info("switch started", zap.Int("pods", len(d.pods)), zap.Int("reattached", d.reattached),
 		zap.Duration("took", time.Since(t0)))
 	for _, ps := range d.cfg.Pods {
-		if p, ok := d.pods[ps.Name]; ok {
+		// A gone one is made again: the add reclaims it.
+		if p, ok := d.pods[ps.Name]; ok && p.link != nil {
 			if p.rec.IP != ps.IP && p.ip.Addr().String() != ps.IP { // IPv4 alone: the pod's name and MAC go with it
 				d.log.Warn("static pod exists with another address; not changing it", zap.String("pod", ps.Name),
 					zap.String("ip", p.rec.IP), zap.String("config_ip", ps.IP))

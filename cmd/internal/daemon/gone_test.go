@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
+	"github.com/tapswitch/tapswitch/cmd/internal/config"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	"github.com/tapswitch/tapswitch/tap"
 )
@@ -155,4 +156,24 @@ func TestGonePodDeleted(t *testing.T) {
 	}
 	e.AddQuietPod("c", 2)
 	ping(t, e, "c", 3, 2)
+}
+
+// TestGoneStaticPodMadeAgain: a static pod whose namespace vanished while
+// the daemon was down is made again at the next start, not left gone.
+func TestGoneStaticPodMadeAgain(t *testing.T) {
+	e := nodetest.New(t)
+	e.Cfg.Pods = []config.PodSpec{{Name: "s", IP: e.CIDR(6)}}
+	e.Start()
+	if p := pods(t, e)["s"]; p.State != api.PodUp {
+		t.Fatalf("static pod: %+v", p)
+	}
+	e.Stop(false)
+	if err := tap.DeleteNetNS(e.Netns("s")); err != nil {
+		t.Fatal(err)
+	}
+	e.Start()
+	if p := pods(t, e)["s"]; p.State != api.PodUp || p.IP != e.CIDR(6) {
+		t.Fatalf("static pod after its namespace vanished: %+v", p)
+	}
+	ping(t, e, "s", 1, 2)
 }
