@@ -74,6 +74,7 @@ type runtimeEnv struct {
 
 func newRuntime(t *testing.T) *runtimeEnv {
 	t.Helper()
+	nodetest.RequireRoot(t) // before the build's error: -short skips these
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
