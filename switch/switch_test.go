@@ -578,7 +578,8 @@ func TestAddPortErrorsNameInput(t *testing.T) {
 		{vswitch.PortConfig{Name: "x", Trunk: true, Allowed: []uint16{0}}, `allowed VLAN 0`},
 		{vswitch.PortConfig{Name: "x", Allowed: []uint16{3}}, `need a trunk port`},
 		{vswitch.PortConfig{Name: "x", MTU: 20}, `mtu 20`},
-		{vswitch.PortConfig{Name: "x", IPs: []netip.Addr{netip.MustParseAddr("::1")}}, `ip ::1`},
+		{vswitch.PortConfig{Name: "x", IPs: []netip.Addr{{}}}, `ip invalid IP`},
+		{vswitch.PortConfig{Name: "x", IPs: []netip.Addr{netip.MustParseAddr("::ffff:10.0.0.1")}}, `ip ::ffff:10.0.0.1`},
 	}
 	for _, c := range cases {
 		_, err := r.sw.AddPort(memport.New(), c.cfg)

@@ -25,16 +25,21 @@ func DefaultQueues() int { return min(runtime.NumCPU(), 4) }
 // PodConfig describes a pod's TAP. CreatePod uses all of it; Attach and DeletePod
 // use Name, NetNS, IfName and Queues.
 type PodConfig struct {
-	Name       string           // the pod, for errors
-	NetNS      string           // a name under NetNSDir, created if missing, or the path of an existing namespace
-	IfName     string           // the TAP's name inside the pod; default "eth0"
-	MAC        net.HardwareAddr // default: the kernel's random address
-	MTU        int              // default: the kernel's 1500
-	Addr       netip.Prefix     // the pod's address and subnet, e.g. 10.244.0.5/24
-	Gateway    netip.Addr       // default route via this address; none if zero
-	Queues     int              // default DefaultQueues()
-	TxQueueLen int              // default: the kernel's 1000
-	Polled     bool             // the queues are for a Poller, not ReadBatch
+	Name    string           // the pod, for errors
+	NetNS   string           // a name under NetNSDir, created if missing, or the path of an existing namespace
+	IfName  string           // the TAP's name inside the pod; default "eth0"
+	MAC     net.HardwareAddr // default: the kernel's random address
+	MTU     int              // default: the kernel's 1500
+	Addr    netip.Prefix     // the pod's address and subnet, e.g. 10.244.0.5/24
+	Gateway netip.Addr       // default route via this address; none if zero
+	// Addr6 is a dual-stack pod's IPv6 address and subnet, added without
+	// duplicate address detection (usable at once); Gateway6 its IPv6
+	// default route's next hop. Both optional.
+	Addr6      netip.Prefix
+	Gateway6   netip.Addr
+	Queues     int  // default DefaultQueues()
+	TxQueueLen int  // default: the kernel's 1000
+	Polled     bool // the queues are for a Poller, not ReadBatch
 }
 
 // GatewayConfig describes the TAP in the host namespace that holds the pod
@@ -42,6 +47,7 @@ type PodConfig struct {
 type GatewayConfig struct {
 	Name       string           // the link name in the host namespace, e.g. "tsw0"
 	Addr       netip.Prefix     // e.g. 10.244.0.1/24
+	Addr6      netip.Prefix     // optional IPv6 address, added without DAD, e.g. fd00:10:244::1/64
 	MAC        net.HardwareAddr // default: the kernel's random address
 	MTU        int              // default: the kernel's 1500
 	Queues     int              // default DefaultQueues()
@@ -268,7 +274,7 @@ func CreatePod(cfg PodConfig) (_ *Device, err error) {
 		}
 		link.Attrs().Name = cfg.IfName
 		dev.index = link.Attrs().Index
-		if dev.mac, err = configure(link, cfg.MAC, cfg.MTU, cfg.TxQueueLen, cfg.Addr); err != nil {
+		if dev.mac, err = configure(link, cfg.MAC, cfg.MTU, cfg.TxQueueLen, cfg.Addr, cfg.Addr6); err != nil {
 			return err
 		}
 		lo, err := netlink.LinkByName("lo")
@@ -278,10 +284,17 @@ func CreatePod(cfg PodConfig) (_ *Device, err error) {
 		if err != nil {
 			return fmt.Errorf("loopback: %w", err)
 		}
-		if cfg.Gateway.IsValid() {
-			route := &netlink.Route{LinkIndex: link.Attrs().Index, Gw: cfg.Gateway.AsSlice()}
+		for _, gw := range []netip.Addr{cfg.Gateway, cfg.Gateway6} {
+			if !gw.IsValid() {
+				continue
+			}
+			var dst *net.IPNet // IPv4: the kernel's default
+			if gw.Is6() {
+				dst = &net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+			}
+			route := &netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Gw: gw.AsSlice()}
 			if err := netlink.RouteAdd(route); err != nil {
-				return fmt.Errorf("tap %q: default route via %s: %w", cfg.IfName, cfg.Gateway, err)
+				return fmt.Errorf("tap %q: default route via %s: %w", cfg.IfName, gw, err)
 			}
 		}
 		return nil
@@ -393,7 +406,10 @@ func CreateGateway(cfg GatewayConfig) (_ *Device, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("tap %q: %w", cfg.Name, err)
 	}
-	if dev.mac, err = configure(link, cfg.MAC, cfg.MTU, cfg.TxQueueLen, cfg.Addr); err != nil {
+	if cfg.Addr6.IsValid() && !cfg.Addr6.Addr().Is6() {
+		return nil, fmt.Errorf("tap %q: address %s: not IPv6", cfg.Name, cfg.Addr6)
+	}
+	if dev.mac, err = configure(link, cfg.MAC, cfg.MTU, cfg.TxQueueLen, cfg.Addr, cfg.Addr6); err != nil {
 		return nil, err
 	}
 	dev.index = link.Attrs().Index
@@ -425,8 +441,8 @@ func DeleteGateway(name string) error {
 }
 
 // configure sets up a freshly created, still down link in the calling thread's
-// namespace and returns its MAC.
-func configure(link netlink.Link, mac net.HardwareAddr, mtu, txqlen int, addr netip.Prefix) (net.HardwareAddr, error) {
+// namespace and returns its MAC. addr6, if valid, is added too.
+func configure(link netlink.Link, mac net.HardwareAddr, mtu, txqlen int, addr, addr6 netip.Prefix) (net.HardwareAddr, error) {
 	name := link.Attrs().Name
 	if mac != nil {
 		if err := netlink.LinkSetHardwareAddr(link, mac); err != nil {
@@ -443,9 +459,15 @@ func configure(link netlink.Link, mac net.HardwareAddr, mtu, txqlen int, addr ne
 			return nil, fmt.Errorf("tap %q: txqueuelen %d: %w", name, txqlen, err)
 		}
 	}
-	ipnet := &net.IPNet{IP: addr.Addr().AsSlice(), Mask: net.CIDRMask(addr.Bits(), addr.Addr().BitLen())}
-	if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: ipnet}); err != nil {
+	if err := netlink.AddrAdd(link, NetlinkAddr(addr)); err != nil {
 		return nil, fmt.Errorf("tap %q: address %s: %w", name, addr, err)
+	}
+	if addr6.IsValid() {
+		if err := netlink.AddrAdd(link, NetlinkAddr(addr6)); errors.Is(err, unix.EACCES) {
+			return nil, fmt.Errorf("tap %q: address %s: IPv6 is disabled in the namespace (net.ipv6.conf.%s.disable_ipv6): %w", name, addr6, name, err)
+		} else if err != nil {
+			return nil, fmt.Errorf("tap %q: address %s: %w", name, addr6, err)
+		}
 	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		return nil, fmt.Errorf("tap %q: up: %w", name, err)
@@ -455,6 +477,18 @@ func configure(link netlink.Link, mac net.HardwareAddr, mtu, txqlen int, addr ne
 		return nil, fmt.Errorf("tap %q: %w", name, err)
 	}
 	return fresh.Attrs().HardwareAddr, nil
+}
+
+// NetlinkAddr is p as an interface address. An IPv6 one is flagged nodad:
+// the switch's port binding already keeps the address to one pod, and a
+// tentative address would refuse traffic (and a default route through it)
+// for the second or so that duplicate address detection takes.
+func NetlinkAddr(p netip.Prefix) *netlink.Addr {
+	a := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}}
+	if p.Addr().Is6() {
+		a.Flags = unix.IFA_F_NODAD
+	}
+	return a
 }
 
 // attach opens queues of the existing TAP name in the calling thread's namespace.
@@ -555,6 +589,12 @@ func (cfg *PodConfig) check() error {
 		// A gateway outside the subnet is left to the kernel, which refuses it
 		// unless some other route makes it reachable.
 		return fmt.Errorf("gateway %s: not the family of address %s", cfg.Gateway, cfg.Addr)
+	}
+	if cfg.Addr6.IsValid() && (!cfg.Addr6.Addr().Is6() || cfg.Addr6.Addr().Is4In6()) {
+		return fmt.Errorf("address %s: not IPv6", cfg.Addr6)
+	}
+	if cfg.Gateway6.IsValid() && (!cfg.Addr6.IsValid() || !cfg.Gateway6.Is6()) {
+		return fmt.Errorf("gateway %s: no IPv6 address of that family", cfg.Gateway6)
 	}
 	if cfg.Queues < 0 || cfg.Queues > MaxQueues {
 		return fmt.Errorf("%d queues: want 1 to %d", cfg.Queues, MaxQueues)

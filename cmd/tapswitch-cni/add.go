@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -18,12 +19,16 @@ import (
 	"github.com/tapswitch/tapswitch/tap"
 )
 
-var defaultDst = net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
+var (
+	defaultDst  = net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
+	defaultDst6 = net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
+)
 
-// cmdAdd gets an address from IPAM, has the daemon make the TAP in the
-// runtime's namespace with it (MAC, MTU, default route via the switch's
-// gateway, a switch port bound to the address), adds IPAM's other routes
-// and prints the result. A failure releases the address and the port.
+// cmdAdd gets an address from IPAM (one of each family on a dual-stack
+// node), has the daemon make the TAP in the runtime's namespace with them
+// (MAC, MTU, default routes via the switch's gateway, a switch port bound
+// to the addresses), adds IPAM's other routes and prints the result. A
+// failure releases the addresses and the port.
 func cmdAdd(args *skel.CmdArgs) error {
 	c, err := loadConf(args.StdinData)
 	if err != nil {
@@ -38,7 +43,11 @@ func cmdAdd(args *skel.CmdArgs) error {
 		return err
 	}
 	defer cancel()
-	gw, err := gatewayOf(st)
+	gw, gw6, err := gatewaysOf(st)
+	if err != nil {
+		return err
+	}
+	ic, err := c.ipamConf(st)
 	if err != nil {
 		return err
 	}
@@ -46,18 +55,28 @@ func cmdAdd(args *skel.CmdArgs) error {
 	// the existing attachment's address, which has the same container ID.
 	name := podName(args.ContainerID, args.IfName)
 	switch old, err := cl.Pod(ctx, name); {
+	case err == nil && old.State == api.PodGone && old.ContainerID == args.ContainerID && old.IfName == args.IfName:
+		// This attachment's namespace vanished (while the daemon was
+		// down, say) and the runtime adds it again: free its port and
+		// its addresses, as the DEL it missed would have.
+		if err := cl.DeletePod(ctx, name); err != nil && !errors.Is(err, api.ErrNotFound) {
+			return daemonErr(err)
+		}
+		if err := ipam.ExecDel(c.IPAM.Type, ic); err != nil {
+			return fmt.Errorf("ipam %s: releasing gone pod %q's addresses: %w", c.IPAM.Type, name, err)
+		}
+		fmt.Fprintf(os.Stderr, "tapswitch-cni: pod %q was gone (%s); removed it and released its addresses\n", name, old.Reason)
+	case err == nil && old.State == api.PodGone:
+		// Another container's gone pod under the same name: the daemon
+		// reclaims the name.
 	case err == nil && old.ContainerID == args.ContainerID && old.IfName == args.IfName:
 		return fmt.Errorf("container %s ifname %s: already attached as pod %q (DEL it first)", args.ContainerID, args.IfName, name)
 	case err == nil:
-		return fmt.Errorf("pod %q: already attached for container %s ifname %s", name, old.ContainerID, old.IfName)
+		return fmt.Errorf("pod %q: already attached for container %s ifname %s; `tapswitch pod del %s` frees it", name, old.ContainerID, old.IfName, name)
 	case !errors.Is(err, api.ErrNotFound):
 		return daemonErr(err)
 	}
 	hasDefault, err := hasDefaultRoute(args.Netns)
-	if err != nil {
-		return err
-	}
-	ic, err := c.ipamConf(st)
 	if err != nil {
 		return err
 	}
@@ -75,47 +94,67 @@ func cmdAdd(args *skel.CmdArgs) error {
 	if err != nil {
 		return release(fmt.Errorf("ipam %s: result: %w", c.IPAM.Type, err))
 	}
-	var ip *types100.IPConfig
+	// The first address of each family.
+	var ip, ip6 *types100.IPConfig
 	for _, x := range ir.IPs {
-		if x.Address.IP.To4() != nil {
+		switch {
+		case x.Address.IP.To4() != nil && ip == nil:
 			ip = x
-			break
+		case x.Address.IP.To4() == nil && ip6 == nil:
+			ip6 = x
 		}
 	}
 	if ip == nil {
-		return release(fmt.Errorf("ipam %s: no IPv4 address in its result (tapswitch is IPv4 only)", c.IPAM.Type))
+		return release(fmt.Errorf("ipam %s: no IPv4 address in its result (tapswitch needs one; IPv6 comes in addition)", c.IPAM.Type))
 	}
 	if ip.Gateway != nil && !ip.Gateway.Equal(gw.AsSlice()) {
 		return release(fmt.Errorf("ipam %s: gateway %s is not the switch's gateway %s", c.IPAM.Type, ip.Gateway, gw))
 	}
-	pod, err := cl.AddPod(ctx, api.PodSpec{
+	spec := api.PodSpec{
 		Name: name, IP: ip.Address.String(), VLAN: c.VLAN,
 		NetNS: args.Netns, IfName: args.IfName, ContainerID: args.ContainerID, Network: c.Name,
 		NoDefaultRoute: hasDefault,
-	})
+	}
+	if ip6 != nil {
+		if !gw6.IsValid() {
+			return release(fmt.Errorf("ipam %s: IPv6 address %s, but the switch has no IPv6 pod subnet (the daemon's subnet_v6)", c.IPAM.Type, &ip6.Address))
+		}
+		if ip6.Gateway != nil && !ip6.Gateway.Equal(gw6.AsSlice()) {
+			return release(fmt.Errorf("ipam %s: gateway %s is not the switch's IPv6 gateway %s", c.IPAM.Type, ip6.Gateway, gw6))
+		}
+		spec.IPs = []string{ip6.Address.String()}
+	}
+	pod, err := cl.AddPod(ctx, spec)
 	if err != nil {
 		return release(daemonErr(err))
 	}
 	var routes []*types.Route
 	if !hasDefault {
 		routes = append(routes, &types.Route{Dst: defaultDst, GW: gw.AsSlice()})
+		if ip6 != nil {
+			routes = append(routes, &types.Route{Dst: defaultDst6, GW: gw6.AsSlice()})
+		}
 	}
 	var extra []*types.Route
 	for _, rt := range ir.Routes {
-		if rt.Dst.IP.To4() == nil {
-			continue
+		if rt.Dst.IP.To4() == nil && ip6 == nil {
+			continue // no IPv6 on the pod
 		}
 		if ones, _ := rt.Dst.Mask.Size(); ones == 0 {
-			continue // the daemon's default route via the gateway
+			continue // the daemon's default routes via the gateway
 		}
 		extra = append(extra, rt)
 		routes = append(routes, rt)
 	}
-	if err := addRoutes(args.Netns, args.IfName, extra, gw); err != nil {
+	if err := addRoutes(args.Netns, args.IfName, extra, gw, gw6); err != nil {
 		if derr := cl.DeletePod(ctx, name); derr != nil {
 			err = errors.Join(err, fmt.Errorf("removing the port: %w", derr))
 		}
 		return release(err)
+	}
+	ips := []*types100.IPConfig{{Interface: types100.Int(1), Address: ip.Address, Gateway: gw.AsSlice()}}
+	if ip6 != nil {
+		ips = append(ips, &types100.IPConfig{Interface: types100.Int(1), Address: ip6.Address, Gateway: gw6.AsSlice()})
 	}
 	res := &types100.Result{
 		CNIVersion: types100.ImplementedSpecVersion,
@@ -123,7 +162,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 			{Name: st.GatewayIf, Mac: st.GatewayMA},
 			{Name: args.IfName, Mac: pod.MAC, Sandbox: args.Netns},
 		},
-		IPs:    []*types100.IPConfig{{Interface: types100.Int(1), Address: ip.Address, Gateway: gw.AsSlice()}},
+		IPs:    ips,
 		Routes: routes,
 		DNS:    ir.DNS,
 	}
@@ -170,8 +209,8 @@ func hasDefaultRoute(netns string) (bool, error) {
 }
 
 // addRoutes adds routes through ifName in the namespace; a route without a
-// gateway goes via the switch's.
-func addRoutes(netns, ifName string, routes []*types.Route, gw netip.Addr) error {
+// gateway goes via the switch's gateway of its family.
+func addRoutes(netns, ifName string, routes []*types.Route, gw, gw6 netip.Addr) error {
 	if len(routes) == 0 {
 		return nil
 	}
@@ -183,7 +222,7 @@ func addRoutes(netns, ifName string, routes []*types.Route, gw netip.Addr) error
 		for _, rt := range routes {
 			via := rt.GW
 			if via == nil {
-				via = gw.AsSlice()
+				via = gatewayFor(rt.Dst.IP, gw, gw6).AsSlice()
 			}
 			dst := rt.Dst
 			if err := netlink.RouteReplace(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: &dst, Gw: via}); err != nil {
@@ -218,7 +257,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 		return err
 	}
 	defer cancel()
-	gw, err := gatewayOf(st)
+	gw, gw6, err := gatewaysOf(st)
 	if err != nil {
 		return err
 	}
@@ -256,32 +295,40 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if !same {
 		return fmt.Errorf("pod %q: attached in netns %s, not %s", name, pod.Netns, args.Netns)
 	}
-	addr, err := netip.ParsePrefix(pod.IP)
-	if err != nil {
-		return fmt.Errorf("pod %q: ip %q: %w", name, pod.IP, err)
+	cidrs := pod.IPs
+	if len(cidrs) == 0 { // a daemon from before dual-stack pods
+		cidrs = []string{pod.IP}
 	}
-	found := false
-	for _, ipc := range prev.IPs {
-		if ipc.Address.IP.Equal(addr.Addr().AsSlice()) {
-			found = true
+	for _, cidr := range cidrs {
+		addr, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			return fmt.Errorf("pod %q: ip %q: %w", name, cidr, err)
 		}
-	}
-	if !found {
-		return fmt.Errorf("pod %q: address %s is not in prevResult", name, addr)
-	}
-	wantDefault := false
-	for _, rt := range prev.Routes {
-		if ones, _ := rt.Dst.Mask.Size(); ones == 0 && rt.Dst.IP.To4() != nil {
-			wantDefault = true
+		found := false
+		for _, ipc := range prev.IPs {
+			if ipc.Address.IP.Equal(addr.Addr().AsSlice()) {
+				found = true
+			}
 		}
-	}
-	if err := checkInside(args.Netns, args.IfName, pod.MAC, addr, gw, wantDefault); err != nil {
-		return fmt.Errorf("pod %q: %w", name, err)
+		if !found {
+			return fmt.Errorf("pod %q: address %s is not in prevResult", name, addr)
+		}
+		wantDefault := false
+		for _, rt := range prev.Routes {
+			if ones, _ := rt.Dst.Mask.Size(); ones == 0 && (rt.Dst.IP.To4() != nil) == addr.Addr().Is4() {
+				wantDefault = true
+			}
+		}
+		if err := checkInside(args.Netns, args.IfName, pod.MAC, addr, gatewayFor(addr.Addr().AsSlice(), gw, gw6), wantDefault); err != nil {
+			return fmt.Errorf("pod %q: %w", name, err)
+		}
 	}
 	return c.ipamRun(st, ipam.ExecCheck)
 }
 
-// checkInside looks at the TAP from inside the namespace.
+// checkInside looks at the TAP from inside the namespace: its MAC, the
+// address addr and, with wantDefault, the default route of addr's family
+// via gw.
 func checkInside(netns, ifName, mac string, addr netip.Prefix, gw netip.Addr, wantDefault bool) error {
 	return tap.InNamespace(netns, func() error {
 		l, err := netlink.LinkByName(ifName)
@@ -298,7 +345,11 @@ func checkInside(netns, ifName, mac string, addr netip.Prefix, gw netip.Addr, wa
 		if l.Attrs().Flags&net.FlagUp == 0 {
 			return fmt.Errorf("%s: down", ifName)
 		}
-		addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+		family := netlink.FAMILY_V4
+		if addr.Addr().Is6() {
+			family = netlink.FAMILY_V6
+		}
+		addrs, err := netlink.AddrList(l, family)
 		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 			return fmt.Errorf("%s: addresses: %w", ifName, err)
 		}
@@ -315,7 +366,7 @@ func checkInside(netns, ifName, mac string, addr netip.Prefix, gw netip.Addr, wa
 		if !wantDefault {
 			return nil
 		}
-		rts, err := netlink.RouteList(l, netlink.FAMILY_V4)
+		rts, err := netlink.RouteList(l, family)
 		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 			return fmt.Errorf("%s: routes: %w", ifName, err)
 		}

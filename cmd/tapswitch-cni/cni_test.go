@@ -74,6 +74,7 @@ type runtimeEnv struct {
 
 func newRuntime(t *testing.T) *runtimeEnv {
 	t.Helper()
+	nodetest.RequireRoot(t) // before the build's error: -short skips these
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
@@ -155,7 +156,11 @@ func (r *runtimeEnv) add(id, netns string) *types100.Result {
 		rs.Interfaces[0].Name != r.e.GwIf || rs.Interfaces[0].Sandbox != "" {
 		r.t.Errorf("ADD %s: interfaces %s", id, out)
 	}
-	if len(rs.IPs) != 1 || rs.IPs[0].Interface == nil || *rs.IPs[0].Interface != 1 {
+	want := 1 // IPv4; and IPv6 on a dual-stack node (TestDualStack checks it)
+	if r.e.Subnet6.IsValid() {
+		want = 2
+	}
+	if len(rs.IPs) != want || rs.IPs[0].Interface == nil || *rs.IPs[0].Interface != 1 {
 		r.t.Fatalf("ADD %s: ips %s", id, out)
 	}
 	a, ok := netip.AddrFromSlice(rs.IPs[0].Address.IP.To4())
@@ -524,4 +529,210 @@ func TestPodName(t *testing.T) {
 			t.Errorf("podName(%q, %q) = %q: not a DNS label", tc.id, tc.ifname, got)
 		}
 	}
+}
+
+// netns6 makes a named namespace with IPv6 on, for a dual-stack pod.
+func (r *runtimeEnv) netns6(name string) string {
+	r.t.Helper()
+	if _, err := tap.CreateNetNS(r.e.Netns(name)); err != nil {
+		r.t.Fatal(err)
+	}
+	return tap.NetNSPath(r.e.Netns(name))
+}
+
+// oneAddress has host-local hand out IP(n) alone, so that a released
+// address is the next one given.
+func (r *runtimeEnv) oneAddress(n int) {
+	r.ipam = map[string]any{"type": "host-local", "dataDir": r.dataDir, "ranges": []any{[]any{map[string]any{
+		"subnet": r.e.Subnet.String(), "rangeStart": r.e.IP(n).String(), "rangeEnd": r.e.IP(n).String(), "gateway": r.e.GwAddr.String()}}}}
+}
+
+// TestAddReclaimsGonePod: a pod whose namespace the runtime deleted while
+// the daemon was stopped is gone after the restart; host-local, having
+// lost its lease (its dataDir on a tmpfs across a reboot), hands the same
+// address to the next pod, whose ADD succeeds: the daemon reclaims the
+// address from the gone pod.
+func TestAddReclaimsGonePod(t *testing.T) {
+	r := newRuntime(t)
+	r.oneAddress(7)
+	r.e.Start()
+	resA := r.add(idA, r.netns("a"))
+	r.e.Stop(false)
+	if err := tap.DeleteNetNS(r.e.Netns("a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(r.dataDir, r.network, addrOf(resA).String())); err != nil {
+		t.Fatal(err)
+	}
+	r.e.Start()
+	if p := r.pods()[idA]; p.State != api.PodGone {
+		t.Fatalf("pod of the deleted namespace: %+v, want gone", p)
+	}
+	nsB := r.netns("b")
+	resB := r.add(idB, nsB)
+	if addrOf(resB) != addrOf(resA) {
+		t.Fatalf("host-local gave %s, the test wants the gone pod's %s", addrOf(resB), addrOf(resA))
+	}
+	if _, ok := r.pods()[idA]; ok {
+		t.Error("the gone pod is still on the switch")
+	}
+	r.ping(nsB, r.e.GwAddr)
+	r.mustRun(call{cmd: "DEL", id: idA, stdin: r.conf(nil)}) // the runtime's late DEL of the old one
+	if p, ok := r.pods()[idB]; !ok || p.State != api.PodUp {
+		t.Errorf("the late DEL of the gone pod touched the new one: %+v", p)
+	}
+	r.mustRun(call{cmd: "DEL", id: idB, netns: nsB, stdin: r.conf(nil)})
+	r.wantNoAttachments()
+}
+
+// TestAddAgainAfterGone: the runtime adds an attachment again (same
+// container and interface) whose namespace vanished while the daemon was
+// down: the gone pod and its lease are freed and the ADD succeeds.
+func TestAddAgainAfterGone(t *testing.T) {
+	r := newRuntime(t)
+	r.e.Start()
+	r.add(idA, r.netns("a"))
+	r.e.Stop(false)
+	if err := tap.DeleteNetNS(r.e.Netns("a")); err != nil {
+		t.Fatal(err)
+	}
+	r.e.Start()
+	ns := r.netns("a")
+	r.add(idA, ns)
+	if p := r.pods()[idA]; p.State != api.PodUp {
+		t.Fatalf("re-added pod: %+v", p)
+	}
+	if l := r.leases(); len(l) != 1 {
+		t.Errorf("leases %v, want the new one alone", l)
+	}
+	r.ping(ns, r.e.GwAddr)
+}
+
+// TestGCRemovesGonePods: GC removes this network's gone pods, listed or
+// not; a listed one keeps its lease for the runtime's DEL, which then
+// succeeds.
+func TestGCRemovesGonePods(t *testing.T) {
+	r := newRuntime(t)
+	r.e.Start()
+	r.add(idA, r.netns("a"))
+	nsB := r.netns("b")
+	r.add(idB, nsB)
+	r.e.Stop(false)
+	if err := tap.DeleteNetNS(r.e.Netns("a")); err != nil {
+		t.Fatal(err)
+	}
+	r.e.Start()
+	valid := []map[string]string{{"containerID": idA, "ifname": "eth0"}, {"containerID": idB, "ifname": "eth0"}}
+	r.mustRun(call{cmd: "GC", stdin: r.conf(map[string]any{"cni.dev/valid-attachments": valid})})
+	ps := r.pods()
+	if _, ok := ps[idA]; ok {
+		t.Error("GC kept a gone pod")
+	}
+	if p, ok := ps[idB]; !ok || p.State != api.PodUp {
+		t.Errorf("GC removed a live listed pod: %+v", p)
+	}
+	if l := r.leases(); len(l) != 2 {
+		t.Errorf("leases after GC %v, want both (the runtime still lists the gone one)", l)
+	}
+	r.mustRun(call{cmd: "DEL", id: idA, stdin: r.conf(nil)})
+	if l := r.leases(); len(l) != 1 {
+		t.Errorf("leases after the DEL %v, want one", l)
+	}
+	r.ping(nsB, r.e.GwAddr)
+}
+
+// TestDualStack: on a dual-stack node ADD gives a pod one address of each
+// family, from a host-local ipam the plugin fills with both subnets, or
+// from a conflist with both range sets as cbr0's host-local had: the
+// result has both with their gateways and both default routes, the
+// namespace has both addresses and routes, IPv6 works pod to pod and to
+// the gateway, CHECK passes, DEL releases both leases.
+func TestDualStack(t *testing.T) {
+	r := newRuntime(t)
+	r.e.DualStack()
+	r.e.Start()
+	nsA, nsB := r.netns6("a"), r.netns6("b")
+	check := func(res *types100.Result, ns string) (v4, v6 netip.Addr) {
+		t.Helper()
+		if len(res.IPs) != 2 {
+			t.Fatalf("ips %+v, want one of each family", res.IPs)
+		}
+		ip6 := res.IPs[1]
+		v4 = addrOf(res)
+		v6, _ = netip.AddrFromSlice(ip6.Address.IP)
+		ones, _ := ip6.Address.Mask.Size()
+		if !v6.Is6() || !r.e.Subnet6.Contains(v6) || ones != 64 || v6 == r.e.GwAddr6 || !ip6.Gateway.Equal(r.e.GwAddr6.AsSlice()) ||
+			ip6.Interface == nil || *ip6.Interface != 1 {
+			t.Errorf("IPv6 address %+v: want one in %s with gateway %s on interface 1", ip6, r.e.Subnet6, r.e.GwAddr6)
+		}
+		def6 := false
+		for _, rt := range res.Routes {
+			if rt.Dst.String() == "::/0" && rt.GW.Equal(r.e.GwAddr6.AsSlice()) {
+				def6 = true
+			}
+		}
+		if !def6 {
+			t.Errorf("routes %v: no ::/0 via %s", res.Routes, r.e.GwAddr6)
+		}
+		err := tap.InNamespace(ns, func() error {
+			l, err := netlink.LinkByName("eth0")
+			if err != nil {
+				return err
+			}
+			as, _ := netlink.AddrList(l, netlink.FAMILY_V6)
+			has := false
+			for _, a := range as {
+				if a.IP.Equal(v6.AsSlice()) {
+					has = true
+				}
+			}
+			if !has {
+				t.Errorf("%s: eth0 has no %s: %v", ns, v6, as)
+			}
+			rts, _ := netlink.RouteList(l, netlink.FAMILY_V6)
+			for _, rt := range rts {
+				if (rt.Dst == nil || isZeroMask(rt.Dst.Mask)) && rt.Gw.Equal(r.e.GwAddr6.AsSlice()) {
+					return nil
+				}
+			}
+			t.Errorf("%s: no IPv6 default route via %s: %v", ns, r.e.GwAddr6, rts)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v4, v6
+	}
+	resA := r.add(idA, nsA)
+	_, a6 := check(resA, nsA)
+	// The conflist as cbr0's dual-stack host-local had it.
+	r.ipam = map[string]any{"type": "host-local", "dataDir": r.dataDir, "ranges": []any{
+		[]any{map[string]any{"subnet": r.e.Subnet.String(), "gateway": r.e.GwAddr.String()}},
+		[]any{map[string]any{"subnet": r.e.Subnet6.String(), "gateway": r.e.GwAddr6.String()}},
+	}}
+	resB := r.add(idB, nsB)
+	_, b6 := check(resB, nsB)
+	if a6 == b6 {
+		t.Fatalf("both pods got %s", a6)
+	}
+	if p := r.pods()[idA]; len(p.IPs) != 2 || p.IPs[1] != netip.PrefixFrom(a6, 64).String() {
+		t.Errorf("daemon's pod: %+v", p)
+	}
+	if l := r.leases(); len(l) != 4 {
+		t.Errorf("leases %v, want 4", l)
+	}
+	r.ping(nsA, b6)
+	r.ping(nsB, a6)
+	r.ping(nsA, r.e.GwAddr6)
+	r.ping(nsA, addrOf(resB))
+	r.mustRun(call{cmd: "CHECK", id: idA, netns: nsA, stdin: r.withPrev(resA)})
+	r.mustRun(call{cmd: "CHECK", id: idB, netns: nsB, stdin: r.withPrev(resB)})
+	// A prevResult without the IPv6 address fails CHECK.
+	resA.IPs = resA.IPs[:1]
+	if _, cerr := r.run(call{cmd: "CHECK", id: idA, netns: nsA, stdin: r.withPrev(resA)}); cerr == nil {
+		t.Error("CHECK passed without the pod's IPv6 address in prevResult")
+	}
+	r.mustRun(call{cmd: "DEL", id: idA, netns: nsA, stdin: r.conf(nil)})
+	r.mustRun(call{cmd: "DEL", id: idB, netns: nsB, stdin: r.conf(nil)})
+	r.wantNoAttachments()
 }

@@ -56,9 +56,11 @@ func removePort(ctx context.Context, cl *api.Client, containerID, ifName string)
 }
 
 // cmdGC removes this network's attachments that are not in the runtime's
-// cni.dev/valid-attachments, releasing each one's address with an IPAM DEL
-// for its container (host-local v1.9.1 has no GC of its own), then hands
-// GC on to the IPAM plugin for plugins that have one.
+// cni.dev/valid-attachments, releasing each one's addresses with an IPAM
+// DEL for its container (host-local v1.9.1 has no GC of its own), and this
+// network's gone pods (their namespace vanished) whatever the list says,
+// keeping the addresses of those the runtime still lists for their DEL;
+// then it hands GC on to the IPAM plugin for plugins that have one.
 func cmdGC(args *skel.CmdArgs) error {
 	c, err := loadConf(args.StdinData)
 	if err != nil {
@@ -83,12 +85,19 @@ func cmdGC(args *skel.CmdArgs) error {
 	}
 	var errs []error
 	for _, p := range pods {
-		if p.ContainerID == "" || p.Network != c.Name || valid[types.GCAttachment{ContainerID: p.ContainerID, IfName: p.IfName}] {
+		if p.ContainerID == "" || p.Network != c.Name {
+			continue
+		}
+		listed := valid[types.GCAttachment{ContainerID: p.ContainerID, IfName: p.IfName}]
+		if listed && p.State != api.PodGone {
 			continue
 		}
 		if err := cl.DeletePod(ctx, p.Name); err != nil && !errors.Is(err, api.ErrNotFound) {
 			errs = append(errs, fmt.Errorf("pod %q: %w", p.Name, err))
 			continue
+		}
+		if listed {
+			continue // the runtime's DEL releases the addresses
 		}
 		// The IPAM plugin reads the attachment from the environment.
 		os.Setenv("CNI_CONTAINERID", p.ContainerID)

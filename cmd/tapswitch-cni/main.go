@@ -78,9 +78,11 @@ func loadConf(b []byte) (*netConf, error) {
 }
 
 // ipamConf is the config handed to the IPAM plugin. A host-local "ipam"
-// without "ranges" or "subnet" gets the switch's subnet and gateway, so one
-// conflist serves every node whatever its pod CIDR. drop names top-level
-// keys to leave out (GC's valid-attachments on a per-attachment DEL).
+// without "ranges" or "subnet" gets the switch's subnet and gateway (and,
+// on a dual-stack node, its IPv6 subnet and gateway as a second range set),
+// so one conflist serves every node whatever its pod CIDRs. drop names
+// top-level keys to leave out (GC's valid-attachments on a per-attachment
+// DEL).
 func (c *netConf) ipamConf(st api.Status, drop ...string) ([]byte, error) {
 	m := make(map[string]any, len(c.raw))
 	for k, v := range c.raw {
@@ -91,7 +93,7 @@ func (c *netConf) ipamConf(st api.Status, drop ...string) ([]byte, error) {
 	}
 	im, _ := m["ipam"].(map[string]any)
 	if c.IPAM.Type == "host-local" && im != nil && im["ranges"] == nil && im["subnet"] == nil {
-		gw, err := gatewayOf(st)
+		gw, gw6, err := gatewaysOf(st)
 		if err != nil {
 			return nil, err
 		}
@@ -99,7 +101,11 @@ func (c *netConf) ipamConf(st api.Status, drop ...string) ([]byte, error) {
 		for k, v := range im {
 			cp[k] = v
 		}
-		cp["ranges"] = []any{[]any{map[string]any{"subnet": st.Subnet, "gateway": gw.String()}}}
+		ranges := []any{[]any{map[string]any{"subnet": st.Subnet, "gateway": gw.String()}}}
+		if gw6.IsValid() {
+			ranges = append(ranges, []any{map[string]any{"subnet": st.SubnetV6, "gateway": gw6.String()}})
+		}
+		cp["ranges"] = ranges
 		m["ipam"] = cp
 	}
 	return json.Marshal(m)
@@ -119,14 +125,27 @@ func (c *netConf) ipamRun(st api.Status, op func(plugin string, netconf []byte) 
 	return nil
 }
 
-// gatewayOf is the switch's gateway address.
-func gatewayOf(st api.Status) (netip.Addr, error) {
+// gatewaysOf is the switch's gateway address, and its IPv6 one on a
+// dual-stack node (invalid otherwise).
+func gatewaysOf(st api.Status) (gw, gw6 netip.Addr, err error) {
 	s, _, _ := strings.Cut(st.Gateway, "/")
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("tapswitch daemon: gateway %q: %w", st.Gateway, err)
+	if gw, err = netip.ParseAddr(s); err != nil {
+		return gw, gw6, fmt.Errorf("tapswitch daemon: gateway %q: %w", st.Gateway, err)
 	}
-	return a, nil
+	if st.GatewayV6 != "" {
+		if gw6, err = netip.ParseAddr(st.GatewayV6); err != nil || !gw6.Is6() {
+			return gw, gw6, fmt.Errorf("tapswitch daemon: gateway_v6 %q: not an IPv6 address", st.GatewayV6)
+		}
+	}
+	return gw, gw6, nil
+}
+
+// gatewayFor is the gateway of ip's family: gw6 for IPv6.
+func gatewayFor(ip net.IP, gw, gw6 netip.Addr) netip.Addr {
+	if ip.To4() == nil {
+		return gw6
+	}
+	return gw
 }
 
 // podName is the daemon's name for the attachment (containerID, ifName): a

@@ -175,3 +175,51 @@ func TestRunRejectsABadConfig(t *testing.T) {
 		t.Errorf("run with a bad config: %+v", r)
 	}
 }
+
+// TestCLIDualStack: `pod add --ip` takes one address of each family,
+// repeated or comma-separated; the listings show both; the errors name the
+// bad value, and a name held by a live pod says how to free it.
+func TestCLIDualStack(t *testing.T) {
+	e := nodetest.New(t)
+	e.DualStack()
+	bin := buildCLI(t)
+	e.Start()
+	s := "--socket=" + e.Cfg.Socket
+	for _, args := range [][]string{
+		{"pod", "add", "d1", "--ip", e.CIDR(8), "--ip", e.CIDR6(8), s},
+		{"pod", "add", "d2", "--ip", e.CIDR(9) + "," + e.CIDR6(9), s},
+	} {
+		r := cli(t, bin, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, " eth0 "+args[4][:strings.IndexByte(args[4], '/')]) {
+			t.Fatalf("tapswitch %s: %+v", strings.Join(args, " "), r)
+		}
+	}
+	r := cli(t, bin, "pod", "list", s)
+	if r.code != 0 || !strings.Contains(r.stdout, " "+e.CIDR(8)+","+e.CIDR6(8)+" ") || !strings.Contains(r.stdout, " "+e.CIDR(9)+","+e.CIDR6(9)+" ") {
+		t.Errorf("pod list:\n%s", r.stdout)
+	}
+	r = cli(t, bin, "pod", "list", "-o", "json", s)
+	var pods []api.Pod
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &pods) != nil || len(pods) != 2 ||
+		pods[0].IP != e.CIDR(8) || len(pods[0].IPs) != 2 || pods[0].IPs[1] != e.CIDR6(8) {
+		t.Errorf("pod list -o json: %+v", r)
+	}
+	if res, err := podnet.Ping(context.Background(), e.Netns("d1"), e.IP6(9), podnet.PingOptions{Count: 2, Timeout: 3 * time.Second}); err != nil || res.Received() != 2 {
+		t.Errorf("IPv6 ping d1 -> d2: %v %v", res, err)
+	}
+	for _, c := range []struct {
+		args   []string
+		stderr string
+	}{
+		{[]string{"pod", "add", "x", "--ip", e.CIDR(10), "--ip", e.CIDR(11), s}, `tapswitch: pod "x": ip "` + e.CIDR(11) + `": a second IPv4 address (at most one of each family)`},
+		{[]string{"pod", "add", "x", "--ip", e.CIDR6(10), s}, `tapswitch: pod "x": ip "` + e.CIDR6(10) + `": an IPv4 address in the pod subnet`},
+		{[]string{"pod", "add", "x", "--ip", e.CIDR(10), "--ip", "fd00:1::5/64", s}, `tapswitch: pod "x": ip "fd00:1::5/64": outside the pod subnet ` + e.Subnet6.String()},
+		{[]string{"pod", "add", "x", "--ip", e.CIDR(10), "--ip", e.CIDR6(8), s}, `tapswitch: pod "x": ip ` + e.IP6(8).String() + `: already used by pod "d1"; ` + "`tapswitch pod del d1` frees it"},
+		{[]string{"pod", "add", "d1", "--ip", e.CIDR(10), s}, `tapswitch: pod "d1": already exists (up, netns "` + e.Netns("d1") + `"); ` + "`tapswitch pod del d1` frees it"},
+	} {
+		r := cli(t, bin, c.args...)
+		if r.code != 1 || !strings.HasPrefix(r.stderr, c.stderr) {
+			t.Errorf("tapswitch %s: exit %d, stderr %q; want %q", strings.Join(c.args, " "), r.code, r.stderr, c.stderr)
+		}
+	}
+}

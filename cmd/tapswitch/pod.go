@@ -18,15 +18,19 @@ func init() {
 	cf.add(podCmd, true)
 
 	var spec api.PodSpec
+	var ips []string
 	add := &cobra.Command{
-		Use:   "add NAME --ip CIDR [--mac MAC] [--vlan VID]",
-		Short: "Create pod NAME: its netns if missing, a TAP eth0 with the IP, a default route via the gateway",
+		Use:   "add NAME --ip CIDR [--ip CIDR6] [--mac MAC] [--vlan VID]",
+		Short: "Create pod NAME: its netns if missing, a TAP eth0 with the IP(s), default routes via the gateway",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec.Name = args[0]
-			if spec.IP == "" {
+			if len(ips) == 0 {
 				return &exitError{code: 2, err: fmt.Errorf("pod %q: --ip is required", spec.Name)}
 			}
+			// The first goes in ip, which every daemon reads; the
+			// daemon checks the families.
+			spec.IP, spec.IPs = ips[0], ips[1:]
 			p, err := cf.client().AddPod(cmd.Context(), spec)
 			if err != nil {
 				return err
@@ -35,11 +39,11 @@ func init() {
 				return writeJSON(cmd.OutOrStdout(), p)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "pod %s: netns %s, %s %s mac %s vlan %d, port %d\n",
-				p.Name, p.Netns, p.IfName, p.IP, p.MAC, p.VLAN, p.Port)
+				p.Name, p.Netns, p.IfName, render.PodIPs(p), p.MAC, p.VLAN, p.Port)
 			return nil
 		},
 	}
-	add.Flags().StringVar(&spec.IP, "ip", "", "the pod's address, CIDR in the pod subnet (e.g. 10.244.0.5/24)")
+	add.Flags().StringSliceVar(&ips, "ip", nil, "the pod's address, CIDR in the pod subnet (e.g. 10.244.0.5/24); repeated or comma-separated, one of each family, for a dual-stack pod's IPv6 address in subnet_v6 (e.g. fd00:10:244::5/64)")
 	add.Flags().StringVar(&spec.MAC, "mac", "", "the pod's MAC (default: 02:00 followed by the IP's four bytes)")
 	add.Flags().Uint16Var(&spec.VLAN, "vlan", 0, "access VLAN of the pod's port, 1-4094 (default 1; only VLAN 1 reaches the gateway)")
 

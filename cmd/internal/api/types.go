@@ -41,9 +41,13 @@ type Backend interface {
 // PodSpec asks for a pod (POST /v1/pods).
 type PodSpec struct {
 	Name string `json:"name"`
-	IP   string `json:"ip"`             // CIDR or bare address in the pod subnet
-	MAC  string `json:"mac,omitempty"`  // empty: derived from the IP
-	VLAN uint16 `json:"vlan,omitempty"` // 0: VLAN 1
+	IP   string `json:"ip"` // CIDR or bare address in the pod subnet
+	// IPs are more addresses, in the same forms: a dual-stack pod's IPv6
+	// address (in the node's IPv6 subnet). With IP, at most one address of
+	// each family and an IPv4 one among them.
+	IPs  []string `json:"ips,omitempty"`
+	MAC  string   `json:"mac,omitempty"`  // empty: derived from the IP
+	VLAN uint16   `json:"vlan,omitempty"` // 0: VLAN 1
 
 	// The CNI plugin's attachments. NetNS is the path of an existing
 	// namespace (/var/run/netns/X, /proc/PID/ns/net) that the daemon neither
@@ -69,12 +73,15 @@ const (
 
 // Pod is one pod's port as the daemon knows it.
 type Pod struct {
-	Name    string     `json:"name"`
-	State   string     `json:"state"`
-	Reason  string     `json:"reason,omitempty"` // why it is gone
-	Netns   string     `json:"netns"`
-	IfName  string     `json:"ifname"`
-	IP      string     `json:"ip"`
+	Name   string `json:"name"`
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"` // why it is gone
+	Netns  string `json:"netns"`
+	IfName string `json:"ifname"`
+	IP     string `json:"ip"` // the IPv4 address (CIDR)
+	// IPs are all the pod's addresses (CIDR), the IPv4 one first: a
+	// dual-stack pod's IPv6 address follows it.
+	IPs     []string   `json:"ips"`
 	MAC     string     `json:"mac"`
 	VLAN    uint16     `json:"vlan"`
 	Port    fdb.PortID `json:"port,omitempty"` // 0 when gone
@@ -99,7 +106,10 @@ type Port struct {
 	Kind  string `json:"kind"`
 	State string `json:"state"`
 	MAC   string `json:"mac,omitempty"`
-	IP    string `json:"ip,omitempty"`
+	IP    string `json:"ip,omitempty"` // the IPv4 address
+	// IPs are the port's addresses, IPv4 first (a dual-stack pod or
+	// gateway has an IPv6 one too).
+	IPs []string `json:"ips,omitempty"`
 	// DeviceDrops is what the port's TAP dropped before the switch read it
 	// (the kernel's tx_dropped of the TAP: its queue was full, or
 	// lock_pod_mac's filter refused the frame); absent for a gone port.
@@ -128,15 +138,19 @@ type Neighbour struct {
 
 // Status describes the daemon.
 type Status struct {
-	Switch    string    `json:"switch"`
-	PID       int       `json:"pid"`
-	Started   time.Time `json:"started"`
-	Subnet    string    `json:"subnet"`
-	Gateway   string    `json:"gateway"` // CIDR
-	GatewayIf string    `json:"gateway_interface"`
-	GatewayMA string    `json:"gateway_mac"`
-	StateFile string    `json:"state_file"`
-	Queues    int       `json:"queues"`
+	Switch  string    `json:"switch"`
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+	Subnet  string    `json:"subnet"`
+	Gateway string    `json:"gateway"` // the address
+	// SubnetV6 and GatewayV6 are the node's IPv6 pod subnet and the
+	// gateway's IPv6 address, when dual-stack pods are configured.
+	SubnetV6  string `json:"subnet_v6,omitempty"`
+	GatewayV6 string `json:"gateway_v6,omitempty"`
+	GatewayIf string `json:"gateway_interface"`
+	GatewayMA string `json:"gateway_mac"`
+	StateFile string `json:"state_file"`
+	Queues    int    `json:"queues"`
 	// Reattached is how many pods the daemon found from a previous run.
 	Reattached int `json:"reattached"`
 }

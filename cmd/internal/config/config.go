@@ -31,6 +31,7 @@ func DefaultYAML() []byte { return append([]byte(nil), defaultYAML...) }
 type Config struct {
 	Switch           Switch        `yaml:"switch"`
 	Subnet           string        `yaml:"subnet"`
+	SubnetV6         string        `yaml:"subnet_v6"`
 	Gateway          Gateway       `yaml:"gateway"`
 	FDB              FDB           `yaml:"fdb"`
 	ARP              ARP           `yaml:"arp"`
@@ -94,6 +95,7 @@ type Switch struct {
 // address, as cbr0 did.
 type Gateway struct {
 	Address   string `yaml:"address"`
+	AddressV6 string `yaml:"address_v6"`
 	Interface string `yaml:"interface"`
 	MAC       string `yaml:"mac"`
 }
@@ -119,10 +121,11 @@ type ARP struct {
 
 // PodSpec is a static pod, created at start when missing.
 type PodSpec struct {
-	Name string `yaml:"name"`
-	IP   string `yaml:"ip"`
-	MAC  string `yaml:"mac"`
-	VLAN uint16 `yaml:"vlan"`
+	Name string   `yaml:"name"`
+	IP   string   `yaml:"ip"`
+	IPs  []string `yaml:"ips,omitempty"` // a dual-stack pod's IPv6 address
+	MAC  string   `yaml:"mac"`
+	VLAN uint16   `yaml:"vlan"`
 }
 
 // Limits on the knobs that size memory: every queue has a reader with
@@ -206,6 +209,9 @@ func (c Config) Validate() error {
 	}
 	if !sub.Contains(gw) || gw == sub.Addr() || gw == lastAddr(sub) {
 		return fmt.Errorf("gateway.address %q: not a host address in subnet %s", c.Gateway.Address, sub)
+	}
+	if _, _, err := c.IPv6(); err != nil {
+		return err
 	}
 	if err := validIfName(c.Gateway.Interface); err != nil {
 		return fmt.Errorf("gateway.interface %q: %w", c.Gateway.Interface, err)
@@ -340,7 +346,7 @@ func (c Config) SubnetPrefix() (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("subnet %q: invalid CIDR", c.Subnet)
 	}
 	if !p.Addr().Is4() {
-		return netip.Prefix{}, fmt.Errorf("subnet %q: IPv4 only", c.Subnet)
+		return netip.Prefix{}, fmt.Errorf("subnet %q: IPv4 only (an IPv6 pod subnet is subnet_v6)", c.Subnet)
 	}
 	if p.Bits() > 30 || p.Bits() < 8 {
 		return netip.Prefix{}, fmt.Errorf("subnet %q: prefix length /%d: want /8 to /30", c.Subnet, p.Bits())
@@ -369,6 +375,51 @@ func (c Config) GatewayAddr() (netip.Addr, error) {
 		return netip.Addr{}, fmt.Errorf("gateway.address %q: prefix length differs from subnet %s", s, sub)
 	}
 	return p.Addr(), nil
+}
+
+// IPv6 is the optional IPv6 pod subnet (masked) and the gateway's IPv6
+// address: both invalid (zero) when subnet_v6 is empty. gateway.address_v6
+// defaults to the subnet's first address; a CIDR form must carry the
+// subnet's prefix length.
+func (c Config) IPv6() (netip.Prefix, netip.Addr, error) {
+	if c.SubnetV6 == "" {
+		if c.Gateway.AddressV6 != "" {
+			return netip.Prefix{}, netip.Addr{}, fmt.Errorf("gateway.address_v6 %q: set without subnet_v6", c.Gateway.AddressV6)
+		}
+		return netip.Prefix{}, netip.Addr{}, nil
+	}
+	p, err := netip.ParsePrefix(c.SubnetV6)
+	switch {
+	case err != nil:
+		return netip.Prefix{}, netip.Addr{}, fmt.Errorf("subnet_v6 %q: invalid CIDR", c.SubnetV6)
+	case !p.Addr().Is6() || p.Addr().Is4In6():
+		return netip.Prefix{}, netip.Addr{}, fmt.Errorf("subnet_v6 %q: not an IPv6 CIDR (the IPv4 pod subnet is subnet)", c.SubnetV6)
+	case p.Bits() < 48 || p.Bits() > 124:
+		return netip.Prefix{}, netip.Addr{}, fmt.Errorf("subnet_v6 %q: prefix length /%d: want /48 to /124", c.SubnetV6, p.Bits())
+	case p.Masked() != p:
+		return netip.Prefix{}, netip.Addr{}, fmt.Errorf("subnet_v6 %q: host bits set (did you mean %s?)", c.SubnetV6, p.Masked())
+	case p.Addr().IsLinkLocalUnicast() || p.Addr().IsMulticast() || p.Addr().IsLoopback():
+		return netip.Prefix{}, netip.Addr{}, fmt.Errorf("subnet_v6 %q: want a global or unique local (fd00::/8) prefix", c.SubnetV6)
+	}
+	s := c.Gateway.AddressV6
+	if s == "" {
+		return p, p.Addr().Next(), nil
+	}
+	gw, err := netip.ParseAddr(s)
+	if err != nil {
+		gp, perr := netip.ParsePrefix(s)
+		if perr != nil {
+			return netip.Prefix{}, netip.Addr{}, fmt.Errorf("gateway.address_v6 %q: invalid address", s)
+		}
+		if gp.Bits() != p.Bits() {
+			return netip.Prefix{}, netip.Addr{}, fmt.Errorf("gateway.address_v6 %q: prefix length differs from subnet_v6 %s", s, p)
+		}
+		gw = gp.Addr()
+	}
+	if gw.Zone() != "" || !p.Contains(gw) || gw == p.Addr() {
+		return netip.Prefix{}, netip.Addr{}, fmt.Errorf("gateway.address_v6 %q: not a host address in subnet_v6 %s", s, p)
+	}
+	return p, gw, nil
 }
 
 // FDBConfig is the fdb section in the table's own terms.

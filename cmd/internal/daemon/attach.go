@@ -31,8 +31,9 @@ type attachment struct {
 // the path now names another namespace): its TAP went with it.
 var errNetnsGone = errors.New("netns gone")
 
-// checkAttachmentLocked validates the CNI fields of s.
-func (d *Daemon) checkAttachmentLocked(s api.PodSpec) (attachment, error) {
+// checkAttachmentLocked validates the CNI fields of s. A gone pod holding
+// the container or namespace is added to sp's reclaim list.
+func (d *Daemon) checkAttachmentLocked(s api.PodSpec, sp *spec) (attachment, error) {
 	a := attachment{ifName: podIfName, containerID: s.ContainerID, network: s.Network}
 	if s.IfName != "" {
 		if err := validIfName(s.IfName); err != nil {
@@ -66,16 +67,26 @@ func (d *Daemon) checkAttachmentLocked(s api.PodSpec) (attachment, error) {
 		a.netns, a.netnsIno = path, ino
 	}
 	for _, name := range d.podNamesLocked() {
-		o := d.pods[name].rec
+		p := d.pods[name]
+		o := p.rec
 		if o.IfName != a.ifName {
 			continue
 		}
-		if a.containerID != "" && o.ContainerID == a.containerID {
-			return a, conflict("pod %q: container %s ifname %s: already attached as pod %q", s.Name, a.containerID, a.ifName, name)
+		var what string
+		switch {
+		case a.containerID != "" && o.ContainerID == a.containerID:
+			what = fmt.Sprintf("container %s ifname %s", a.containerID, a.ifName)
+		case a.netnsIno != 0 && o.NetnsInode == a.netnsIno:
+			// A gone pod's namespace inode may be a new namespace's now.
+			what = fmt.Sprintf("netns %q ifname %s", a.netns, a.ifName)
+		default:
+			continue
 		}
-		if a.netnsIno != 0 && o.NetnsInode == a.netnsIno {
-			return a, conflict("pod %q: netns %q ifname %s: already attached as pod %q", s.Name, a.netns, a.ifName, name)
+		if p.link == nil {
+			sp.reclaimGone(p, what)
+			continue
 		}
+		return a, conflict("pod %q: %s: already attached as %s; %s", s.Name, what, p.holder(), p.frees())
 	}
 	return a, nil
 }

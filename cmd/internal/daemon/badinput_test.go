@@ -115,7 +115,7 @@ func TestBadInputs(t *testing.T) {
 		{"NoIP", api.PodSpec{Name: "web-1"}, api.ErrInvalid, `pod "web-1": ip: required`},
 		{"BadCIDR", api.PodSpec{Name: "web-1", IP: "10.0.0.300/24"}, api.ErrInvalid, `pod "web-1": ip "10.0.0.300/24": invalid CIDR`},
 		{"BadAddr", api.PodSpec{Name: "web-1", IP: "pod"}, api.ErrInvalid, `pod "web-1": ip "pod": invalid address`},
-		{"IPv6", api.PodSpec{Name: "web-1", IP: "fd00::5/64"}, api.ErrInvalid, `pod "web-1": ip "fd00::5/64": IPv4 only`},
+		{"IPv6", api.PodSpec{Name: "web-1", IP: "fd00::5/64"}, api.ErrInvalid, `pod "web-1": ip "fd00::5/64": IPv6, but the node has no IPv6 pod subnet (subnet_v6)`},
 		{"OutsideSubnet", api.PodSpec{Name: "web-1", IP: "192.0.2.5/24"}, api.ErrInvalid, `pod "web-1": ip "192.0.2.5/24": outside the pod subnet ` + e.Subnet.String()},
 		{"OtherPrefixLen", api.PodSpec{Name: "web-1", IP: e.IP(9).String() + "/16"}, api.ErrInvalid, "prefix length /16 differs from the pod subnet"},
 		{"NetworkAddr", api.PodSpec{Name: "web-1", IP: e.CIDR(0)}, api.ErrInvalid, "the subnet's network address"},

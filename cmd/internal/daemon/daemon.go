@@ -35,8 +35,12 @@ type Daemon struct {
 	log    *zap.Logger
 	subnet netip.Prefix
 	gwAddr netip.Addr
-	sw     *vswitch.Switch
-	store  *state.Store
+	// subnet6 and gwAddr6 are the IPv6 pod subnet and gateway address of
+	// dual-stack pods; invalid when subnet_v6 is not set.
+	subnet6 netip.Prefix
+	gwAddr6 netip.Addr
+	sw      *vswitch.Switch
+	store   *state.Store
 
 	// mu serialises the control path (pod add and delete, gone ports,
 	// listings of pods). The frame path never takes it.
@@ -83,6 +87,7 @@ func New(cfg config.Config, log *zap.Logger, opts ...Option) (*Daemon, error) {
 	}
 	sub, _ := cfg.SubnetPrefix()
 	gw, _ := cfg.GatewayAddr()
+	sub6, gw6, _ := cfg.IPv6()
 	fc, _ := cfg.FDBConfig()
 	sc := vswitch.Config{
 		Name:      cfg.Switch.Name,
@@ -99,7 +104,7 @@ func New(cfg config.Config, log *zap.Logger, opts ...Option) (*Daemon, error) {
 		return nil, err
 	}
 	return &Daemon{
-		cfg: cfg, log: log, subnet: sub, gwAddr: gw, sw: sw,
+		cfg: cfg, log: log, subnet: sub, gwAddr: gw, subnet6: sub6, gwAddr6: gw6, sw: sw,
 		pods: make(map[string]*pod),
 	}, nil
 }
@@ -150,10 +155,17 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.log.Warn("state file's pods are in another subnet than the configuration",
 			zap.String("state_subnet", st.Subnet), zap.Stringer("subnet", d.subnet), zap.String("state", store.Path()))
 	}
+	if st.SubnetV6 != "" && st.SubnetV6 != d.subnet6.String() {
+		// Pods keep the IPv6 addresses they have; new ones get the
+		// configured subnet's.
+		d.log.Warn("state file's pods are in another IPv6 subnet than the configuration",
+			zap.String("state_subnet_v6", st.SubnetV6), zap.String("subnet_v6", d.cfg.SubnetV6), zap.String("state", store.Path()))
+	}
 	d.started = time.Now()
 	fc := d.sw.FDB().Config()
 	d.log.Info("switch starting", zap.String("switch", d.cfg.Switch.Name), zap.Stringer("subnet", d.subnet),
-		zap.Stringer("gateway", d.gwAddr), zap.Duration("fdb_ageing", fc.Ageing), zap.Int("fdb_limit", fc.Limit),
+		zap.Stringer("gateway", d.gwAddr), zap.String("subnet_v6", d.cfg.SubnetV6), zap.String("gateway_v6", d.gw6String()),
+		zap.Duration("fdb_ageing", fc.Ageing), zap.Int("fdb_limit", fc.Limit),
 		zap.Int("fdb_port_limit", fc.PortLimit), zap.Stringer("fdb_policy", fc.Policy),
 		zap.Bool("arp_suppress", d.cfg.ARP.Suppress), zap.Bool("arp_guard", d.cfg.ARP.Guard),
 		zap.Int("queues", d.cfg.Queues), zap.String("state", store.Path()))
@@ -185,14 +197,15 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.log.Info("switch started", zap.Int("pods", len(d.pods)), zap.Int("reattached", d.reattached),
 		zap.Duration("took", time.Since(t0)))
 	for _, ps := range d.cfg.Pods {
-		if p, ok := d.pods[ps.Name]; ok {
-			if p.rec.IP != ps.IP && p.ip.Addr().String() != ps.IP {
+		// A gone one is made again: the add reclaims it.
+		if p, ok := d.pods[ps.Name]; ok && p.link != nil {
+			if p.rec.IP != ps.IP && p.ip.Addr().String() != ps.IP { // IPv4 alone: the pod's name and MAC go with it
 				d.log.Warn("static pod exists with another address; not changing it", zap.String("pod", ps.Name),
 					zap.String("ip", p.rec.IP), zap.String("config_ip", ps.IP))
 			}
 			continue
 		}
-		if _, err := d.addLocked(ctx, api.PodSpec{Name: ps.Name, IP: ps.IP, MAC: ps.MAC, VLAN: ps.VLAN}, true); err != nil {
+		if _, err := d.addLocked(ctx, api.PodSpec{Name: ps.Name, IP: ps.IP, IPs: ps.IPs, MAC: ps.MAC, VLAN: ps.VLAN}, true); err != nil {
 			d.log.Error("static pod not created", zap.String("pod", ps.Name), zap.Error(err))
 		}
 	}
@@ -212,16 +225,21 @@ func (d *Daemon) Start(ctx context.Context) error {
 // startGateway re-attaches the persistent gateway TAP, or creates it.
 func (d *Daemon) startGateway(hadOne bool) error {
 	name := d.cfg.Gateway.Interface
-	prefix := netip.PrefixFrom(d.gwAddr, d.subnet.Bits())
+	prefix, prefix6 := d.gwPrefixes()
 	dev, err := tap.AttachGateway(name, d.cfg.Queues, d.poller != nil)
 	var nf netlink.LinkNotFoundError
 	switch {
 	case err == nil:
-		if err := ensureAddr(name, prefix); err != nil {
-			dev.Close()
-			return err
+		for _, p := range []netip.Prefix{prefix, prefix6} {
+			if !p.IsValid() {
+				continue
+			}
+			if err := ensureAddr(name, p); err != nil {
+				dev.Close()
+				return err
+			}
 		}
-		d.log.Info("gateway re-attached", zap.String("interface", name), zap.Stringer("address", prefix))
+		d.log.Info("gateway re-attached", zap.String("interface", name), zap.Stringer("address", prefix), zap.String("address_v6", prefixString(prefix6)))
 	case errors.As(err, &nf):
 		if hadOne {
 			d.log.Warn("gateway TAP was gone; creating it again", zap.String("interface", name))
@@ -231,13 +249,13 @@ func (d *Daemon) startGateway(hadOne bool) error {
 			return err
 		}
 		dev, err = tap.CreateGateway(tap.GatewayConfig{
-			Name: name, Addr: prefix, MAC: mac.HardwareAddr(), MTU: d.cfg.Switch.MTU, Queues: d.cfg.Queues,
+			Name: name, Addr: prefix, Addr6: prefix6, MAC: mac.HardwareAddr(), MTU: d.cfg.Switch.MTU, Queues: d.cfg.Queues,
 			TxQueueLen: d.cfg.TxQueueLen, Polled: d.poller != nil,
 		})
 		if err != nil {
 			return err
 		}
-		d.log.Info("gateway created", zap.String("interface", name), zap.Stringer("address", prefix),
+		d.log.Info("gateway created", zap.String("interface", name), zap.Stringer("address", prefix), zap.String("address_v6", prefixString(prefix6)),
 			zap.Stringer("mac", mac), zap.String("offloads", dev.Offloads()))
 	default:
 		return err
@@ -256,6 +274,31 @@ func (d *Daemon) startGateway(hadOne bool) error {
 	d.gw = gw
 	d.log.Info("port added", zap.String("port", name), zap.Uint32("id", uint32(gw.link.id)), zap.String("kind", api.KindGateway))
 	return nil
+}
+
+// gwPrefixes are the gateway's addresses with their subnets' lengths; the
+// IPv6 one is invalid without subnet_v6.
+func (d *Daemon) gwPrefixes() (v4, v6 netip.Prefix) {
+	v4 = netip.PrefixFrom(d.gwAddr, d.subnet.Bits())
+	if d.gwAddr6.IsValid() {
+		v6 = netip.PrefixFrom(d.gwAddr6, d.subnet6.Bits())
+	}
+	return v4, v6
+}
+
+// gw6String is the gateway's IPv6 address, "" without one.
+func (d *Daemon) gw6String() string {
+	if !d.gwAddr6.IsValid() {
+		return ""
+	}
+	return d.gwAddr6.String()
+}
+
+func prefixString(p netip.Prefix) string {
+	if !p.IsValid() {
+		return ""
+	}
+	return p.String()
 }
 
 // natConfig is the nat section in hostnat's terms.
@@ -307,14 +350,19 @@ func (d *Daemon) gatewayMAC() (fdb.MAC, error) {
 	return DeriveMAC(d.gwAddr), nil
 }
 
-// ensureAddr puts the gateway address back on a re-attached gateway TAP if
-// someone removed it; an address that is there is left alone.
+// ensureAddr puts a gateway address back on a re-attached gateway TAP if
+// someone removed it (or, for IPv6, if dual-stack was configured since);
+// an address that is there is left alone.
 func ensureAddr(name string, p netip.Prefix) error {
 	l, err := netlink.LinkByName(name)
 	if err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
-	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+	family := netlink.FAMILY_V4
+	if p.Addr().Is6() {
+		family = netlink.FAMILY_V6
+	}
+	addrs, err := netlink.AddrList(l, family)
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		return fmt.Errorf("gateway %q: %w", name, err)
 	}
@@ -323,8 +371,7 @@ func ensureAddr(name string, p netip.Prefix) error {
 			return nil
 		}
 	}
-	a, _ := netlink.ParseAddr(p.String())
-	if err := netlink.AddrReplace(l, a); err != nil {
+	if err := netlink.AddrReplace(l, tap.NetlinkAddr(p)); err != nil {
 		return fmt.Errorf("gateway %q: address %s: %w", name, p, err)
 	}
 	if l.Attrs().Flags&1 == 0 { // net.FlagUp
@@ -494,9 +541,10 @@ func (d *Daemon) podNamesLocked() []string {
 
 // saveLocked writes the state file from the pods in memory.
 func (d *Daemon) saveLocked() error {
-	st := &state.State{Switch: d.cfg.Switch.Name, Subnet: d.subnet.String()}
+	st := &state.State{Switch: d.cfg.Switch.Name, Subnet: d.subnet.String(), SubnetV6: d.cfg.SubnetV6}
 	if d.gw != nil {
-		st.Gateway = &state.Gateway{Interface: d.gw.name, Address: netip.PrefixFrom(d.gwAddr, d.subnet.Bits()).String(), MAC: d.gw.mac.String()}
+		v4, v6 := d.gwPrefixes()
+		st.Gateway = &state.Gateway{Interface: d.gw.name, Address: v4.String(), AddressV6: prefixString(v6), MAC: d.gw.mac.String()}
 	}
 	for _, name := range d.podNamesLocked() {
 		st.Pods = append(st.Pods, d.pods[name].rec)

@@ -12,7 +12,7 @@ import (
 func (d *Daemon) podInfoLocked(p *pod) api.Pod {
 	out := api.Pod{
 		Name: p.rec.Name, State: api.PodUp, Netns: p.rec.Netns, IfName: p.rec.IfName,
-		IP: p.rec.IP, MAC: p.mac.String(), VLAN: p.rec.VLAN, Queues: p.rec.Queues,
+		IP: p.ip.String(), IPs: p.cidrs(), MAC: p.mac.String(), VLAN: p.rec.VLAN, Queues: p.rec.Queues,
 		Static: p.rec.Static, Created: p.rec.Created,
 		ContainerID: p.rec.ContainerID, Network: p.rec.Network,
 	}
@@ -32,11 +32,15 @@ func (d *Daemon) Status() api.Status {
 		Switch: d.cfg.Switch.Name, PID: os.Getpid(), Started: d.started,
 		Subnet: d.subnet.String(), Queues: d.cfg.Queues, Reattached: d.reattached,
 	}
+	if d.subnet6.IsValid() {
+		s.SubnetV6 = d.subnet6.String()
+	}
 	if d.store != nil {
 		s.StateFile = d.store.Path()
 	}
 	if d.gw != nil {
 		s.Gateway = d.gwAddr.String()
+		s.GatewayV6 = d.gw6String()
 		s.GatewayIf = d.gw.name
 		s.GatewayMA = d.gw.mac.String()
 	}
@@ -83,9 +87,9 @@ func (d *Daemon) Ports() []api.Port {
 	for _, pi := range live {
 		ap := api.Port{PortInfo: pi, State: api.PodUp}
 		if p, ok := byName[pi.Name]; ok {
-			ap.Kind, ap.MAC, ap.IP = api.KindPod, p.mac.String(), p.rec.IP
+			ap.Kind, ap.MAC, ap.IP, ap.IPs = api.KindPod, p.mac.String(), p.rec.IP, p.cidrs()
 		} else if d.gw != nil && pi.Name == d.gw.name {
-			ap.Kind, ap.MAC, ap.IP = api.KindGateway, d.gw.mac.String(), d.gwAddr.String()
+			ap.Kind, ap.MAC, ap.IP, ap.IPs = api.KindGateway, d.gw.mac.String(), d.gwAddr.String(), d.gwIPs()
 		}
 		if n, ok := devDrops[pi.Name]; ok {
 			ap.DeviceDrops = &n
@@ -99,14 +103,23 @@ func (d *Daemon) Ports() []api.Port {
 		}
 		pi := p.last
 		pi.ID, pi.Name, pi.PVID = p.id, n, p.rec.VLAN
-		out = append(out, api.Port{PortInfo: pi, Kind: api.KindPod, State: api.PodGone, MAC: p.mac.String(), IP: p.rec.IP})
+		out = append(out, api.Port{PortInfo: pi, Kind: api.KindPod, State: api.PodGone, MAC: p.mac.String(), IP: p.rec.IP, IPs: p.cidrs()})
 	}
 	if d.gw != nil && d.gw.gone != "" {
 		pi := d.gw.last
 		pi.Name = d.gw.name
-		out = append(out, api.Port{PortInfo: pi, Kind: api.KindGateway, State: api.PodGone, MAC: d.gw.mac.String(), IP: d.gwAddr.String()})
+		out = append(out, api.Port{PortInfo: pi, Kind: api.KindGateway, State: api.PodGone, MAC: d.gw.mac.String(), IP: d.gwAddr.String(), IPs: d.gwIPs()})
 	}
 	return out
+}
+
+// gwIPs are the gateway's addresses for the ports listing: bare, as its
+// ip has always been.
+func (d *Daemon) gwIPs() []string {
+	if d.gwAddr6.IsValid() {
+		return []string{d.gwAddr.String(), d.gwAddr6.String()}
+	}
+	return []string{d.gwAddr.String()}
 }
 
 func (d *Daemon) portNames() map[fdb.PortID]string {

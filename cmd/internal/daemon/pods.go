@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -31,12 +32,44 @@ const podIfName = "eth0"
 
 type pod struct {
 	rec    state.Pod
-	ip     netip.Prefix
+	ip     netip.Prefix // the IPv4 address
+	ip6    netip.Prefix // a dual-stack pod's IPv6 address; invalid if none
 	mac    fdb.MAC
 	link   *link // nil when gone
 	id     fdb.PortID
 	reason string           // why it is gone
 	last   vswitch.PortInfo // counters when the port was removed
+}
+
+// addrs are the addresses the pod's port is bound to.
+func (p *pod) addrs() []netip.Addr {
+	if p.ip6.IsValid() {
+		return []netip.Addr{p.ip.Addr(), p.ip6.Addr()}
+	}
+	return []netip.Addr{p.ip.Addr()}
+}
+
+// cidrs are the pod's addresses as the state file and the API give them,
+// IPv4 first.
+func (p *pod) cidrs() []string {
+	if p.ip6.IsValid() {
+		return []string{p.ip.String(), p.ip6.String()}
+	}
+	return []string{p.ip.String()}
+}
+
+// holder names a live pod in an error about what it holds: its name, and
+// the container of a runtime's attachment.
+func (p *pod) holder() string {
+	if p.rec.ContainerID != "" {
+		return fmt.Sprintf("pod %q (container %s)", p.rec.Name, p.rec.ContainerID)
+	}
+	return fmt.Sprintf("pod %q", p.rec.Name)
+}
+
+// frees is the command that frees what a live pod holds, for its errors.
+func (p *pod) frees() string {
+	return fmt.Sprintf("`tapswitch pod del %s` frees it", p.rec.Name)
 }
 
 func (p *pod) tapConfig() tap.PodConfig {
@@ -101,13 +134,30 @@ func ValidName(name string) error {
 // spec is a checked PodSpec.
 type spec struct {
 	name string
-	ip   netip.Prefix
+	ip   netip.Prefix // IPv4
+	ip6  netip.Prefix // IPv6; invalid if none
 	mac  fdb.MAC
 	vlan uint16
 	att  attachment
+	// reclaim are the gone pods holding what the new pod asks for (its
+	// name, an address, its MAC, its container or namespace), with why:
+	// the add removes them first, so that a pod whose namespace vanished
+	// never blocks the next one (host-local hands its address out again).
+	reclaim map[*pod]string
+}
+
+// reclaimGone records a gone pod o that holds what the new pod wants.
+func (sp *spec) reclaimGone(o *pod, what string) {
+	if sp.reclaim == nil {
+		sp.reclaim = make(map[*pod]string)
+	}
+	if _, ok := sp.reclaim[o]; !ok {
+		sp.reclaim[o] = what
+	}
 }
 
 // check validates s against the configuration and the pods already there.
+// What a gone pod holds is not a conflict: it is listed in reclaim.
 func (d *Daemon) checkLocked(s api.PodSpec) (spec, error) {
 	if err := ValidName(s.Name); err != nil {
 		return spec{}, err
@@ -116,43 +166,45 @@ func (d *Daemon) checkLocked(s api.PodSpec) (spec, error) {
 	if d.gw != nil && s.Name == d.gw.name {
 		return spec{}, conflict("pod %q: name taken by the gateway port", s.Name)
 	}
-	if _, ok := d.pods[s.Name]; ok {
-		return spec{}, conflict("pod %q: already exists", s.Name)
+	if o, ok := d.pods[s.Name]; ok {
+		if o.link != nil {
+			where := fmt.Sprintf("netns %q", o.rec.Netns)
+			if o.rec.ContainerID != "" {
+				where += ", container " + o.rec.ContainerID
+			}
+			return spec{}, conflict("pod %q: already exists (up, %s); %s", s.Name, where, o.frees())
+		}
+		out.reclaimGone(o, "name")
 	}
 	var err error
-	if out.att, err = d.checkAttachmentLocked(s); err != nil {
+	if out.att, err = d.checkAttachmentLocked(s, &out); err != nil {
 		return spec{}, err
 	}
-	if s.IP == "" {
+	ips := s.IPs
+	if s.IP != "" {
+		ips = append([]string{s.IP}, ips...)
+	}
+	if len(ips) == 0 {
 		return spec{}, invalid("pod %q: ip: required", s.Name)
 	}
-	if strings.ContainsRune(s.IP, '/') {
-		out.ip, err = netip.ParsePrefix(s.IP)
+	for _, ip := range ips {
+		p, err := d.parsePodIP(s.Name, ip)
 		if err != nil {
-			return spec{}, invalid("pod %q: ip %q: invalid CIDR", s.Name, s.IP)
+			return spec{}, err
 		}
-	} else {
-		a, err := netip.ParseAddr(s.IP)
-		if err != nil {
-			return spec{}, invalid("pod %q: ip %q: invalid address", s.Name, s.IP)
+		fam, have := "IPv4", &out.ip
+		if p.Addr().Is6() {
+			fam, have = "IPv6", &out.ip6
 		}
-		out.ip = netip.PrefixFrom(a, d.subnet.Bits())
+		if have.IsValid() {
+			return spec{}, invalid("pod %q: ip %q: a second %s address (at most one of each family)", s.Name, ip, fam)
+		}
+		*have = p
+	}
+	if !out.ip.IsValid() {
+		return spec{}, invalid("pod %q: ip %q: an IPv4 address in the pod subnet %s is required (IPv6 comes in addition)", s.Name, ips[0], d.subnet)
 	}
 	a := out.ip.Addr()
-	switch {
-	case !a.Is4():
-		return spec{}, invalid("pod %q: ip %q: IPv4 only", s.Name, s.IP)
-	case !d.subnet.Contains(a):
-		return spec{}, invalid("pod %q: ip %q: outside the pod subnet %s", s.Name, s.IP, d.subnet)
-	case out.ip.Bits() != d.subnet.Bits():
-		return spec{}, invalid("pod %q: ip %q: prefix length /%d differs from the pod subnet %s", s.Name, s.IP, out.ip.Bits(), d.subnet)
-	case a == d.subnet.Addr():
-		return spec{}, invalid("pod %q: ip %q: the subnet's network address", s.Name, s.IP)
-	case a == lastAddr(d.subnet):
-		return spec{}, invalid("pod %q: ip %q: the subnet's broadcast address", s.Name, s.IP)
-	case a == d.gwAddr:
-		return spec{}, conflict("pod %q: ip %q: is the gateway's address", s.Name, s.IP)
-	}
 	if s.MAC == "" {
 		out.mac = DeriveMAC(a)
 	} else {
@@ -170,12 +222,22 @@ func (d *Daemon) checkLocked(s api.PodSpec) (spec, error) {
 	}
 	for _, name := range d.podNamesLocked() {
 		o := d.pods[name]
-		if o.ip.Addr() == a {
-			return spec{}, conflict("pod %q: ip %s: already used by pod %q", s.Name, a, name)
+		var what string
+		switch {
+		case o.ip.Addr() == a:
+			what = "ip " + a.String()
+		case out.ip6.IsValid() && o.ip6.IsValid() && o.ip6.Addr() == out.ip6.Addr():
+			what = "ip " + out.ip6.Addr().String()
+		case o.mac == out.mac:
+			what = "mac " + out.mac.String()
+		default:
+			continue
 		}
-		if o.mac == out.mac {
-			return spec{}, conflict("pod %q: mac %s: already used by pod %q", s.Name, out.mac, name)
+		if o.link == nil {
+			out.reclaimGone(o, what)
+			continue
 		}
+		return spec{}, conflict("pod %q: %s: already used by %s; %s", s.Name, what, o.holder(), o.frees())
 	}
 	out.vlan = s.VLAN
 	if out.vlan == 0 {
@@ -185,6 +247,55 @@ func (d *Daemon) checkLocked(s api.PodSpec) (spec, error) {
 		return spec{}, invalid("pod %q: vlan %d: want 1-4094", s.Name, s.VLAN)
 	}
 	return out, nil
+}
+
+// parsePodIP reads one of a pod's addresses, CIDR or bare (which takes its
+// subnet's length), and checks it against the node's subnet of its family.
+func (d *Daemon) parsePodIP(name, s string) (netip.Prefix, error) {
+	var p netip.Prefix
+	if strings.ContainsRune(s, '/') {
+		var err error
+		if p, err = netip.ParsePrefix(s); err != nil {
+			return p, invalid("pod %q: ip %q: invalid CIDR", name, s)
+		}
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return p, invalid("pod %q: ip %q: invalid address", name, s)
+		}
+		bits := d.subnet.Bits()
+		if a.Is6() {
+			bits = d.subnet6.Bits()
+		}
+		p = netip.PrefixFrom(a, bits)
+	}
+	a := p.Addr()
+	sub, gw, last := d.subnet, d.gwAddr, netip.Addr{}
+	switch {
+	case a.Is4In6():
+		return p, invalid("pod %q: ip %q: an IPv4-mapped IPv6 address; give the IPv4 address", name, s)
+	case a.Is6() && !d.subnet6.IsValid():
+		return p, invalid("pod %q: ip %q: IPv6, but the node has no IPv6 pod subnet (subnet_v6)", name, s)
+	case a.Is6():
+		sub, gw = d.subnet6, d.gwAddr6
+	default:
+		last = lastAddr(sub)
+	}
+	switch {
+	case !sub.Contains(a):
+		return p, invalid("pod %q: ip %q: outside the pod subnet %s", name, s, sub)
+	case p.Bits() != sub.Bits():
+		return p, invalid("pod %q: ip %q: prefix length /%d differs from the pod subnet %s", name, s, p.Bits(), sub)
+	case a == sub.Addr() && a.Is4():
+		return p, invalid("pod %q: ip %q: the subnet's network address", name, s)
+	case a == sub.Addr():
+		return p, invalid("pod %q: ip %q: the subnet's router anycast address", name, s)
+	case a == last:
+		return p, invalid("pod %q: ip %q: the subnet's broadcast address", name, s)
+	case a == gw:
+		return p, conflict("pod %q: ip %q: is the gateway's address", name, s)
+	}
+	return p, nil
 }
 
 func lastAddr(p netip.Prefix) netip.Addr {
@@ -214,6 +325,9 @@ func (d *Daemon) addLocked(ctx context.Context, s api.PodSpec, static bool) (api
 	if err := ctx.Err(); err != nil {
 		return api.Pod{}, err
 	}
+	if err := d.reclaimLocked(sp); err != nil {
+		return api.Pod{}, err
+	}
 	netnsName := d.cfg.NetnsPrefix + sp.name
 	if sp.att.netns != "" {
 		netnsName = sp.att.netns
@@ -223,7 +337,7 @@ func (d *Daemon) addLocked(ctx context.Context, s api.PodSpec, static bool) (api
 	}
 	t0 := time.Now()
 	p := &pod{
-		ip: sp.ip, mac: sp.mac,
+		ip: sp.ip, ip6: sp.ip6, mac: sp.mac,
 		rec: state.Pod{
 			Name: sp.name, Netns: netnsName, IfName: sp.att.ifName,
 			IP: sp.ip.String(), MAC: sp.mac.String(), VLAN: sp.vlan, Queues: d.cfg.Queues,
@@ -235,9 +349,15 @@ func (d *Daemon) addLocked(ctx context.Context, s api.PodSpec, static bool) (api
 	tc.MAC = sp.mac.HardwareAddr()
 	tc.MTU = d.cfg.Switch.MTU
 	tc.TxQueueLen = d.cfg.TxQueueLen
-	tc.Addr = sp.ip
+	tc.Addr, tc.Addr6 = sp.ip, sp.ip6
+	if sp.ip6.IsValid() {
+		p.rec.IPs = p.cidrs()
+	}
 	if !s.NoDefaultRoute {
 		tc.Gateway = d.gwAddr
+		if sp.ip6.IsValid() {
+			tc.Gateway6 = d.gwAddr6
+		}
 	}
 	dev, err := tap.CreatePod(tc) // removes what it made when it fails
 	if err != nil {
@@ -268,11 +388,38 @@ func (d *Daemon) addLocked(ctx context.Context, s api.PodSpec, static bool) (api
 		return api.Pod{}, undo(fmt.Errorf("pod %q: %w", sp.name, err))
 	}
 	d.log.Info("pod added", zap.String("pod", sp.name), zap.String("netns", p.rec.Netns),
-		zap.String("ip", p.rec.IP), zap.String("mac", p.rec.MAC), zap.Uint16("vlan", sp.vlan),
+		zap.Strings("ips", p.cidrs()), zap.String("mac", p.rec.MAC), zap.Uint16("vlan", sp.vlan),
 		zap.Bool("netns_created", p.rec.NetnsCreated), zap.String("offloads", dev.Offloads()),
 		zap.String("container_id", p.rec.ContainerID), zap.String("ifname", p.rec.IfName),
 		zap.Duration("took", time.Since(t0)))
 	return d.podInfoLocked(p), nil
+}
+
+// reclaimLocked removes the gone pods that hold what sp asks for: their
+// records, and whatever of their TAP and namespace is left (a runtime's
+// namespace that vanished took the TAP with it). Their ports left the
+// switch, with their address bindings, when they went. The state file is
+// saved at once, so that a failure of the add further on does not bring
+// them back at the next start.
+func (d *Daemon) reclaimLocked(sp spec) error {
+	if len(sp.reclaim) == 0 {
+		return nil
+	}
+	gone := make([]*pod, 0, len(sp.reclaim))
+	for o := range sp.reclaim {
+		gone = append(gone, o)
+	}
+	sort.Slice(gone, func(i, j int) bool { return gone[i].rec.Name < gone[j].rec.Name })
+	for _, o := range gone {
+		if err := o.deleteTAP(); err != nil {
+			return fmt.Errorf("pod %q: reclaiming the %s of gone pod %q: %w", sp.name, sp.reclaim[o], o.rec.Name, err)
+		}
+		delete(d.pods, o.rec.Name)
+		d.log.Info("gone pod reclaimed", zap.String("pod", o.rec.Name), zap.String("reason", o.reason),
+			zap.String("by", sp.name), zap.String("held", sp.reclaim[o]),
+			zap.Strings("ips", o.cidrs()), zap.String("container_id", o.rec.ContainerID))
+	}
+	return d.saveLocked()
 }
 
 // checkNetns refuses a namespace that exists and already has a link named
@@ -309,7 +456,7 @@ func (d *Daemon) attachLocked(p *pod, dev *tap.Device) error {
 	l.onGone = func(err error) { d.podGone(p, l, err) }
 	pc := vswitch.PortConfig{
 		Name: p.rec.Name, PVID: p.rec.VLAN, MTU: d.cfg.Switch.MTU,
-		IPs: []netip.Addr{p.ip.Addr()}, Storm: d.cfg.Switch.StormPPS,
+		IPs: p.addrs(), Storm: d.cfg.Switch.StormPPS,
 	}
 	if d.cfg.Switch.LockPodMAC {
 		pc.LockMAC = p.mac
@@ -335,11 +482,23 @@ func (d *Daemon) attachLocked(p *pod, dev *tap.Device) error {
 // reattach re-opens a pod of a previous run without reconfiguring it.
 func (d *Daemon) reattach(rec state.Pod) {
 	p := &pod{rec: rec}
-	var err error
-	if p.ip, err = netip.ParsePrefix(rec.IP); err != nil {
-		d.log.Error("state: pod has a bad ip; forgetting it", zap.String("pod", rec.Name), zap.String("ip", rec.IP))
+	for _, s := range rec.Addrs() {
+		a, err := netip.ParsePrefix(s)
+		switch {
+		case err == nil && a.Addr().Is4() && !p.ip.IsValid():
+			p.ip = a
+		case err == nil && a.Addr().Is6() && !p.ip6.IsValid():
+			p.ip6 = a
+		default:
+			d.log.Error("state: pod has a bad ip; forgetting it", zap.String("pod", rec.Name), zap.String("ip", s))
+			return
+		}
+	}
+	if !p.ip.IsValid() {
+		d.log.Error("state: pod has no IPv4 address; forgetting it", zap.String("pod", rec.Name), zap.String("ip", rec.IP))
 		return
 	}
+	var err error
 	if p.mac, err = fdb.ParseMAC(rec.MAC); err != nil {
 		p.mac = DeriveMAC(p.ip.Addr())
 	}
@@ -366,7 +525,7 @@ func (d *Daemon) reattach(rec state.Pod) {
 		return
 	}
 	d.reattached++
-	d.log.Info("pod re-attached", zap.String("pod", rec.Name), zap.String("netns", rec.Netns), zap.String("ip", rec.IP))
+	d.log.Info("pod re-attached", zap.String("pod", rec.Name), zap.String("netns", rec.Netns), zap.Strings("ips", p.cidrs()))
 }
 
 // podGone handles a pod whose TAP or namespace vanished under its readers:

@@ -20,7 +20,9 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/config"
@@ -51,15 +53,24 @@ type Env struct {
 	GwIf   string
 	Subnet netip.Prefix
 	GwAddr netip.Addr
-	Dir    string
-	Cfg    config.Config
-	Client *api.Client
+	// Subnet6 and GwAddr6 are the IPv6 pod subnet and gateway address,
+	// set by DualStack; invalid otherwise.
+	Subnet6 netip.Prefix
+	GwAddr6 netip.Addr
+	Dir     string
+	Cfg     config.Config
+	Client  *api.Client
 
 	// NodeNS, when set, is the network namespace (a name) the daemon runs
 	// in, standing for the node's host namespace: the gateway TAP, its
 	// routes and the daemon's nftables table are made there, never in the
 	// real host's. NewNode sets it.
 	NodeNS string
+
+	// Logs are the daemon's log entries at info and above once
+	// CaptureLogs was called (the test's output shows warnings and errors
+	// only); nil before.
+	Logs *observer.ObservedLogs
 
 	d   *daemon.Daemon
 	srv *api.Server
@@ -214,8 +225,12 @@ func (e *Env) Start() *daemon.Daemon {
 }
 
 // quietGateway turns IPv6 off on the gateway TAP, so that the host's
-// neighbour discovery does not add frames to the counters a test checks.
+// neighbour discovery does not add frames to the counters a test checks;
+// not for dual-stack pods, which need the gateway's IPv6 address.
 func (e *Env) quietGateway() {
+	if e.Subnet6.IsValid() {
+		return
+	}
 	e.InNode(func() error {
 		p := "/proc/sys/net/ipv6/conf/" + e.GwIf + "/disable_ipv6"
 		if _, err := os.Stat(p); err == nil {
@@ -242,6 +257,62 @@ func (e *Env) Stop(removePods bool) {
 		}
 		e.d = nil
 	}
+}
+
+// CaptureLogs keeps the daemon's log entries at info and above in Logs,
+// for a test that checks what the daemon logged. It holds every entry until
+// the test ends, so long tests leave it off. Call it before Start.
+func (e *Env) CaptureLogs() {
+	obs, logs := observer.New(zap.InfoLevel)
+	e.Logs = logs
+	e.log = e.log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core { return zapcore.NewTee(c, obs) }))
+}
+
+// DualStack gives the daemon an IPv6 pod subnet, a unique local /64 with
+// 40 random bits (nothing on the host routes it) and its first address as
+// the gateway's: pods may then have an IPv6 address too (AddDualPod). Call
+// it before Start.
+func (e *Env) DualStack() {
+	e.T.Helper()
+	var a [16]byte
+	a[0] = 0xfd
+	for i := 1; i < 6; i++ {
+		a[i] = byte(rand.IntN(256))
+	}
+	a[6], a[7] = 0x02, 0x50 // like the IPv4 10.250.X.0/24
+	e.Subnet6 = netip.PrefixFrom(netip.AddrFrom16(a), 64)
+	e.GwAddr6 = e.Subnet6.Addr().Next()
+	e.Cfg.SubnetV6 = e.Subnet6.String()
+	e.Cfg.Gateway.AddressV6 = ""
+}
+
+// IP6 is the n-th address of the IPv6 subnet (1 is the gateway); CIDR6 the
+// same with the subnet's length.
+func (e *Env) IP6(n int) netip.Addr {
+	a := e.Subnet6.Addr()
+	for i := 0; i < n; i++ {
+		a = a.Next()
+	}
+	return a
+}
+
+// CIDR6 is IP6(n) with the IPv6 subnet's prefix length.
+func (e *Env) CIDR6(n int) string { return netip.PrefixFrom(e.IP6(n), e.Subnet6.Bits()).String() }
+
+// AddDualPod makes dual-stack pod name with addresses IP(n) and IP6(n)
+// through the API, in a namespace made beforehand with IPv6 on (so the pod
+// sends neighbour discovery and the like). The daemon did not make that
+// namespace and leaves it on `pod del`; the cleanup removes it.
+func (e *Env) AddDualPod(name string, n int) api.Pod {
+	e.T.Helper()
+	if _, err := tap.CreateNetNS(e.Netns(name)); err != nil {
+		e.T.Fatal(err)
+	}
+	p, err := e.Client.AddPod(context.Background(), api.PodSpec{Name: name, IP: e.CIDR(n), IPs: []string{e.CIDR6(n)}})
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	return p
 }
 
 // Netns is the namespace of pod name.

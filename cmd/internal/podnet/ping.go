@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 
 	"github.com/tapswitch/tapswitch/tap"
 )
@@ -89,8 +90,8 @@ func (r PingResult) String() string {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// Ping sends ICMP echo requests from inside netns ns (a name or a path) to
-// dst and collects the replies. It returns an error only when it could not
+// Ping sends ICMP echo requests (ICMPv6 for an IPv6 dst) from inside netns
+// ns (a name or a path) to dst and collects the replies. It returns an error only when it could not
 // ping at all; a lost reply is in the result, not an error.
 func Ping(ctx context.Context, ns string, dst netip.Addr, o PingOptions) (PingResult, error) {
 	if o.Count <= 0 {
@@ -106,14 +107,19 @@ func Ping(ctx context.Context, ns string, dst netip.Addr, o PingOptions) (PingRe
 		o.Size = 56
 	}
 	res := PingResult{Dst: dst}
-	if !dst.Is4() {
-		return res, fmt.Errorf("ping %s: IPv4 only", dst)
+	if !dst.IsValid() || dst.Is4In6() || dst.Zone() != "" {
+		return res, fmt.Errorf("ping %s: want an IPv4 or IPv6 address without a zone", dst)
+	}
+	// ICMP or ICMPv6: the protocol number, the echo types, the raw socket.
+	proto, echo, reply, network, local := 1, icmp.Type(ipv4.ICMPTypeEcho), icmp.Type(ipv4.ICMPTypeEchoReply), "ip4:icmp", "0.0.0.0"
+	if dst.Is6() {
+		proto, echo, reply, network, local = 58, ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply, "ip6:ipv6-icmp", "::"
 	}
 	var conn *icmp.PacketConn
 	err := tap.InNamespace(nsPath(ns), func() error {
 		// A raw socket: unprivileged ICMP sockets are off in a fresh
 		// namespace (net.ipv4.ping_group_range is "1 0").
-		c, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+		c, err := icmp.ListenPacket(network, local)
 		conn = c
 		return err
 	})
@@ -149,8 +155,8 @@ func Ping(ctx context.Context, ns string, dst netip.Addr, o PingOptions) (PingRe
 			if !ok || !ipa.IP.Equal(peer.IP) {
 				continue
 			}
-			m, err := icmp.ParseMessage(1, buf[:n])
-			if err != nil || m.Type != ipv4.ICMPTypeEchoReply {
+			m, err := icmp.ParseMessage(proto, buf[:n])
+			if err != nil || m.Type != reply {
 				continue
 			}
 			e, ok := m.Body.(*icmp.Echo)
@@ -175,7 +181,8 @@ func Ping(ctx context.Context, ns string, dst netip.Addr, o PingOptions) (PingRe
 	defer tick.Stop()
 	var sendErr error
 	for seq := 1; seq <= o.Count; seq++ {
-		msg := icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq, Data: payload}}
+		// The kernel fills in an ICMPv6 checksum on a raw ICMPv6 socket.
+		msg := icmp.Message{Type: echo, Body: &icmp.Echo{ID: id, Seq: seq, Data: payload}}
 		b, _ := msg.Marshal(nil)
 		mu.Lock()
 		sent[seq] = time.Now()

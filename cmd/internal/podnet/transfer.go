@@ -58,7 +58,7 @@ func Transfer(ctx context.Context, from, to string, dst netip.Addr, size int64) 
 	var ln net.Listener
 	err := tap.InNamespace(nsPath(to), func() error {
 		var err error
-		ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp4", net.JoinHostPort(dst.String(), "0"))
+		ln, err = (&net.ListenConfig{}).Listen(ctx, tcpNet(dst), net.JoinHostPort(dst.String(), "0"))
 		return err
 	})
 	if err != nil {
@@ -91,7 +91,7 @@ func Transfer(ctx context.Context, from, to string, dst netip.Addr, size int64) 
 	err = tap.InNamespace(nsPath(from), func() error {
 		d := net.Dialer{Timeout: 5 * time.Second}
 		var err error
-		conn, err = d.DialContext(ctx, "tcp4", net.JoinHostPort(dst.String(), strconv.Itoa(port)))
+		conn, err = d.DialContext(ctx, tcpNet(dst), net.JoinHostPort(dst.String(), strconv.Itoa(port)))
 		return err
 	})
 	if err != nil {
@@ -130,6 +130,14 @@ func Transfer(ctx context.Context, from, to string, dst netip.Addr, size int64) 
 		return res, fmt.Errorf("transfer %s -> %s: sha256 differs: sent %x, received %x", from, dst, res.SentSHA, res.RecvSHA)
 	}
 	return res, nil
+}
+
+// tcpNet is the network of a TCP connection to dst.
+func tcpNet(dst netip.Addr) string {
+	if dst.Is6() && !dst.Is4In6() {
+		return "tcp6"
+	}
+	return "tcp4"
 }
 
 // Sent is what SendStream wrote.

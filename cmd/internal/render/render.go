@@ -117,7 +117,16 @@ func Pods(w io.Writer, pods []api.Pod) error {
 		if p.Reason != "" {
 			state += " (" + p.Reason + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\n", p.Name, state, p.Port, p.Netns, p.IP, p.MAC, p.VLAN, p.Queues)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\n", p.Name, state, p.Port, p.Netns, PodIPs(p), p.MAC, p.VLAN, p.Queues)
 	}
 	return tw.Flush()
+}
+
+// PodIPs is a pod's addresses for a table: both of a dual-stack pod's,
+// comma-separated (ips; ip from a daemon that predates it).
+func PodIPs(p api.Pod) string {
+	if len(p.IPs) == 0 {
+		return p.IP
+	}
+	return strings.Join(p.IPs, ",")
 }

@@ -2,6 +2,7 @@ package render
 
 import (
 	"bytes"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -42,5 +43,30 @@ func TestPortsShowsTAPDrops(t *testing.T) {
 	}
 	if f := strings.Fields(lines[2]); f[len(f)-1] != "-" {
 		t.Errorf("gone pod2's TAP-DROPS: %q", lines[2])
+	}
+}
+
+// TestDualStackListings: a dual-stack pod's row shows both addresses; the
+// neighbour listing writes an IPv6 neighbour as ip(8) does.
+func TestDualStackListings(t *testing.T) {
+	var b bytes.Buffer
+	pods := []api.Pod{
+		{Name: "a", State: api.PodUp, Port: 2, Netns: "a", IP: "10.244.0.2/24", IPs: []string{"10.244.0.2/24", "fd00::2/64"}, MAC: "02:00:0a:f4:00:02", VLAN: 1, Queues: 2},
+		{Name: "b", State: api.PodUp, Port: 3, Netns: "b", IP: "10.244.0.3/24", MAC: "02:00:0a:f4:00:03", VLAN: 1, Queues: 2},
+	}
+	if err := Pods(&b, pods); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "10.244.0.2/24,fd00::2/64") || !strings.Contains(b.String(), "10.244.0.3/24") {
+		t.Errorf("pod list:\n%s", b.String())
+	}
+	b.Reset()
+	m, _ := fdb.ParseMAC("02:00:0a:f4:00:02")
+	ns := []api.Neighbour{{IP: netip.MustParseAddr("fd00::2"), MAC: m, VLAN: 1, Port: 2, PortName: "a", Age: 1.5}}
+	if err := Neighbours(&b, ns); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := b.String(), "fd00::2 dev a lladdr 02:00:0a:f4:00:02 vlan 1 age 1.5s\n"; got != want {
+		t.Errorf("neighbours: %q, want %q", got, want)
 	}
 }

@@ -27,18 +27,20 @@ const Version = 1
 
 // State is the file's content.
 type State struct {
-	Version int       `json:"version"`
-	Switch  string    `json:"switch"`
-	Subnet  string    `json:"subnet"`
-	Gateway *Gateway  `json:"gateway,omitempty"`
-	Pods    []Pod     `json:"pods"`
-	Updated time.Time `json:"updated"`
+	Version  int       `json:"version"`
+	Switch   string    `json:"switch"`
+	Subnet   string    `json:"subnet"`
+	SubnetV6 string    `json:"subnet_v6,omitempty"`
+	Gateway  *Gateway  `json:"gateway,omitempty"`
+	Pods     []Pod     `json:"pods"`
+	Updated  time.Time `json:"updated"`
 }
 
 // Gateway is the host-side gateway TAP.
 type Gateway struct {
 	Interface string `json:"interface"`
-	Address   string `json:"address"` // CIDR
+	Address   string `json:"address"`              // CIDR
+	AddressV6 string `json:"address_v6,omitempty"` // CIDR
 	MAC       string `json:"mac"`
 }
 
@@ -48,14 +50,18 @@ type Pod struct {
 	Netns string `json:"netns"`
 	// NetnsCreated says the daemon created the namespace, so deleting the
 	// pod deletes it too.
-	NetnsCreated bool      `json:"netns_created"`
-	IfName       string    `json:"ifname"` // the TAP's name inside the namespace
-	IP           string    `json:"ip"`     // CIDR
-	MAC          string    `json:"mac"`
-	VLAN         uint16    `json:"vlan"`
-	Queues       int       `json:"queues"`
-	Static       bool      `json:"static,omitempty"` // from the config file
-	Created      time.Time `json:"created"`
+	NetnsCreated bool   `json:"netns_created"`
+	IfName       string `json:"ifname"` // the TAP's name inside the namespace
+	IP           string `json:"ip"`     // CIDR: the IPv4 address
+	// IPs are all of the pod's addresses (CIDR), the IPv4 one first, at
+	// most one per family. A file written before dual-stack pods has only
+	// IP; Addrs reads either.
+	IPs     []string  `json:"ips,omitempty"`
+	MAC     string    `json:"mac"`
+	VLAN    uint16    `json:"vlan"`
+	Queues  int       `json:"queues"`
+	Static  bool      `json:"static,omitempty"` // from the config file
+	Created time.Time `json:"created"`
 	// CNI attachments: the namespace's nsfs inode when the pod was added
 	// (a /proc/PID/ns/net path may later name another namespace; a pod whose
 	// path no longer has this inode is gone, and its TAP went with it), and
@@ -63,6 +69,18 @@ type Pod struct {
 	NetnsInode  uint64 `json:"netns_inode,omitempty"`
 	ContainerID string `json:"container_id,omitempty"`
 	Network     string `json:"network,omitempty"`
+}
+
+// Addrs is the pod's addresses: IPs, or IP alone in a file written before
+// IPs existed.
+func (p Pod) Addrs() []string {
+	if len(p.IPs) > 0 {
+		return p.IPs
+	}
+	if p.IP != "" {
+		return []string{p.IP}
+	}
+	return nil
 }
 
 // Store is the state file in one directory, locked for one daemon.

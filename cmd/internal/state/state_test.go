@@ -62,3 +62,47 @@ func TestLoadRefusesNewerVersionAndGarbage(t *testing.T) {
 		t.Fatal("truncated file accepted")
 	}
 }
+
+// TestLoadSingleStackFile: a file as tapswitch wrote it before dual-stack
+// pods (one "ip" per pod, no "ips", no IPv6 keys) loads, and Addrs gives
+// the pod's one address; a dual-stack pod round-trips with both.
+func TestLoadSingleStackFile(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	defer s.Close()
+	old := `{
+  "version": 1,
+  "switch": "tapswitch",
+  "subnet": "10.244.0.0/24",
+  "gateway": {"interface": "tsw0", "address": "10.244.0.1/24", "mac": "02:00:0a:f4:00:01"},
+  "pods": [
+    {"name": "web-1", "netns": "web-1", "netns_created": true, "ifname": "eth0", "ip": "10.244.0.10/24",
+     "mac": "02:00:0a:f4:00:0a", "vlan": 1, "queues": 2, "created": "2026-12-01T10:00:00Z"}
+  ],
+  "updated": "2026-12-01T10:00:00Z"
+}
+`
+	if err := os.WriteFile(s.Path(), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Pods) != 1 || st.SubnetV6 != "" || st.Gateway.AddressV6 != "" {
+		t.Fatalf("loaded %+v", st)
+	}
+	if a := st.Pods[0].Addrs(); len(a) != 1 || a[0] != "10.244.0.10/24" {
+		t.Fatalf("addresses of an old pod: %v", a)
+	}
+	st.Pods = append(st.Pods, Pod{Name: "web-2", IP: "10.244.0.11/24", IPs: []string{"10.244.0.11/24", "fd00::b/64"}})
+	if err := s.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := got.Pods[1].Addrs(); len(a) != 2 || a[1] != "fd00::b/64" || got.Pods[1].IP != "10.244.0.11/24" {
+		t.Fatalf("dual-stack pod after a round trip: %+v", got.Pods[1])
+	}
+}
