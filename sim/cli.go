@@ -36,6 +36,9 @@ type CLI struct {
 	// columns beside the first.
 	Plot string
 	Also []string
+	// Sets are `--set KEY=VALUE` overrides in the scenario's key paths
+	// (see Sweep), one value each, applied to every scenario run.
+	Sets []string
 }
 
 // Run runs the scenario and returns the exit status with the error that
@@ -80,7 +83,7 @@ func (c CLI) runOne(stdout io.Writer) (*Result, *Metrics, int, error) {
 	if err != nil {
 		return nil, nil, ExitBadScenario, err
 	}
-	sc, err := Parse(name, data)
+	sc, err := c.parse(name, data)
 	if err != nil {
 		return nil, nil, ExitBadScenario, err
 	}
@@ -131,6 +134,29 @@ func (c CLI) runOne(stdout io.Writer) (*Result, *Metrics, int, error) {
 		return res, m, ExitFailed, fmt.Errorf("%s: %d of %d assertions failed", res.Scenario, res.Failed, len(res.Assertions))
 	}
 	return res, m, ExitOK, nil
+}
+
+// parse parses the scenario with the --set overrides applied.
+func (c CLI) parse(name string, data []byte) (*Scenario, error) {
+	if len(c.Sets) == 0 {
+		return Parse(name, data)
+	}
+	var params []Param
+	for _, s := range c.Sets {
+		p, err := ParseSet(s)
+		if err != nil {
+			return nil, err
+		}
+		if len(p.Values) != 1 {
+			return nil, fmt.Errorf("--set %s: one value on a single run (several are for sim sweep)", p.Key)
+		}
+		params = append(params, p)
+	}
+	sw, err := NewSweep(name, data, params, nil)
+	if err != nil {
+		return nil, err
+	}
+	return parseNode(name, sw.Points[0].root)
 }
 
 // load reads the scenario: a file if one exists by that name, else a

@@ -299,9 +299,14 @@ type Sample struct {
 	Dropped    uint64        `json:"dropped"`
 	FloodRatio float64       `json:"flood_ratio"`
 	ARPEntries int           `json:"arp_entries"` // snooped neighbours
-	PortRx     []uint64      `json:"port_rx"`     // by port, in the order of ports
-	PortTx     []uint64      `json:"port_tx"`
-	PortFDB    []int         `json:"port_fdb"` // FDB entries on the port
+	// FDB learning, cumulative: entries learned, evicted (evict-fair) and
+	// refused at a limit.
+	FDBLearned uint64   `json:"fdb_learned"`
+	FDBEvicted uint64   `json:"fdb_evicted"`
+	FDBRefused uint64   `json:"fdb_refused"`
+	PortRx     []uint64 `json:"port_rx"` // by port, in the order of ports
+	PortTx     []uint64 `json:"port_tx"`
+	PortFDB    []int    `json:"port_fdb"` // FDB entries on the port
 	// PortDrops is the switch's cumulative drops by reason and port, for
 	// the reasons that dropped anything.
 	PortDrops map[string][]uint64 `json:"port_drops,omitempty"`
@@ -319,8 +324,10 @@ func (s *Sim) sample() {
 				continue
 			}
 		}
+		fs := n.sw.FDB().Stats()
 		sm := Sample{
-			T: time.Duration(s.now), FDBEntries: n.sw.FDB().Len(), ARPEntries: n.sw.ARP().Stats().Neighbours,
+			T: time.Duration(s.now), FDBEntries: fs.Entries, ARPEntries: n.sw.ARP().Stats().Neighbours,
+			FDBLearned: fs.Learned, FDBEvicted: fs.Evicted, FDBRefused: fs.Refused,
 			Rx: n.rx, Tx: n.copies, Flooded: n.flooded, Unknown: n.unknown, Dropped: n.dropped,
 		}
 		if d := sm.Rx - last.Rx; d > 0 {

@@ -2,7 +2,11 @@ package sim
 
 import (
 	"fmt"
+	"image"
 	"image/color"
+	"image/color/palette"
+	imgdraw "image/draw"
+	"image/png"
 	"math"
 	"os"
 	"sort"
@@ -21,9 +25,9 @@ import (
 // drawn, so a 10,000-port scenario still gives a readable picture.
 const plotLines = 8
 
-// palette is Tableau's ten colours: distinct, and the same port or link
+// colours are Tableau's ten colours: distinct, and the same port or link
 // keeps its colour in every panel and every column.
-var palette = []color.Color{
+var colours = []color.Color{
 	color.RGBA{0x1f, 0x77, 0xb4, 0xff}, color.RGBA{0xff, 0x7f, 0x0e, 0xff}, color.RGBA{0x2c, 0xa0, 0x2c, 0xff},
 	color.RGBA{0xd6, 0x27, 0x28, 0xff}, color.RGBA{0x94, 0x67, 0xbd, 0xff}, color.RGBA{0x8c, 0x56, 0x4b, 0xff},
 	color.RGBA{0xe3, 0x77, 0xc2, 0xff}, color.RGBA{0x7f, 0x7f, 0x7f, 0xff}, color.RGBA{0xbc, 0xbd, 0x22, 0xff},
@@ -104,6 +108,22 @@ func runPanels(m *Metrics) []panel {
 		}
 		occ.lines = append([]series{tot, nb}, top(perPort)...)
 		out = append(out, occ)
+
+		learn := panel{title: sw.Name + ": FDB learning per second", ylabel: "entries/s"}
+		for i, f := range []struct {
+			name string
+			get  func(Sample) uint64
+		}{
+			{"learned", func(s Sample) uint64 { return s.FDBLearned }},
+			{"evicted (evict-fair)", func(s Sample) uint64 { return s.FDBEvicted }},
+			{"refused (at a limit)", func(s Sample) uint64 { return s.FDBRefused }},
+		} {
+			l := rateSeries(f.name, []int{2, 1, 3}[i], ser, m.Tick, f.get)
+			if l.peak() > 0 {
+				learn.lines = append(learn.lines, l)
+			}
+		}
+		out = append(out, learn)
 
 		in := panel{title: sw.Name + ": frames in per second, by port", ylabel: "frames/s"}
 		outp := panel{title: sw.Name + ": frames out per second, by port (floods included)", ylabel: "frames/s"}
@@ -213,7 +233,7 @@ func (pn panel) plot() (*plot.Plot, error) {
 		p.Y.Max = 1
 		return p, nil
 	}
-	for _, l := range pn.lines {
+	for i, l := range pn.lines {
 		if len(l.xy) == 0 {
 			continue
 		}
@@ -221,8 +241,13 @@ func (pn panel) plot() (*plot.Plot, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", pn.title, l.label, err)
 		}
-		ln.Color = palette[l.col%len(palette)]
-		ln.Width = vg.Points(1.2)
+		ln.Color = colours[l.col%len(colours)]
+		// Earlier lines are wider, so that lines on top of each other (three
+		// ports that get the same flood) still show as stripes.
+		ln.Width = vg.Points(math.Min(1+0.6*float64(len(pn.lines)-1-i), 3))
+		if l.dash {
+			ln.Width = vg.Points(1.2)
+		}
 		if l.dash {
 			ln.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
 		}
@@ -241,10 +266,13 @@ func PlotRuns(ms []*Metrics, titles []string, path string) error {
 	}
 	cols := len(ms)
 	var columns [][]*plot.Plot
+	var panels [][]panel
 	rows := 0
 	for _, m := range ms {
 		var col []*plot.Plot
-		for _, pn := range runPanels(m) {
+		pns := runPanels(m)
+		panels = append(panels, pns)
+		for _, pn := range pns {
 			p, err := pn.plot()
 			if err != nil {
 				return fmt.Errorf("plot: %w", err)
@@ -253,6 +281,40 @@ func PlotRuns(ms []*Metrics, titles []string, path string) error {
 		}
 		rows = max(rows, len(col))
 		columns = append(columns, col)
+	}
+	// A row whose panels are empty in every column (no drops anywhere)
+	// says so in one line of the caption instead of a row of blank charts.
+	var keep []int
+	var empty []string
+	for r := 0; r < rows; r++ {
+		blank := true
+		for c := range columns {
+			if r < len(columns[c]) && len(panels[c][r].lines) > 0 {
+				blank = false
+			}
+		}
+		if blank {
+			empty = append(empty, panels[0][r].title)
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	if len(keep) == 0 {
+		keep = []int{0}
+	}
+	for c := range columns {
+		var col []*plot.Plot
+		for _, r := range keep {
+			if r < len(columns[c]) {
+				col = append(col, columns[c][r])
+			}
+		}
+		columns[c] = col
+	}
+	rows = len(keep)
+	foot := ""
+	if len(empty) > 0 {
+		foot = "not drawn, nothing to show in any column: " + strings.Join(empty, "; ")
 	}
 	grid := make([][]*plot.Plot, rows)
 	for r := range grid {
@@ -270,14 +332,19 @@ func PlotRuns(ms []*Metrics, titles []string, path string) error {
 			}
 		}
 	}
-	return drawGrid(grid, titles, path, 300, 190)
+	return drawGrid(grid, titles, foot, path, 300, 190)
 }
 
-// drawGrid lays plots out in a grid with a title over each column.
-func drawGrid(grid [][]*plot.Plot, titles []string, path string, cellW, cellH float64) error {
+// drawGrid lays plots out in a grid with a title over each column and a
+// footnote under them.
+func drawGrid(grid [][]*plot.Plot, titles []string, foot, path string, cellW, cellH float64) error {
 	rows, cols := len(grid), len(grid[0])
 	const head = 20
-	w, h := vg.Points(float64(cols)*cellW), vg.Points(float64(rows)*cellH+head)
+	footH := 0.0
+	if foot != "" {
+		footH = 14
+	}
+	w, h := vg.Points(float64(cols)*cellW), vg.Points(float64(rows)*cellH+head+footH)
 	img := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseBackgroundColor(color.White))
 	dc := draw.New(img)
 	ts := draw.TextStyle{Color: color.Black, Font: plot.DefaultFont, Handler: plot.DefaultTextHandler}
@@ -287,7 +354,12 @@ func drawGrid(grid [][]*plot.Plot, titles []string, path string, cellW, cellH fl
 			dc.FillText(ts, vg.Point{X: vg.Points(float64(c)*cellW + 10), Y: h - vg.Points(14)}, t)
 		}
 	}
-	body := draw.Crop(dc, 0, 0, 0, -vg.Points(head))
+	if foot != "" {
+		fs := ts
+		fs.Font.Size = vg.Points(8)
+		dc.FillText(fs, vg.Point{X: vg.Points(10), Y: vg.Points(4)}, foot)
+	}
+	body := draw.Crop(dc, 0, 0, vg.Points(footH), -vg.Points(head))
 	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Points(10), PadY: vg.Points(10),
 		PadTop: vg.Points(2), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(8)}
 	canvases := plot.Align(grid, tiles, body)
@@ -302,7 +374,14 @@ func drawGrid(grid [][]*plot.Plot, titles []string, path string, cellW, cellH fl
 	if err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+	// 256 colours (each pixel to the nearest, no dithering) and the best
+	// compression: a third of the bytes of the full-colour image, for
+	// pictures that go into READMEs, with no visible difference in charts.
+	src := img.Image()
+	pal := image.NewPaletted(src.Bounds(), palette.Plan9)
+	imgdraw.Draw(pal, pal.Rect, src, src.Bounds().Min, imgdraw.Src)
+	enc := png.Encoder{CompressionLevel: png.BestCompression}
+	if err := enc.Encode(f, pal); err != nil {
 		f.Close()
 		return fmt.Errorf("plot %s: %w", path, err)
 	}
@@ -312,7 +391,7 @@ func drawGrid(grid [][]*plot.Plot, titles []string, path string, cellW, cellH fl
 // PlotSweep draws metric against the parameter x (its index in
 // sw.Params): the mean over seeds at each value with its 95% interval, one
 // line per combination of the other parameters. A numeric parameter gets a
-// numeric axis (logarithmic when its values span a factor of ten or more),
+// numeric axis (logarithmic when its values span a factor of four or more),
 // any other a nominal one in the order given.
 func PlotSweep(sw *Sweep, sum []PointSummary, metric string, x int, path string) error {
 	if x < 0 || x >= len(sw.Params) {
@@ -381,7 +460,7 @@ func PlotSweep(sw *Sweep, sum []PointSummary, metric string, x int, path string)
 		for _, v := range nums {
 			lo, hi = math.Min(lo, v), math.Max(hi, v)
 		}
-		if lo > 0 && hi/lo >= 10 {
+		if lo > 0 && hi/lo >= 4 {
 			p.X.Scale = plot.LogScale{}
 			p.X.Tick.Marker = valueTicks(xp.Values, nums)
 		}
@@ -393,7 +472,7 @@ func PlotSweep(sw *Sweep, sum []PointSummary, metric string, x int, path string)
 		if err != nil {
 			return fmt.Errorf("plot: %w", err)
 		}
-		c := palette[i%len(palette)]
+		c := colours[i%len(colours)]
 		ln.Color, pts.Color = c, c
 		ln.Width = vg.Points(1.5)
 		p.Add(ln, pts)
@@ -412,7 +491,7 @@ func PlotSweep(sw *Sweep, sum []PointSummary, metric string, x int, path string)
 	if p.Y.Min >= 0 { // counts: from zero, with room for the legend
 		p.Y.Min, p.Y.Max = 0, math.Max(p.Y.Max*1.2, 1)
 	}
-	return drawGrid([][]*plot.Plot{{p}}, nil, path, 640, 400)
+	return drawGrid([][]*plot.Plot{{p}}, nil, "", path, 640, 400)
 }
 
 type errXY struct {

@@ -24,7 +24,7 @@ type SweepCLI struct {
 	Plot       string   // PNG of PlotMetric against PlotX
 	PlotMetric string
 	PlotX      string   // a --set key; empty: the first
-	Show       []string // metrics summarised on stdout; empty: deliveries, or PlotMetric
+	Show       []string // metrics summarised on stdout, after PlotMetric; none: deliveries
 	Quiet      bool     // no progress
 	JSON       bool     // summary on stdout as JSON
 	// Stderr gets the progress; StderrTTY says it is a terminal (a line
@@ -106,11 +106,11 @@ func (c SweepCLI) Run(stdout io.Writer) (int, error) {
 		pr.finish(len(runs), workers, passed)
 	}
 	show := c.Show
+	if c.PlotMetric != "" && !contains(show, c.PlotMetric) {
+		show = append([]string{c.PlotMetric}, show...)
+	}
 	if len(show) == 0 {
 		show = []string{"deliveries"}
-		if c.PlotMetric != "" {
-			show = []string{c.PlotMetric}
-		}
 	}
 	for _, m := range append(show, c.PlotMetric) {
 		if m != "" && !contains(cols, m) {

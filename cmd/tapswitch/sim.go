@@ -67,6 +67,7 @@ scenario is bad.`,
 	f.Uint64Var(&c.MaxEvents, "max-events", 0, "stop after this many events, if sooner than the scenario says")
 	f.BoolVar(&list, "list", false, "list the shipped scenarios")
 	f.StringVar(&c.Plot, "plot", "", "draw the run's time series (FDB and neighbour entries, frames and drops per port, link utilisation) into `FILE.png`")
+	f.StringArrayVar(&c.Sets, "set", nil, "`KEY=VALUE`: override a scenario key (the paths of sim sweep --set; repeatable)")
 	cmd.AddCommand(newSimSweepCmd())
 	rootCmd.AddCommand(cmd)
 }
