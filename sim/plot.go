@@ -5,7 +5,6 @@ import (
 	"image"
 	"image/color"
 	"image/color/palette"
-	imgdraw "image/draw"
 	"image/png"
 	"math"
 	"os"
@@ -377,9 +376,7 @@ func drawGrid(grid [][]*plot.Plot, titles []string, foot, path string, cellW, ce
 	// 256 colours (each pixel to the nearest, no dithering) and the best
 	// compression: a third of the bytes of the full-colour image, for
 	// pictures that go into READMEs, with no visible difference in charts.
-	src := img.Image()
-	pal := image.NewPaletted(src.Bounds(), palette.Plan9)
-	imgdraw.Draw(pal, pal.Rect, src, src.Bounds().Min, imgdraw.Src)
+	pal := toPaletted(img.Image())
 	enc := png.Encoder{CompressionLevel: png.BestCompression}
 	if err := enc.Encode(f, pal); err != nil {
 		f.Close()
@@ -497,6 +494,29 @@ func PlotSweep(sw *Sweep, sum []PointSummary, metric string, x int, path string)
 type errXY struct {
 	plotter.XYs
 	plotter.YErrors
+}
+
+// toPaletted maps every pixel to the nearest Plan 9 colour. A chart has a
+// few hundred distinct colours (antialiased edges), so each is looked up
+// once: image/draw's per-pixel search of the palette takes seconds for a
+// tall picture.
+func toPaletted(src image.Image) *image.Paletted {
+	b := src.Bounds()
+	dst := image.NewPaletted(b, palette.Plan9)
+	seen := map[color.RGBA]uint8{}
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, a := src.At(x, y).RGBA()
+			c := color.RGBA{uint8(r >> 8), uint8(g >> 8), uint8(bl >> 8), uint8(a >> 8)}
+			i, ok := seen[c]
+			if !ok {
+				i = uint8(dst.Palette.Index(c))
+				seen[c] = i
+			}
+			dst.SetColorIndex(x, y, i)
+		}
+	}
+	return dst
 }
 
 // valueTicks labels a log axis at the swept values themselves.
