@@ -6,7 +6,16 @@ BIN      := bin
 PKGS     := ./...
 # Per-package fuzz targets, run for FUZZTIME each by `make fuzz`.
 FUZZTIME ?= 10s
-FUZZ     := ./switch:FuzzReceive ./switch:FuzzCheckVnetHdr ./arp:FuzzHandle ./arp:FuzzParseNDP ./sim:FuzzParseScenario ./cmd/internal/config:FuzzParse ./cmd/internal/api:FuzzDecodeBody ./cmd/internal/daemon:FuzzCheckPodSpec
+FUZZ     := \
+	./switch:FuzzReceive \
+	./switch:FuzzCheckVnetHdr \
+	./arp:FuzzHandle \
+	./arp:FuzzParseNDP \
+	./sim:FuzzParseScenario \
+	./sim:FuzzSweepArgs \
+	./cmd/internal/config:FuzzParse \
+	./cmd/internal/api:FuzzDecodeBody \
+	./cmd/internal/daemon:FuzzCheckPodSpec
 
 # The CNI plugins tapswitch-cni delegates to (host-local IPAM), built from
 # containernetworking/plugins into a project-local directory the tests use.

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/netip"
 	"strings"
+	"time"
 
 	"github.com/tapswitch/tapswitch/arp"
 	"github.com/tapswitch/tapswitch/fdb"
@@ -440,6 +441,12 @@ func (s *Sim) addSwitchPort(n *swNode, name string, peerHost, peerIfc int32) (in
 	if ps != nil {
 		cfg.PVID, cfg.Trunk, cfg.Allowed, cfg.Hairpin = ps.VLAN, ps.Trunk, ps.Allowed, ps.Hairpin
 		cfg.FDBLimit, cfg.IPs, cfg.Storm, cfg.MTU = ps.FDBLimit, ps.IPs, ps.Storm, ps.MTU
+		if ps.LockMAC {
+			if peerHost < 0 {
+				return 0, fmt.Errorf("port %s:%s: lock_mac needs a host at the other end", n.name, name)
+			}
+			cfg.LockMAC = s.hosts[peerHost].ifs[peerIfc].mac
+		}
 	}
 	if !n.spec.Guard {
 		cfg.IPs = nil // bindings only matter to the guard; they cost a map per port
@@ -456,6 +463,9 @@ func (s *Sim) addSwitchPort(n *swNode, name string, peerHost, peerIfc int32) (in
 	}
 	ep := &s.eps[e]
 	ep.sw, ep.port = n.idx, id
+	if ps != nil && ps.RxPPS > 0 {
+		ep.rxGap = max(int64(time.Second)/int64(ps.RxPPS), 1)
+	}
 	s.named(e, n.name+":"+name)
 	for int(id) >= len(n.portEP) {
 		n.portEP = append(n.portEP, -1)

@@ -31,20 +31,63 @@ type CLI struct {
 	Quiet       bool // no trace
 	TraceLines  int  // cap on trace lines; 0: none
 	MaxEvents   uint64
+	// Plot writes a PNG of the run's time series (PlotRuns). With Also,
+	// those scenarios run too, one after the other, and are drawn in
+	// columns beside the first.
+	Plot string
+	Also []string
+	// Sets are `--set KEY=VALUE` overrides in the scenario's key paths
+	// (see Sweep), one value each, applied to every scenario run.
+	Sets []string
 }
 
 // Run runs the scenario and returns the exit status with the error that
 // explains it (nil with ExitOK).
 func (c CLI) Run(stdout io.Writer) (int, error) {
+	if len(c.Also) > 0 && c.Plot == "" {
+		return ExitBadScenario, fmt.Errorf("several scenarios are run only to be plotted side by side: add --plot FILE.png")
+	}
+	if len(c.Also) > 0 && (c.MetricsFile != "" || c.PcapDir != "") {
+		return ExitBadScenario, fmt.Errorf("--metrics and --pcap take one scenario")
+	}
+	var ms []*Metrics
+	var titles []string
+	code, err := ExitOK, error(nil)
+	for _, f := range append([]string{c.File}, c.Also...) {
+		one := c
+		one.File = f
+		res, m, ocode, oerr := one.runOne(stdout)
+		if ocode == ExitBadScenario || (ocode != ExitOK && res == nil) {
+			return ocode, oerr
+		}
+		if ocode != ExitOK && code == ExitOK {
+			code, err = ocode, oerr
+		}
+		if m != nil {
+			ms = append(ms, m)
+			titles = append(titles, fmt.Sprintf("%s (seed %d)", res.Scenario, res.Seed))
+		}
+	}
+	if c.Plot != "" {
+		if perr := PlotRuns(ms, titles, c.Plot); perr != nil {
+			return ExitFailed, perr
+		}
+	}
+	return code, err
+}
+
+// runOne runs one scenario and prints its outputs; the Result is nil when
+// it did not run.
+func (c CLI) runOne(stdout io.Writer) (*Result, *Metrics, int, error) {
 	name, data, err := c.load()
 	if err != nil {
-		return ExitBadScenario, err
+		return nil, nil, ExitBadScenario, err
 	}
-	sc, err := Parse(name, data)
+	sc, err := c.parse(name, data)
 	if err != nil {
-		return ExitBadScenario, err
+		return nil, nil, ExitBadScenario, err
 	}
-	opts := Options{Seed: c.Seed, SeedSet: c.SeedSet, MaxEvents: c.MaxEvents, TraceLimit: c.TraceLines}
+	opts := Options{Seed: c.Seed, SeedSet: c.SeedSet, MaxEvents: c.MaxEvents, TraceLimit: c.TraceLines, CollectMetrics: c.Plot != ""}
 	if !c.JSON && !c.Quiet {
 		opts.Trace = stdout
 	}
@@ -54,7 +97,7 @@ func (c CLI) Run(stdout io.Writer) (int, error) {
 	var mf *os.File
 	if c.MetricsFile != "" {
 		if mf, err = os.Create(c.MetricsFile); err != nil {
-			return ExitFailed, fmt.Errorf("metrics: %w", err)
+			return nil, nil, ExitFailed, fmt.Errorf("metrics: %w", err)
 		}
 		defer mf.Close()
 		opts.Metrics = mf
@@ -63,17 +106,17 @@ func (c CLI) Run(stdout io.Writer) (int, error) {
 	if err != nil {
 		var se *Error
 		if errors.As(err, &se) {
-			return ExitBadScenario, err
+			return nil, nil, ExitBadScenario, err
 		}
-		return ExitFailed, err
+		return nil, nil, ExitFailed, err
 	}
 	res, err := s.Run()
 	if err != nil {
-		return ExitFailed, err
+		return nil, nil, ExitFailed, err
 	}
 	if mf != nil {
 		if err := mf.Close(); err != nil {
-			return ExitFailed, fmt.Errorf("metrics: %w", err)
+			return nil, nil, ExitFailed, fmt.Errorf("metrics: %w", err)
 		}
 	}
 	if c.JSON {
@@ -84,12 +127,36 @@ func (c CLI) Run(stdout io.Writer) (int, error) {
 		err = res.WriteText(stdout)
 	}
 	if err != nil {
-		return ExitFailed, err
+		return res, nil, ExitFailed, err
 	}
+	m := s.Metrics()
 	if !res.Passed {
-		return ExitFailed, fmt.Errorf("%s: %d of %d assertions failed", res.Scenario, res.Failed, len(res.Assertions))
+		return res, m, ExitFailed, fmt.Errorf("%s: %d of %d assertions failed", res.Scenario, res.Failed, len(res.Assertions))
 	}
-	return ExitOK, nil
+	return res, m, ExitOK, nil
+}
+
+// parse parses the scenario with the --set overrides applied.
+func (c CLI) parse(name string, data []byte) (*Scenario, error) {
+	if len(c.Sets) == 0 {
+		return Parse(name, data)
+	}
+	var params []Param
+	for _, s := range c.Sets {
+		p, err := ParseSet(s)
+		if err != nil {
+			return nil, err
+		}
+		if len(p.Values) != 1 {
+			return nil, fmt.Errorf("--set %s: one value on a single run (several are for sim sweep)", p.Key)
+		}
+		params = append(params, p)
+	}
+	sw, err := NewSweep(name, data, params, nil)
+	if err != nil {
+		return nil, err
+	}
+	return parseNode(name, sw.Points[0].root)
 }
 
 // load reads the scenario: a file if one exists by that name, else a

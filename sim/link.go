@@ -19,6 +19,7 @@ type endpoint struct {
 	ing      *vswitch.Ingress
 	islot    int32
 	capture  int32                     // per-port capture, -1: none
+	rxGap    int64                     // a switch port's rx_pps as the gap between frames it takes in; 0: none
 	frames   [2]uint64                 // rx, tx
 	typed    *[2][numFrameTypes]uint64 // by type, only for ports an assertion counts
 }
@@ -118,6 +119,7 @@ type link struct {
 	capture int32 // per-link capture, -1: none
 
 	delivered, lost, queueDrops, downDrops uint64
+	txBytes                                [2]uint64 // sent from side a, from side b
 }
 
 type linkDir struct {
@@ -166,7 +168,7 @@ func (s *Sim) transmit(from int32, buf int32) bool {
 	}
 	f := s.pool.bytes(buf)
 	at := s.now
-	if bps := l.bps; bps > 0 {
+	if bps, gap := l.bps, s.eps[peer].rxGap; bps > 0 || gap > 0 {
 		d := &l.dirs[ep.side]
 		if l.queue > 0 && d.backlog(s.now) >= l.queue {
 			l.queueDrops++
@@ -177,13 +179,20 @@ func (s *Sim) transmit(from int32, buf int32) bool {
 			return false
 		}
 		start := max(s.now, d.busy)
-		d.busy = start + int64(len(f))*8_000_000_000/bps
+		var ser int64
+		if bps > 0 {
+			ser = int64(len(f)) * 8_000_000_000 / bps
+		}
+		// A policed port takes a frame at most every gap: the rest wait on
+		// the wire's queue, as they wait in a TAP the daemon does not read.
+		d.busy = start + max(ser, gap)
 		if l.queue > 0 {
 			d.fin = append(d.fin, d.busy)
 		}
 		at = d.busy
 	}
 	ep.countFrame(tx, f)
+	l.txBytes[ep.side] += uint64(len(f))
 	if ep.capture >= 0 {
 		s.capture(ep.capture, s.now, f)
 	}

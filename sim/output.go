@@ -245,6 +245,7 @@ func (r *Result) WriteText(w io.Writer) error {
 // series (or none), so it is not kept separately.
 type metrics struct {
 	switches [][]Sample
+	links    []LinkSample
 }
 
 // Metrics is the metrics JSON: per-switch series sampled every tick, the
@@ -260,15 +261,30 @@ type Metrics struct {
 	Deliveries uint64          `json:"deliveries"`
 	Switches   []SwitchMetrics `json:"switches"`
 	Links      []LinkResult    `json:"links"`
+	// LinkBandwidth is each link's bandwidth in bits/s (0: unlimited), in
+	// link order, and LinkSeries their bytes sent per direction at every
+	// sample: link utilisation is the difference over the interval.
+	LinkBandwidth []int64      `json:"link_bandwidth"`
+	LinkSeries    []LinkSample `json:"link_series"`
+}
+
+// LinkSample is every link's cumulative bytes sent, a to b and b to a, at
+// one instant, in link order.
+type LinkSample struct {
+	T     time.Duration `json:"t_ns"`
+	Bytes [][2]uint64   `json:"bytes"`
 }
 
 // SwitchMetrics is one switch's series and final counters.
 type SwitchMetrics struct {
-	Name   string             `json:"name"`
-	Series []Sample           `json:"series"`
-	FDB    fdb.Stats          `json:"fdb"`
-	ARP    arp.Stats          `json:"arp"`
-	Ports  []vswitch.PortInfo `json:"ports"`
+	Name   string   `json:"name"`
+	Series []Sample `json:"series"`
+	// PortNames names the entries of a sample's per-port lists: every
+	// port the switch ever had, in the order it got them.
+	PortNames []string           `json:"port_names"`
+	FDB       fdb.Stats          `json:"fdb"`
+	ARP       arp.Stats          `json:"arp"`
+	Ports     []vswitch.PortInfo `json:"ports"`
 }
 
 // Sample is a switch at one instant: cumulative counters, the FDB size, and
@@ -282,8 +298,18 @@ type Sample struct {
 	Unknown    uint64        `json:"unknown_unicast"`
 	Dropped    uint64        `json:"dropped"`
 	FloodRatio float64       `json:"flood_ratio"`
-	PortRx     []uint64      `json:"port_rx"` // by port, in the order of ports
-	PortTx     []uint64      `json:"port_tx"`
+	ARPEntries int           `json:"arp_entries"` // snooped neighbours
+	// FDB learning, cumulative: entries learned, evicted (evict-fair) and
+	// refused at a limit.
+	FDBLearned uint64   `json:"fdb_learned"`
+	FDBEvicted uint64   `json:"fdb_evicted"`
+	FDBRefused uint64   `json:"fdb_refused"`
+	PortRx     []uint64 `json:"port_rx"` // by port, in the order of ports
+	PortTx     []uint64 `json:"port_tx"`
+	PortFDB    []int    `json:"port_fdb"` // FDB entries on the port
+	// PortDrops is the switch's cumulative drops by reason and port, for
+	// the reasons that dropped anything.
+	PortDrops map[string][]uint64 `json:"port_drops,omitempty"`
 }
 
 func (s *Sim) sample() {
@@ -298,36 +324,96 @@ func (s *Sim) sample() {
 				continue
 			}
 		}
+		fs := n.sw.FDB().Stats()
 		sm := Sample{
-			T: time.Duration(s.now), FDBEntries: n.sw.FDB().Len(),
+			T: time.Duration(s.now), FDBEntries: fs.Entries, ARPEntries: n.sw.ARP().Stats().Neighbours,
+			FDBLearned: fs.Learned, FDBEvicted: fs.Evicted, FDBRefused: fs.Refused,
 			Rx: n.rx, Tx: n.copies, Flooded: n.flooded, Unknown: n.unknown, Dropped: n.dropped,
 		}
 		if d := sm.Rx - last.Rx; d > 0 {
 			sm.FloodRatio = float64(sm.Flooded-last.Flooded) / float64(d)
 		}
-		for _, e := range n.portEP {
-			if e >= 0 {
-				sm.PortRx = append(sm.PortRx, s.eps[e].frames[rx])
-				sm.PortTx = append(sm.PortTx, s.eps[e].frames[tx])
+		info := map[fdb.PortID]*vswitch.PortInfo{}
+		ports := n.sw.Ports()
+		for j := range ports {
+			info[ports[j].ID] = &ports[j]
+		}
+		k := 0
+		for id, e := range n.portEP {
+			if e < 0 {
+				continue
 			}
+			sm.PortRx = append(sm.PortRx, s.eps[e].frames[rx])
+			sm.PortTx = append(sm.PortTx, s.eps[e].frames[tx])
+			fdbN := 0
+			if pi := info[fdb.PortID(id)]; pi != nil {
+				fdbN = pi.FDB
+				for r, c := range pi.Counters.Drops {
+					if c == 0 {
+						continue
+					}
+					if sm.PortDrops == nil {
+						sm.PortDrops = map[string][]uint64{}
+					}
+					name := vswitch.DropReason(r).String()
+					if sm.PortDrops[name] == nil {
+						sm.PortDrops[name] = make([]uint64, len(n.portEP))
+					}
+					sm.PortDrops[name][k] = c
+				}
+			}
+			sm.PortFDB = append(sm.PortFDB, fdbN)
+			k++
+		}
+		for name, v := range sm.PortDrops {
+			sm.PortDrops[name] = v[:k]
 		}
 		m.switches[i] = append(m.switches[i], sm)
 	}
+	if k := len(m.links); k == 0 || m.links[k-1].T != time.Duration(s.now) {
+		ls := LinkSample{T: time.Duration(s.now), Bytes: make([][2]uint64, len(s.links))}
+		for i, l := range s.links {
+			ls.Bytes[i] = l.txBytes
+		}
+		m.links = append(m.links, ls)
+	}
+}
+
+// Metrics returns what the run collected for the metrics JSON: nil unless
+// Options.Metrics or Options.CollectMetrics asked for it, and complete once
+// Run has returned.
+func (s *Sim) Metrics() *Metrics {
+	if s.metrics == nil {
+		return nil
+	}
+	out := &Metrics{
+		Scenario: s.name(), Seed: s.seed, Tick: time.Duration(s.tick), End: time.Duration(s.now),
+		Stopped: s.stopped, Events: s.events, Deliveries: s.delivered, LinkSeries: s.metrics.links,
+	}
+	for i, n := range s.switches {
+		sm := SwitchMetrics{
+			Name: n.name, FDB: n.sw.FDB().Stats(), ARP: n.sw.ARP().Stats(), Ports: n.sw.Ports(),
+		}
+		if i < len(s.metrics.switches) {
+			sm.Series = s.metrics.switches[i]
+		}
+		for _, e := range n.portEP {
+			if e >= 0 {
+				_, port := splitRef(s.eps[e].portName)
+				sm.PortNames = append(sm.PortNames, port)
+			}
+		}
+		out.Switches = append(out.Switches, sm)
+	}
+	out.Links = s.linkResults()
+	for _, l := range s.links {
+		out.LinkBandwidth = append(out.LinkBandwidth, l.bps)
+	}
+	return out
 }
 
 func (s *Sim) writeMetrics(w io.Writer) error {
-	out := Metrics{
-		Scenario: s.name(), Seed: s.seed, Tick: time.Duration(s.tick), End: time.Duration(s.now),
-		Stopped: s.stopped, Events: s.events, Deliveries: s.delivered,
-	}
-	for i, n := range s.switches {
-		out.Switches = append(out.Switches, SwitchMetrics{
-			Name: n.name, Series: s.metrics.switches[i],
-			FDB: n.sw.FDB().Stats(), ARP: n.sw.ARP().Stats(), Ports: n.sw.Ports(),
-		})
-	}
-	out.Links = s.linkResults()
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", " ")
-	return enc.Encode(out)
+	return enc.Encode(s.Metrics())
 }

@@ -20,17 +20,16 @@ import (
 // ("node.yaml:12: unknown key \"latncy\" in link"). Unknown keys, bad values
 // and duplicate names are errors; so, when the scenario is built (New), are
 // references to things that do not exist and impossible topologies.
-func Parse(file string, data []byte) (sc *Scenario, err error) {
-	p := &parser{file: file}
-	defer func() {
-		if r := recover(); r != nil {
-			e, ok := r.(*Error)
-			if !ok {
-				panic(r)
-			}
-			sc, err = nil, e
-		}
-	}()
+func Parse(file string, data []byte) (*Scenario, error) {
+	root, err := parseYAML(file, data)
+	if err != nil {
+		return nil, err
+	}
+	return parseNode(file, root)
+}
+
+// parseYAML reads the one YAML document of a scenario and returns its root.
+func parseYAML(file string, data []byte) (*yaml.Node, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
@@ -41,12 +40,28 @@ func Parse(file string, data []byte) (sc *Scenario, err error) {
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		p.fail(&extra, "one YAML document expected")
+		return nil, &Error{File: file, Line: extra.Line, Msg: "one YAML document expected"}
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
+	return root, nil
+}
+
+// parseNode turns a scenario's YAML tree into a Scenario. It only reads
+// the tree, so sweeps parse one tree on several goroutines.
+func parseNode(file string, root *yaml.Node) (sc *Scenario, err error) {
+	p := &parser{file: file}
+	defer func() {
+		if r := recover(); r != nil {
+			e, ok := r.(*Error)
+			if !ok {
+				panic(r)
+			}
+			sc, err = nil, e
+		}
+	}()
 	return p.scenario(root), nil
 }
 
@@ -434,7 +449,7 @@ func (p *parser) switchSpec(n *yaml.Node) SwitchSpec {
 }
 
 func (p *parser) port(n *yaml.Node) PortSpec {
-	f := p.fields(n, "port", "name", "vlan", "trunk", "allowed", "hairpin", "fdb_limit", "ips", "storm", "mtu")
+	f := p.fields(n, "port", "name", "vlan", "trunk", "allowed", "hairpin", "fdb_limit", "ips", "storm", "mtu", "lock_mac", "rx_pps")
 	if f["name"] == nil {
 		p.fail(n, "port: name is required")
 	}
@@ -462,6 +477,8 @@ func (p *parser) port(n *yaml.Node) PortSpec {
 	}
 	p.optInt(f, "storm", &ps.Storm, 0, 1<<30)
 	p.optInt(f, "mtu", &ps.MTU, 68, 9000)
+	optional(f, "lock_mac", &ps.LockMAC, p.boolean)
+	p.optInt(f, "rx_pps", &ps.RxPPS, 0, 1<<30)
 	return ps
 }
 

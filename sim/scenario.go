@@ -75,6 +75,13 @@ type PortSpec struct {
 	IPs   []netip.Addr
 	Storm int // broadcast/unknown frames per second the port may send in
 	MTU   int
+	// LockMAC locks the port to the MAC of the host interface it faces
+	// (vswitch.PortConfig.LockMAC, the switch's half of lock_pod_mac).
+	LockMAC bool
+	// RxPPS caps the frames per second the switch takes in on this port,
+	// like the daemon's rx_pps reader: frames beyond it wait in the link's
+	// queue (the TAP's) and are tail-dropped when it is full. 0: no cap.
+	RxPPS int
 }
 
 // HostSpec is a simulated pod, node or router.

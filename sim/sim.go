@@ -30,6 +30,9 @@ type Options struct {
 	PcapPerPort bool
 	// Metrics, when set, receives the metrics JSON at the end of the run.
 	Metrics io.Writer
+	// CollectMetrics samples the metrics without writing them, for
+	// Sim.Metrics (a plot).
+	CollectMetrics bool
 	// MaxEvents, when nonzero, caps the scenario's own limit.
 	MaxEvents uint64
 }
@@ -146,7 +149,7 @@ func New(sc *Scenario, opts Options) (*Sim, error) {
 	if opts.Trace != nil {
 		s.tr = &tracer{w: bufio.NewWriterSize(opts.Trace, 64<<10), limit: opts.TraceLimit}
 	}
-	if opts.Metrics != nil {
+	if opts.Metrics != nil || opts.CollectMetrics {
 		s.metrics = &metrics{}
 	}
 	if err := s.build(); err != nil {
@@ -227,7 +230,7 @@ func (s *Sim) Run() (*Result, error) {
 		}
 	}
 	s.closeCaptures()
-	if s.metrics != nil && s.err == nil {
+	if s.opts.Metrics != nil && s.err == nil {
 		if err := s.writeMetrics(s.opts.Metrics); err != nil {
 			s.err = fmt.Errorf("metrics: %w", err)
 		}

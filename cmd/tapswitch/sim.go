@@ -16,16 +16,18 @@ func init() {
 		list   bool
 	)
 	cmd := &cobra.Command{
-		Use:   "sim [FILE|NAME]",
+		Use:   "sim [FILE|NAME]...",
 		Short: "Run a packet-level simulation of switches, pods and links on a virtual clock",
 		Long: `Run a scenario (YAML: topology, timeline, assertions) against the real
 switching code on a virtual clock. Without arguments it runs the built-in
 scenario "` + sim.DefaultScenario + `": one node, three pods and a gateway.
-NAME runs a shipped scenario (see --list). No root needed.
+NAME runs a shipped scenario (see --list). No root needed. --plot draws
+the run's time series; with several scenarios, side by side. "sim sweep"
+runs a grid of parameters and seeds.
 
 Exit status: 0 when every assertion holds, 1 when one fails, 2 when the
 scenario is bad.`,
-		Args: cobra.MaximumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if list {
 				for _, n := range sim.Shipped() {
@@ -40,8 +42,11 @@ scenario is bad.`,
 			default:
 				return &exitError{code: sim.ExitBadScenario, err: fmt.Errorf("-o %q: want text or json", output)}
 			}
-			if len(args) == 1 {
-				c.File = args[0]
+			if len(args) > 1 && c.Plot == "" {
+				return &exitError{code: sim.ExitBadScenario, err: fmt.Errorf("%d scenarios: several are run only to be plotted side by side (--plot FILE.png)", len(args))}
+			}
+			if len(args) > 0 {
+				c.File, c.Also = args[0], args[1:]
 			}
 			c.SeedSet = cmd.Flags().Changed("seed")
 			code, err := c.Run(cmd.OutOrStdout())
@@ -61,5 +66,8 @@ scenario is bad.`,
 	f.IntVar(&c.TraceLines, "trace-lines", 5000, "cap on trace lines (0: no cap)")
 	f.Uint64Var(&c.MaxEvents, "max-events", 0, "stop after this many events, if sooner than the scenario says")
 	f.BoolVar(&list, "list", false, "list the shipped scenarios")
+	f.StringVar(&c.Plot, "plot", "", "draw the run's time series (FDB and neighbour entries, frames and drops per port, link utilisation) into `FILE.png`")
+	f.StringArrayVar(&c.Sets, "set", nil, "`KEY=VALUE`: override a scenario key (the paths of sim sweep --set; repeatable)")
+	cmd.AddCommand(newSimSweepCmd())
 	rootCmd.AddCommand(cmd)
 }
