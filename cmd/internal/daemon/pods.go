@@ -16,6 +16,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/monitor"
 	"github.com/tapswitch/tapswitch/cmd/internal/state"
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/internal/crashpoint"
 	vswitch "github.com/tapswitch/tapswitch/switch"
 	"github.com/tapswitch/tapswitch/tap"
 )
@@ -239,10 +240,16 @@ func (d *Daemon) addLocked(ctx context.Context, s api.PodSpec, static bool) (api
 	if !s.NoDefaultRoute {
 		tc.Gateway = d.gwAddr
 	}
+	// The intent goes to disk before the first change (intent.go).
+	if err := d.beginAdd(p); err != nil {
+		return api.Pod{}, fmt.Errorf("pod %q: %w", sp.name, err)
+	}
 	dev, err := tap.CreatePod(tc) // removes what it made when it fails
 	if err != nil {
+		d.endOp(sp.name)
 		return api.Pod{}, err
 	}
+	crashpoint.Hit("add-created")
 	p.rec.NetnsCreated = dev.CreatedNetNS()
 	undo := func(cause error) error {
 		dev.Close()
@@ -250,6 +257,7 @@ func (d *Daemon) addLocked(ctx context.Context, s api.PodSpec, static bool) (api
 			d.log.Error("rollback of a failed pod add incomplete", zap.String("pod", sp.name), zap.Error(derr))
 			return errors.Join(cause, fmt.Errorf("rollback: %w", derr))
 		}
+		d.endOp(sp.name)
 		return cause
 	}
 	if sp.att.netns != "" && p.rec.NetnsCreated {
@@ -257,6 +265,10 @@ func (d *Daemon) addLocked(ctx context.Context, s api.PodSpec, static bool) (api
 		// creation, and a named one was made in its place: not the pod's.
 		return api.Pod{}, undo(fmt.Errorf("pod %q: netns %q: vanished while the pod was added", sp.name, sp.att.netns))
 	}
+	if err := d.markPod(p); err != nil {
+		return api.Pod{}, undo(fmt.Errorf("pod %q: %w", sp.name, err))
+	}
+	crashpoint.Hit("add-marked")
 	if err := d.attachLocked(p, dev); err != nil {
 		return api.Pod{}, undo(fmt.Errorf("pod %q: %w", sp.name, err))
 	}
@@ -267,6 +279,8 @@ func (d *Daemon) addLocked(ctx context.Context, s api.PodSpec, static bool) (api
 		p.link.stop()
 		return api.Pod{}, undo(fmt.Errorf("pod %q: %w", sp.name, err))
 	}
+	crashpoint.Hit("add-saved")
+	d.endOp(sp.name)
 	d.log.Info("pod added", zap.String("pod", sp.name), zap.String("netns", p.rec.Netns),
 		zap.String("ip", p.rec.IP), zap.String("mac", p.rec.MAC), zap.Uint16("vlan", sp.vlan),
 		zap.Bool("netns_created", p.rec.NetnsCreated), zap.String("offloads", dev.Offloads()),
@@ -400,6 +414,14 @@ func (d *Daemon) DeletePod(ctx context.Context, name string) error {
 	if !ok {
 		return notFound("pod %q: no such pod", name)
 	}
+	// Never delete what another daemon marked; then the intent, on disk
+	// before the first change (intent.go).
+	if err := d.checkOwned(p); err != nil {
+		return err
+	}
+	if err := d.beginDel(p); err != nil {
+		return fmt.Errorf("pod %q: %w", name, err)
+	}
 	flushed := 0
 	if p.link != nil {
 		flushed = d.sw.FDB().PortEntries(p.link.id)
@@ -412,12 +434,16 @@ func (d *Daemon) DeletePod(ctx context.Context, name string) error {
 	if err := p.deleteTAP(); err != nil {
 		p.reason = "delete failed: " + err.Error()
 		d.saveLocked()
+		d.endOp(name)
 		return err
 	}
+	crashpoint.Hit("del-deleted")
 	delete(d.pods, name)
 	if err := d.saveLocked(); err != nil {
 		return err
 	}
+	crashpoint.Hit("del-saved")
+	d.endOp(name)
 	d.log.Info("pod deleted", zap.String("pod", name), zap.Uint32("id", uint32(p.id)),
 		zap.Int("fdb_flushed", flushed), zap.Bool("netns_deleted", p.rec.NetnsCreated))
 	return nil
