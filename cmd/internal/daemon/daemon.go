@@ -443,7 +443,7 @@ func (d *Daemon) Close(removePods bool) error {
 			p.link = nil
 		}
 		if removePods {
-			if err := p.deleteTAP(); err != nil {
+			if err := d.deleteOwned(p); err != nil {
 				errs = append(errs, err)
 				continue
 			}

@@ -1,0 +1,122 @@
+package daemon_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/tapswitch/tapswitch/cmd/internal/api"
+	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
+	"github.com/tapswitch/tapswitch/cmd/internal/state"
+	"github.com/tapswitch/tapswitch/tap"
+)
+
+// TestLostStateFileAdoptsMarkedPods: a daemon that starts with its state
+// file removed, or replaced by "{}", finds its pods by the marks on their
+// TAPs and re-attaches them (VLAN, namespace ownership and container ID
+// included); they keep forwarding, and `pod del` deletes them as before:
+// the namespace it made, only the TAP in the runtime's one.
+func TestLostStateFileAdoptsMarkedPods(t *testing.T) {
+	e := nodetest.New(t)
+	e.Start()
+	e.AddQuietPod("q1", 2)
+	e.AddQuietPod("q2", 3)
+	if _, err := e.Client.AddPod(bg, api.PodSpec{Name: "made", IP: e.CIDR(4), VLAN: 7}); err != nil {
+		t.Fatal(err)
+	}
+	rt := e.Prefix + "rt"
+	if _, err := tap.CreateNetNS(rt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Client.AddPod(bg, api.PodSpec{Name: "cni", IP: e.CIDR(5), NetNS: tap.NetNSPath(rt), ContainerID: "abc123", Network: "kube"}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := e.Client.Pods(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	statePath := filepath.Join(e.Cfg.StateDir, state.FileName)
+	for _, lose := range []struct {
+		name string
+		do   func() error
+	}{
+		{"removed", func() error { return os.Remove(statePath) }},
+		{"{}", func() error { return os.WriteFile(statePath, []byte("{}"), 0o600) }},
+	} {
+		e.Stop(false)
+		if err := lose.do(); err != nil {
+			t.Fatal(err)
+		}
+		e.Start()
+		after, err := e.Client.Pods(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after) != len(before) {
+			t.Fatalf("state file %s: %d pods after the start, want %d: %+v", lose.name, len(after), len(before), after)
+		}
+		for i, p := range after {
+			b := before[i]
+			if p.Name != b.Name || p.State != "up" || p.IP != b.IP || p.MAC != b.MAC || p.VLAN != b.VLAN ||
+				p.Netns != b.Netns || p.ContainerID != b.ContainerID || p.Network != b.Network {
+				t.Errorf("state file %s: pod %d adopted as %+v, was %+v", lose.name, i, p, b)
+			}
+		}
+		ping(t, e, "q1", 3, 2)
+	}
+	// pod del of adopted pods: the namespace the daemon made goes, the
+	// runtime's stays without the TAP.
+	for _, name := range []string{"made", "cni"} {
+		if err := e.Client.DeletePod(bg, name); err != nil {
+			t.Fatalf("pod del %s after adoption: %v", name, err)
+		}
+	}
+	if _, err := os.Stat(tap.NetNSPath(e.Netns("made"))); err == nil {
+		t.Error("pod del of an adopted pod left the namespace the daemon made")
+	}
+	tap.InNamespace(tap.NetNSPath(rt), func() error {
+		if _, err := netlink.LinkByName("eth0"); err == nil {
+			t.Error("pod del of an adopted CNI pod left its TAP")
+		}
+		return nil
+	})
+	if _, err := os.Stat(tap.NetNSPath(rt)); err != nil {
+		t.Error("pod del of an adopted CNI pod deleted the runtime's namespace")
+	}
+}
+
+// TestPodDelRefusesForeignTAP: a pod whose TAP another daemon instance
+// marked (its namespace reused by another tapswitch) is not deleted.
+func TestPodDelRefusesForeignTAP(t *testing.T) {
+	e := nodetest.New(t)
+	e.Start()
+	e.AddQuietPod("f1", 2)
+	alias := "tapswitch:0123456789abcdef pod=f1 vlan=1 netns=named"
+	err := tap.InNamespace(tap.NetNSPath(e.Netns("f1")), func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetAlias(l, alias)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = e.Client.DeletePod(bg, "f1")
+	if err == nil || !errors.Is(err, api.ErrConflict) {
+		t.Fatalf("pod del of a TAP another instance marked: %v, want a conflict", err)
+	}
+	t.Logf("refused: %v", err)
+	tap.InNamespace(tap.NetNSPath(e.Netns("f1")), func() error {
+		l, err := netlink.LinkByName("eth0")
+		if err != nil {
+			t.Errorf("the foreign TAP was deleted: %v", err)
+			return nil
+		}
+		// Unmarked again, so that the cleanup's stop may delete it.
+		return netlink.LinkSetAlias(l, "")
+	})
+}
