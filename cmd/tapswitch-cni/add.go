@@ -20,6 +20,11 @@ import (
 
 var defaultDst = net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}
 
+// ErrAlreadyAttached is the CNI error code of an ADD for an attachment
+// (container ID and interface, or the pod name they make) the daemon has
+// already: the spec leaves codes from 100 up to plugins (docs/cni.md).
+const ErrAlreadyAttached uint = 100
+
 // cmdAdd gets an address from IPAM, has the daemon make the TAP in the
 // runtime's namespace with it (MAC, MTU, default route via the switch's
 // gateway, a switch port bound to the address), adds IPAM's other routes
@@ -47,9 +52,11 @@ func cmdAdd(args *skel.CmdArgs) error {
 	name := podName(args.ContainerID, args.IfName)
 	switch old, err := cl.Pod(ctx, name); {
 	case err == nil && old.ContainerID == args.ContainerID && old.IfName == args.IfName:
-		return fmt.Errorf("container %s ifname %s: already attached as pod %q (DEL it first)", args.ContainerID, args.IfName, name)
+		return types.NewError(ErrAlreadyAttached, "already attached",
+			fmt.Sprintf("container %s ifname %s: already attached as pod %q (DEL it first)", args.ContainerID, args.IfName, name))
 	case err == nil:
-		return fmt.Errorf("pod %q: already attached for container %s ifname %s", name, old.ContainerID, old.IfName)
+		return types.NewError(ErrAlreadyAttached, "already attached",
+			fmt.Sprintf("pod %q: already attached for container %s ifname %s", name, old.ContainerID, old.IfName))
 	case !errors.Is(err, api.ErrNotFound):
 		return daemonErr(err)
 	}

@@ -27,6 +27,11 @@ func init() {
 			if spec.IP == "" {
 				return &exitError{code: 2, err: fmt.Errorf("pod %q: --ip is required", spec.Name)}
 			}
+			// The API reads 0 as "the default, VLAN 1"; typed on the
+			// command line it is out of the range the help gives.
+			if cmd.Flags().Changed("vlan") && spec.VLAN == 0 {
+				return &exitError{code: 2, err: fmt.Errorf("pod %q: --vlan 0: want 1-4094 (leave --vlan out for VLAN 1)", spec.Name)}
+			}
 			p, err := cf.client().AddPod(cmd.Context(), spec)
 			if err != nil {
 				return err

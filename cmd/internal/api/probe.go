@@ -27,3 +27,10 @@ func CheckFree(path string) error {
 	c.Close()
 	return fmt.Errorf("control socket %s: another tapswitch daemon is listening", path)
 }
+
+// invalidInput is an ErrInvalid whose text is only the message, as the
+// daemon's own input errors read.
+type invalidInput string
+
+func (e invalidInput) Error() string        { return string(e) }
+func (e invalidInput) Is(target error) bool { return target == ErrInvalid }

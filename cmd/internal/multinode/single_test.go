@@ -119,3 +119,34 @@ func netlinkIn(e *nodetest.Env, name string) (netlink.Link, error) {
 	err := e.InNode(func() (err error) { l, err = netlink.LinkByName(name); return err })
 	return l, err
 }
+
+// TestNATStartupLog: the startup line of the nat rules says what the
+// masquerade of traffic leaving the cluster does in words ("off", or
+// "not CIDR"), never a zero prefix's "invalid Prefix".
+func TestNATStartupLog(t *testing.T) {
+	for _, tc := range []struct {
+		on   bool
+		want string
+	}{{false, "off"}, {true, "not " + clusterCIDR.String()}} {
+		e := nodetest.NewNode(t, node1Subnet)
+		e.Cfg.NAT.ServiceMasquerade = true
+		e.Cfg.NAT.Masquerade.Enabled = tc.on
+		e.Cfg.NAT.Masquerade.ClusterCIDR = clusterCIDR.String()
+		core, logs := observer.New(zap.InfoLevel)
+		d, err := daemon.New(e.Cfg, zap.New(core))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.InNode(func() error { return d.Start(context.Background()) }); err != nil {
+			t.Fatal(err)
+		}
+		e.InNode(func() error { return d.Close(true) })
+		got := logs.FilterMessage("nat rules installed").All()
+		if len(got) != 1 {
+			t.Fatalf("masquerade %v: %d \"nat rules installed\" lines", tc.on, len(got))
+		}
+		if v := got[0].ContextMap()["masquerade_outside"]; v != tc.want {
+			t.Errorf("masquerade %v: masquerade_outside %q, want %q", tc.on, v, tc.want)
+		}
+	}
+}
