@@ -2,8 +2,10 @@ package daemon_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -45,6 +47,25 @@ func TestLostStateFileAdoptsMarkedPods(t *testing.T) {
 	}{
 		{"removed", func() error { return os.Remove(statePath) }},
 		{"{}", func() error { return os.WriteFile(statePath, []byte("{}"), 0o600) }},
+		// The whole state directory lost: the operator puts back the
+		// instance ID the gateway's alias shows (docs/operations.md).
+		{"dir lost, instance from the gateway alias", func() error {
+			l, err := netlink.LinkByName(e.GwIf)
+			if err != nil {
+				return err
+			}
+			id, ok := strings.CutPrefix(l.Attrs().Alias, "tapswitch:")
+			if !ok {
+				return fmt.Errorf("gateway alias %q", l.Attrs().Alias)
+			}
+			if err := os.RemoveAll(e.Cfg.StateDir); err != nil {
+				return err
+			}
+			if err := os.MkdirAll(e.Cfg.StateDir, 0o700); err != nil {
+				return err
+			}
+			return os.WriteFile(filepath.Join(e.Cfg.StateDir, state.InstanceName), []byte(id+"\n"), 0o600)
+		}},
 	} {
 		e.Stop(false)
 		if err := lose.do(); err != nil {
