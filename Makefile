@@ -6,7 +6,7 @@ BIN      := bin
 PKGS     := ./...
 # Per-package fuzz targets, run for FUZZTIME each by `make fuzz`.
 FUZZTIME ?= 10s
-FUZZ     := ./switch:FuzzReceive ./switch:FuzzCheckVnetHdr ./arp:FuzzHandle ./sim:FuzzParseScenario ./cmd/internal/config:FuzzParse ./cmd/internal/api:FuzzDecodeBody ./internal/crashpoint:FuzzParse
+FUZZ     := ./switch:FuzzReceive ./switch:FuzzCheckVnetHdr ./arp:FuzzHandle ./sim:FuzzParseScenario ./cmd/internal/config:FuzzParse ./cmd/internal/api:FuzzDecodeBody ./internal/crashpoint:FuzzParse ./cmd/internal/daemon:FuzzParseMark ./cmd/internal/hostnat:FuzzParseComment
 
 # The CNI plugins tapswitch-cni delegates to (host-local IPAM), built from
 # containernetworking/plugins into a project-local directory the tests use.
