@@ -189,8 +189,13 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.stopAllLocked()
 		return err
 	}
-	d.adoptLocked(st)
 	for _, rec := range st.Pods {
+		d.reattach(rec)
+	}
+	// After the known pods forward again: the scan enters every namespace.
+	known := len(st.Pods)
+	d.adoptLocked(st)
+	for _, rec := range st.Pods[known:] {
 		d.reattach(rec)
 	}
 	if err := d.saveLocked(); err != nil {
