@@ -139,7 +139,7 @@ func (d *Daemon) preflightLocked() error {
 				name, o, d.instance, d.cfg.StateDir, name)
 		}
 		if n := tt.Queues + tt.DisabledQueues; n > 0 {
-			return fmt.Errorf("gateway %q: %d queues held open by another process (another tapswitch daemon running on another state_dir?); this one will not share it", name, n)
+			return fmt.Errorf("gateway %q: held open by another process (%d queues attached; another tapswitch daemon on another state_dir?); this one will not share it", name, n)
 		}
 	}
 	if nc := d.natConfig(); !nc.Empty() {

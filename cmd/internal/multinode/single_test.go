@@ -65,6 +65,27 @@ func TestSecondDaemonRefusesFirst(t *testing.T) {
 		t.Fatalf("daemon A: table owner %q, %d rules, gateway alias %q, %d queues attached", owner, rules, alias, queues)
 	}
 	other := t.TempDir()
+	// A TAP of no tapswitch's, held open by this process (as a VM's or
+	// another tool's would be), under the name a daemon B is told to use.
+	held := e.Prefix[:len(e.Prefix)-1] + "h"
+	var heldFds []*os.File
+	err := e.InNode(func() error {
+		l := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: held}, Mode: netlink.TUNTAP_MODE_TAP,
+			Flags: netlink.TUNTAP_MULTI_QUEUE_DEFAULTS, Queues: 1}
+		if err := netlink.LinkAdd(l); err != nil {
+			return err
+		}
+		heldFds = l.Fds
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		for _, f := range heldFds {
+			f.Close()
+		}
+	}()
 	for _, tc := range []struct {
 		name string
 		set  func(c *config.Config)
@@ -72,6 +93,11 @@ func TestSecondDaemonRefusesFirst(t *testing.T) {
 	}{
 		{"same-socket", func(c *config.Config) {}, "another tapswitch daemon is listening"},
 		{"same-gateway", func(c *config.Config) { c.Socket = filepath.Join(other, "b.sock") }, "gateway"},
+		{"gateway-held-open", func(c *config.Config) {
+			c.Socket = filepath.Join(other, "d.sock")
+			c.Gateway.Interface = held
+			c.NAT.Table = "tapswitch-d"
+		}, "held open by another process"},
 		{"same-table", func(c *config.Config) {
 			c.Socket = filepath.Join(other, "c.sock")
 			c.Gateway.Interface = e.Prefix[:len(e.Prefix)-1] + "g2"
@@ -99,7 +125,10 @@ func TestSecondDaemonRefusesFirst(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(cfg.StateDir, "state.json")); err == nil {
 				t.Error("daemon B wrote a state file")
 			}
-			if _, err := netlinkIn(e, cfg.Gateway.Interface); err == nil && cfg.Gateway.Interface != e.GwIf {
+			if l, err := netlinkIn(e, held); err != nil || l.Attrs().Alias != "" {
+				t.Errorf("the held TAP %s after B: %v, alias %q", held, err, l.Attrs().Alias)
+			}
+			if _, err := netlinkIn(e, cfg.Gateway.Interface); err == nil && cfg.Gateway.Interface != e.GwIf && cfg.Gateway.Interface != held {
 				t.Errorf("daemon B made gateway %s", cfg.Gateway.Interface)
 			}
 			r2, err := podnet.Ping(context.Background(), e.Netns("a"), e.IP(11), podnet.PingOptions{Count: 2, Interval: 50 * time.Millisecond, Timeout: time.Second})
