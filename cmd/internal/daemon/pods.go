@@ -366,6 +366,11 @@ func (d *Daemon) reattach(rec state.Pod) {
 		d.log.Warn("pod not re-attached; reported gone", zap.String("pod", rec.Name), zap.Error(err))
 		return
 	}
+	if err := d.claim(p); err != nil {
+		p.reason = err.Error()
+		d.log.Warn("pod not re-attached; reported gone", zap.String("pod", rec.Name), zap.Error(err))
+		return
+	}
 	dev, err := tap.Attach(d.openConfig(p))
 	if err != nil {
 		p.reason = err.Error()
@@ -414,10 +419,10 @@ func (d *Daemon) DeletePod(ctx context.Context, name string) error {
 	if !ok {
 		return notFound("pod %q: no such pod", name)
 	}
-	// Never delete what another daemon marked; then the intent, on disk
-	// before the first change (intent.go).
+	// Never delete what another daemon marked: forget the pod instead.
+	// Then the intent, on disk before the first change (intent.go).
 	if err := d.checkOwned(p); err != nil {
-		return err
+		return d.forgetLocked(p, err)
 	}
 	if err := d.beginDel(p); err != nil {
 		return fmt.Errorf("pod %q: %w", name, err)

@@ -12,6 +12,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
 
+	"github.com/tapswitch/tapswitch/cmd/internal/api"
+	"github.com/tapswitch/tapswitch/cmd/internal/monitor"
 	"github.com/tapswitch/tapswitch/cmd/internal/state"
 	"github.com/tapswitch/tapswitch/fdb"
 	"github.com/tapswitch/tapswitch/tap"
@@ -163,10 +165,12 @@ func (d *Daemon) checkOwned(p *pod) error {
 	return nil
 }
 
-// deleteOwned is deleteTAP after checkOwned.
+// deleteOwned is deleteTAP of a pod whose TAP is this daemon's; one
+// another instance marked is left to it (logged), which is no error.
 func (d *Daemon) deleteOwned(p *pod) error {
 	if err := d.checkOwned(p); err != nil {
-		return err
+		d.log.Warn("pod's TAP left to its owner", zap.String("pod", p.rec.Name), zap.Error(err))
+		return nil
 	}
 	return p.deleteTAP()
 }
@@ -309,4 +313,53 @@ func recordFromLink(l netlink.Link, m parsedMark) (state.Pod, error) {
 		rec.Netns = "path"
 	}
 	return rec, nil
+}
+
+// claim checks, before a pod of the state file is re-attached, that its
+// TAP is not another instance's (a copied state directory, or a namespace
+// reused by another daemon), and marks a TAP an older version left
+// unmarked, so that a later loss of the state file finds it.
+func (d *Daemon) claim(p *pod) error {
+	path, _ := netnsPathOf(p.rec.Netns)
+	var foreign string
+	err := tap.InNamespace(path, func() error {
+		l, err := netlink.LinkByName(p.rec.IfName)
+		if err != nil {
+			return nil // tap.Attach says what is missing
+		}
+		alias := l.Attrs().Alias
+		if m, ok := parseMark(alias); ok && (m.instance != d.instance || m.fields["pod"] != p.rec.Name) {
+			foreign = alias
+			return nil
+		}
+		if alias == "" {
+			return setAlias(p.rec.IfName, d.podMark(p))
+		}
+		return nil
+	})
+	if foreign != "" {
+		return fmt.Errorf("netns %q: %s is %s (%q), not this daemon's (%s)", p.rec.Netns, p.rec.IfName, errForeign, foreign, d.mark())
+	}
+	if err != nil {
+		return fmt.Errorf("netns %q: %w", p.rec.Netns, err)
+	}
+	return nil
+}
+
+// forgetLocked drops a pod whose TAP another daemon instance marked from
+// the switch and the state file, leaving the TAP and its namespace as
+// they are: they are not this daemon's to delete.
+func (d *Daemon) forgetLocked(p *pod, why error) error {
+	if p.link != nil {
+		d.portEvent(monitor.PortRemoved, p.rec.Name, p.link.id, api.KindPod, "")
+		d.sw.RemovePort(p.link.id)
+		p.link.stop()
+		p.link = nil
+	}
+	delete(d.pods, p.rec.Name)
+	if err := d.saveLocked(); err != nil {
+		return err
+	}
+	d.log.Warn("pod forgotten, its TAP left to its owner", zap.String("pod", p.rec.Name), zap.Error(why))
+	return nil
 }
