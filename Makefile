@@ -15,7 +15,10 @@ FUZZ     := \
 	./sim:FuzzSweepArgs \
 	./cmd/internal/config:FuzzParse \
 	./cmd/internal/api:FuzzDecodeBody \
-	./cmd/internal/daemon:FuzzCheckPodSpec
+	./cmd/internal/daemon:FuzzCheckPodSpec \
+	./internal/crashpoint:FuzzParse \
+	./cmd/internal/daemon:FuzzParseMark \
+	./cmd/internal/hostnat:FuzzParseComment
 
 # The CNI plugins tapswitch-cni delegates to (host-local IPAM), built from
 # containernetworking/plugins into a project-local directory the tests use.
@@ -25,7 +28,7 @@ CNI_BIN  := $(BIN)/cni
 # SOAK is how long `make soak` runs mixed traffic with pod churn (root).
 SOAK     ?= 10m
 
-.PHONY: all build test test-short lint bench fuzz demo sim clean cni-plugins soak test-tools iperf3
+.PHONY: all build test test-short lint bench fuzz demo sim clean cni-plugins soak test-tools iperf3 crash
 
 all: build
 
@@ -85,6 +88,16 @@ clean:
 # goroutines, fds, heap and RSS (a 15 s version runs in `make test`).
 soak:
 	TAPSWITCH_SOAK=$(SOAK) $(GO) test -run '^TestSoak$$' -count=1 -timeout 0 -v ./cmd/internal/hostile
+
+# CRASHES is how many times `make crash` kills the daemon inside a pod add
+# or delete (root); `make test` runs TestCrashInjection with 20.
+CRASHES  ?= 200
+
+# The daemon killed at seeded random steps of pod add and delete, restarted,
+# and checked each time (docs/operations.md); TAPSWITCH_CRASH_SEED=N repeats
+# a run.
+crash:
+	TAPSWITCH_CRASHES=$(CRASHES) $(GO) test -race -run '^TestCrashInjection$$' -count=1 -timeout 0 -v ./cmd/internal/daemon
 
 # Open vSwitch for `tapswitch bench --with-ovs` (root, Debian/Ubuntu):
 # installed when missing, its daemons started when not running. The bench

@@ -13,6 +13,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/tapswitch/tapswitch/internal/crashpoint"
 )
 
 // MaxQueues is the kernel's limit on queues per TAP (MAX_TAP_QUEUES).
@@ -227,6 +229,7 @@ func CreatePod(cfg PodConfig) (_ *Device, err error) {
 					err = errors.Join(err, DeleteNetNS(name))
 				}
 			}()
+			crashpoint.Hit("add-netns")
 		}
 	}
 	target, err := netns.GetFromPath(path)
@@ -264,6 +267,7 @@ func CreatePod(cfg PodConfig) (_ *Device, err error) {
 	if err := netlink.LinkSetNsFd(link, int(target)); err != nil {
 		return nil, fmt.Errorf("tap %q: move to netns %q: %w", tmp, cfg.NetNS, err)
 	}
+	crashpoint.Hit("add-moved")
 	err = InNamespace(path, func() error {
 		link, err := netlink.LinkByName(tmp)
 		if err != nil {
@@ -360,6 +364,7 @@ func DeletePod(cfg PodConfig, removeNetNS bool) error {
 	}
 	err := InNamespace(path, func() error { return deleteTAP(cfg.IfName) })
 	if err == nil && removeNetNS {
+		crashpoint.Hit("del-tap")
 		err = DeleteNetNS(name)
 	}
 	if err != nil {

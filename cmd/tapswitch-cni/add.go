@@ -24,6 +24,11 @@ var (
 	defaultDst6 = net.IPNet{IP: net.IPv6zero, Mask: net.CIDRMask(0, 128)}
 )
 
+// ErrAlreadyAttached is the CNI error code of an ADD for an attachment
+// (container ID and interface, or the pod name they make) the daemon has
+// already: the spec leaves codes from 100 up to plugins (docs/cni.md).
+const ErrAlreadyAttached uint = 100
+
 // cmdAdd gets an address from IPAM (one of each family on a dual-stack
 // node), has the daemon make the TAP in the runtime's namespace with them
 // (MAC, MTU, default routes via the switch's gateway, a switch port bound
@@ -70,9 +75,11 @@ func cmdAdd(args *skel.CmdArgs) error {
 		// Another container's gone pod under the same name: the daemon
 		// reclaims the name.
 	case err == nil && old.ContainerID == args.ContainerID && old.IfName == args.IfName:
-		return fmt.Errorf("container %s ifname %s: already attached as pod %q (DEL it first)", args.ContainerID, args.IfName, name)
+		return types.NewError(ErrAlreadyAttached, "already attached",
+			fmt.Sprintf("container %s ifname %s: already attached as pod %q (DEL it first)", args.ContainerID, args.IfName, name))
 	case err == nil:
-		return fmt.Errorf("pod %q: already attached for container %s ifname %s; `tapswitch pod del %s` frees it", name, old.ContainerID, old.IfName, name)
+		return types.NewError(ErrAlreadyAttached, "already attached",
+			fmt.Sprintf("pod %q: already attached for container %s ifname %s; `tapswitch pod del %s` frees it", name, old.ContainerID, old.IfName, name))
 	case !errors.Is(err, api.ErrNotFound):
 		return daemonErr(err)
 	}

@@ -353,6 +353,8 @@ func TestSecondInterface(t *testing.T) {
 	// ADD of an attachment that exists is refused, and changes nothing.
 	if _, cerr := r.run(call{cmd: "ADD", id: idA, netns: ns, stdin: r.conf(nil)}); cerr == nil {
 		t.Error("second ADD of eth0 passed")
+	} else if cerr.Code != ErrAlreadyAttached || !strings.Contains(cerr.Details, "already attached as pod") {
+		t.Errorf("second ADD of eth0: code %d %q (%s), want code %d (documented in docs/cni.md)", cerr.Code, cerr.Msg, cerr.Details, ErrAlreadyAttached)
 	}
 	if len(r.leases()) != 1 {
 		t.Errorf("leases %v, want 1", r.leases())

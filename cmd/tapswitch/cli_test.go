@@ -71,6 +71,9 @@ func TestCLIAgainstADaemon(t *testing.T) {
 		{[]string{"pod", "add", "Web", "--ip", e.CIDR(7), s}, 1, `tapswitch: pod "Web": invalid name`},
 		{[]string{"pod", "add", "web-1", s}, 2, `tapswitch: pod "web-1": --ip is required`},
 		{[]string{"pod", "del", "nope", s}, 1, `tapswitch: pod "nope": no such pod`},
+		{[]string{"pod", "del", "", s}, 1, `tapswitch: pod name: must not be empty`},
+		{[]string{"pod", "add", "", "--ip", e.CIDR(7), s}, 1, `tapswitch: pod name: must not be empty`},
+		{[]string{"pod", "add", "web-1", "--ip", e.CIDR(7), "--vlan", "0", s}, 2, `tapswitch: pod "web-1": --vlan 0: want 1-4094 (leave --vlan out for VLAN 1)`},
 		{[]string{"fdb", "-o", "yaml", s}, 2, `tapswitch: output "yaml": want table or json`},
 		// Refused before the daemon is told anything, by commands that only act too.
 		{[]string{"pod", "del", "nope", "-o", "yaml", s}, 2, `tapswitch: output "yaml": want table or json`},

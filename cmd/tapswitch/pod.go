@@ -28,6 +28,11 @@ func init() {
 			if len(ips) == 0 {
 				return &exitError{code: 2, err: fmt.Errorf("pod %q: --ip is required", spec.Name)}
 			}
+			// The API reads 0 as "the default, VLAN 1"; typed on the
+			// command line it is out of the range the help gives.
+			if cmd.Flags().Changed("vlan") && spec.VLAN == 0 {
+				return &exitError{code: 2, err: fmt.Errorf("pod %q: --vlan 0: want 1-4094 (leave --vlan out for VLAN 1)", spec.Name)}
+			}
 			// The first goes in ip, which every daemon reads; the
 			// daemon checks the families.
 			spec.IP, spec.IPs = ips[0], ips[1:]

@@ -28,8 +28,13 @@ that does not validate, or that changes a key only a restart applies, is
 refused with a logged reason and the running configuration stays.
 
 Without --config the built-in default is used (see ` + "`tapswitch config default`" + `).
-On start it re-attaches the TAPs of the pods it had (state under state_dir),
-so a restart, even after kill -9, does not reconfigure pods. On SIGTERM/SIGINT
+Before it changes anything it refuses to start when another daemon answers
+on the socket, holds the state_dir, holds or marked the gateway TAP, or
+marked the nftables table. On start it finishes or undoes a pod add or
+delete a crash interrupted, re-attaches the TAPs of the pods it had (state
+under state_dir), and adopts the pods its marks show that the state file
+lacks, so a restart, even after kill -9 or with the state file lost, does
+not reconfigure pods (docs/operations.md). On SIGTERM/SIGINT
 it stops forwarding and closes its file descriptors; pods stay unless
 --remove-pods (or remove_pods_on_exit) asks for them to be deleted.`,
 		Args: cobra.NoArgs,

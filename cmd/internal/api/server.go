@@ -156,6 +156,10 @@ func (s *Server) routes() http.Handler {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+	// An empty name, as `pod del ""` sends it: the same error as an add's.
+	m.HandleFunc("DELETE /v1/pods/{$}", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, invalidInput("pod name: must not be empty"))
+	})
 	m.HandleFunc("GET /v1/ports", func(w http.ResponseWriter, r *http.Request) { reply(w, http.StatusOK, s.b.Ports()) })
 	m.HandleFunc("GET /v1/fdb", func(w http.ResponseWriter, r *http.Request) { reply(w, http.StatusOK, s.b.FDB()) })
 	m.HandleFunc("GET /v1/arp", func(w http.ResponseWriter, r *http.Request) { reply(w, http.StatusOK, s.b.Neighbours()) })

@@ -58,6 +58,10 @@ func (d *Daemon) checkAttachmentLocked(s api.PodSpec, sp *spec) (attachment, err
 			return a, invalid("pod %q: netns %q: no such namespace", s.Name, s.NetNS)
 		case errors.Is(err, errNotNetns):
 			return a, invalid("pod %q: netns %q: not a namespace", s.Name, s.NetNS)
+		case errors.Is(err, fs.ErrPermission):
+			// Another process's namespace the daemon may not open (its
+			// /proc entry is protected): the caller named the wrong one.
+			return a, invalid("pod %q: netns %q: the daemon may not open it (%v)", s.Name, s.NetNS, err)
 		case err != nil:
 			return a, fmt.Errorf("pod %q: netns %q: %w", s.Name, s.NetNS, err)
 		}

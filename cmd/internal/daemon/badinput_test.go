@@ -128,6 +128,10 @@ func TestBadInputs(t *testing.T) {
 		{"BadVLAN", api.PodSpec{Name: "web-1", IP: e.CIDR(9), VLAN: 4095}, api.ErrInvalid, `pod "web-1": vlan 4095: want 1-4094`},
 		{"DuplicateName", api.PodSpec{Name: "a", IP: e.CIDR(9)}, api.ErrConflict, `pod "a": already exists`},
 		{"GatewayName", api.PodSpec{Name: e.GwIf, IP: e.CIDR(9)}, api.ErrConflict, "name taken by the gateway port"},
+		// Init's namespace: the daemon's own, or one it may not open
+		// (a protected /proc entry); either way the input is at fault.
+		{"InitNetns", api.PodSpec{Name: "web-1", IP: e.CIDR(9), NetNS: "/proc/1/ns/net"}, api.ErrInvalid, `pod "web-1": netns "/proc/1/ns/net": `},
+		{"InitNetnsSlash", api.PodSpec{Name: "web-1", IP: e.CIDR(9), NetNS: "/proc/1/ns/net/"}, api.ErrInvalid, `pod "web-1": netns "/proc/1/ns/net/": `},
 	}
 	before := take(t, e)
 	for _, c := range cases {
@@ -145,6 +149,12 @@ func TestBadInputs(t *testing.T) {
 		})
 	}
 
+	t.Run("DeleteEmptyName", func(t *testing.T) {
+		err := e.Client.DeletePod(bg, "")
+		if !errors.Is(err, api.ErrInvalid) || err.Error() != "pod name: must not be empty" {
+			t.Errorf("del \"\": %v (kind %v), want the add's error", err, kindOf(err))
+		}
+	})
 	t.Run("UnknownPod", func(t *testing.T) {
 		err := e.Client.DeletePod(bg, "nope")
 		if !errors.Is(err, api.ErrNotFound) || err.Error() != `pod "nope": no such pod` {

@@ -52,6 +52,8 @@ type Daemon struct {
 	started    time.Time
 	reattached int
 	closed     bool
+	instance   string // the owner in the marks on what the daemon makes (owner.go)
+	running    bool   // Start succeeded
 
 	tickStop chan struct{}
 	tickDone chan struct{}
@@ -146,6 +148,13 @@ func (d *Daemon) Start(ctx context.Context) error {
 	}
 	d.store = store
 	st, err := store.Load()
+	if err == nil {
+		d.instance, err = store.Instance()
+	}
+	if err == nil {
+		// Every single-instance check before the first change on the host.
+		err = d.preflightLocked()
+	}
 	if err != nil {
 		store.Close()
 		d.store = nil
@@ -181,13 +190,24 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.log.Info("poller started", zap.Duration("spin", d.cfg.Spin), zap.Int("cpu", d.cfg.SpinCPU))
 	}
 	if err := d.startGateway(st.Gateway != nil); err != nil {
+		d.stopAllLocked()
 		return err
 	}
 	if err := d.startNAT(); err != nil {
 		d.stopAllLocked()
 		return err
 	}
+	if err := d.finishIntentsLocked(st); err != nil {
+		d.stopAllLocked()
+		return err
+	}
 	for _, rec := range st.Pods {
+		d.reattach(rec)
+	}
+	// After the known pods forward again: the scan enters every namespace.
+	known := len(st.Pods)
+	d.adoptLocked(st)
+	for _, rec := range st.Pods[known:] {
 		d.reattach(rec)
 	}
 	if err := d.saveLocked(); err != nil {
@@ -219,6 +239,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		d.stopAllLocked()
 		return err
 	}
+	d.running = true
 	return nil
 }
 
@@ -259,6 +280,10 @@ func (d *Daemon) startGateway(hadOne bool) error {
 			zap.Stringer("mac", mac), zap.String("offloads", dev.Offloads()))
 	default:
 		return err
+	}
+	if err := setAlias(name, d.mark()); err != nil {
+		dev.Close()
+		return fmt.Errorf("gateway: %w", err)
 	}
 	gw := &gateway{name: name, mac: fdb.MACFrom(dev.MAC())}
 	gw.link = &link{name: name, dev: dev, poller: d.poller, onGone: func(err error) { d.gatewayGone(gw, err) }}
@@ -305,7 +330,7 @@ func prefixString(p netip.Prefix) string {
 func (d *Daemon) natConfig() hostnat.Config {
 	nc := hostnat.Config{
 		Table: d.cfg.NAT.Table, Gateway: d.cfg.Gateway.Interface, Subnet: d.subnet,
-		ServiceMasquerade: d.cfg.NAT.ServiceMasquerade,
+		ServiceMasquerade: d.cfg.NAT.ServiceMasquerade, Owner: d.mark(),
 	}
 	if d.cfg.NAT.Masquerade.Enabled {
 		nc.ClusterCIDR, _ = d.cfg.NAT.ClusterCIDR() // checked by Validate
@@ -325,8 +350,12 @@ func (d *Daemon) startNAT() error {
 		return fmt.Errorf("nat (set nat.service_masquerade and nat.masquerade.enabled to false to run without): %w", err)
 	}
 	d.nat = r
+	outside := "off"
+	if nc.ClusterCIDR.IsValid() {
+		outside = "not " + nc.ClusterCIDR.String()
+	}
 	d.log.Info("nat rules installed", zap.String("table", "inet "+nc.Table),
-		zap.Bool("service_masquerade", nc.ServiceMasquerade), zap.Stringer("masquerade_outside", nc.ClusterCIDR))
+		zap.Bool("service_masquerade", nc.ServiceMasquerade), zap.String("masquerade_outside", outside))
 	return nil
 }
 
@@ -466,7 +495,7 @@ func (d *Daemon) Close(removePods bool) error {
 			p.link = nil
 		}
 		if removePods {
-			if err := p.deleteTAP(); err != nil {
+			if err := d.deleteOwned(p); err != nil {
 				errs = append(errs, err)
 				continue
 			}
@@ -502,7 +531,10 @@ func (d *Daemon) Close(removePods bool) error {
 		d.poller.Close()
 	}
 	d.sw.Close()
-	d.log.Info("switch stopped", zap.Bool("pods_removed", removePods), zap.Int("pods_kept", len(d.pods)))
+	if d.running {
+		// Not after a refused start, which ends with its error instead.
+		d.log.Info("switch stopped", zap.Bool("pods_removed", removePods), zap.Int("pods_kept", len(d.pods)))
+	}
 	return errors.Join(errs...)
 }
 
@@ -566,6 +598,11 @@ func Run(ctx context.Context, cfg config.Config, log *zap.Logger, reload ...*Rel
 	}
 	d, err := New(cfg, log)
 	if err != nil {
+		return err
+	}
+	// Before Start changes anything: a daemon already serving this socket
+	// is another instance, whatever its state_dir.
+	if err := api.CheckFree(cfg.Socket); err != nil {
 		return err
 	}
 	if err := d.Start(ctx); err != nil {

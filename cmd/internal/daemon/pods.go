@@ -17,6 +17,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/monitor"
 	"github.com/tapswitch/tapswitch/cmd/internal/state"
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/internal/crashpoint"
 	vswitch "github.com/tapswitch/tapswitch/switch"
 	"github.com/tapswitch/tapswitch/tap"
 )
@@ -359,10 +360,16 @@ func (d *Daemon) addLocked(ctx context.Context, s api.PodSpec, static bool) (api
 			tc.Gateway6 = d.gwAddr6
 		}
 	}
+	// The intent goes to disk before the first change (intent.go).
+	if err := d.beginAdd(p); err != nil {
+		return api.Pod{}, fmt.Errorf("pod %q: %w", sp.name, err)
+	}
 	dev, err := tap.CreatePod(tc) // removes what it made when it fails
 	if err != nil {
+		d.endOp(sp.name)
 		return api.Pod{}, err
 	}
+	crashpoint.Hit("add-created")
 	p.rec.NetnsCreated = dev.CreatedNetNS()
 	undo := func(cause error) error {
 		dev.Close()
@@ -370,6 +377,7 @@ func (d *Daemon) addLocked(ctx context.Context, s api.PodSpec, static bool) (api
 			d.log.Error("rollback of a failed pod add incomplete", zap.String("pod", sp.name), zap.Error(derr))
 			return errors.Join(cause, fmt.Errorf("rollback: %w", derr))
 		}
+		d.endOp(sp.name)
 		return cause
 	}
 	if sp.att.netns != "" && p.rec.NetnsCreated {
@@ -377,6 +385,10 @@ func (d *Daemon) addLocked(ctx context.Context, s api.PodSpec, static bool) (api
 		// creation, and a named one was made in its place: not the pod's.
 		return api.Pod{}, undo(fmt.Errorf("pod %q: netns %q: vanished while the pod was added", sp.name, sp.att.netns))
 	}
+	if err := d.markPod(p); err != nil {
+		return api.Pod{}, undo(fmt.Errorf("pod %q: %w", sp.name, err))
+	}
+	crashpoint.Hit("add-marked")
 	if err := d.attachLocked(p, dev); err != nil {
 		return api.Pod{}, undo(fmt.Errorf("pod %q: %w", sp.name, err))
 	}
@@ -387,6 +399,8 @@ func (d *Daemon) addLocked(ctx context.Context, s api.PodSpec, static bool) (api
 		p.link.stop()
 		return api.Pod{}, undo(fmt.Errorf("pod %q: %w", sp.name, err))
 	}
+	crashpoint.Hit("add-saved")
+	d.endOp(sp.name)
 	d.log.Info("pod added", zap.String("pod", sp.name), zap.String("netns", p.rec.Netns),
 		zap.Strings("ips", p.cidrs()), zap.String("mac", p.rec.MAC), zap.Uint16("vlan", sp.vlan),
 		zap.Bool("netns_created", p.rec.NetnsCreated), zap.String("offloads", dev.Offloads()),
@@ -411,7 +425,7 @@ func (d *Daemon) reclaimLocked(sp spec) error {
 	}
 	sort.Slice(gone, func(i, j int) bool { return gone[i].rec.Name < gone[j].rec.Name })
 	for _, o := range gone {
-		if err := o.deleteTAP(); err != nil {
+		if err := d.deleteOwned(o); err != nil {
 			return fmt.Errorf("pod %q: reclaiming the %s of gone pod %q: %w", sp.name, sp.reclaim[o], o.rec.Name, err)
 		}
 		delete(d.pods, o.rec.Name)
@@ -511,6 +525,11 @@ func (d *Daemon) reattach(rec state.Pod) {
 		d.log.Warn("pod not re-attached; reported gone", zap.String("pod", rec.Name), zap.Error(err))
 		return
 	}
+	if err := d.claim(p); err != nil {
+		p.reason = err.Error()
+		d.log.Warn("pod not re-attached; reported gone", zap.String("pod", rec.Name), zap.Error(err))
+		return
+	}
 	dev, err := tap.Attach(d.openConfig(p))
 	if err != nil {
 		p.reason = err.Error()
@@ -559,6 +578,14 @@ func (d *Daemon) DeletePod(ctx context.Context, name string) error {
 	if !ok {
 		return notFound("pod %q: no such pod", name)
 	}
+	// Never delete what another daemon marked: forget the pod instead.
+	// Then the intent, on disk before the first change (intent.go).
+	if err := d.checkOwned(p); err != nil {
+		return d.forgetLocked(p, err)
+	}
+	if err := d.beginDel(p); err != nil {
+		return fmt.Errorf("pod %q: %w", name, err)
+	}
 	flushed := 0
 	if p.link != nil {
 		flushed = d.sw.FDB().PortEntries(p.link.id)
@@ -571,12 +598,16 @@ func (d *Daemon) DeletePod(ctx context.Context, name string) error {
 	if err := p.deleteTAP(); err != nil {
 		p.reason = "delete failed: " + err.Error()
 		d.saveLocked()
+		d.endOp(name)
 		return err
 	}
+	crashpoint.Hit("del-deleted")
 	delete(d.pods, name)
 	if err := d.saveLocked(); err != nil {
 		return err
 	}
+	crashpoint.Hit("del-saved")
+	d.endOp(name)
 	d.log.Info("pod deleted", zap.String("pod", name), zap.Uint32("id", uint32(p.id)),
 		zap.Int("fdb_flushed", flushed), zap.Bool("netns_deleted", p.rec.NetnsCreated))
 	return nil

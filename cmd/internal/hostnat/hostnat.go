@@ -49,6 +49,10 @@ type Config struct {
 	// outside it that leaves through another interface than the gateway:
 	//   oifname != GW ip saddr SUBNET ip daddr != CLUSTER masquerade
 	ClusterCIDR netip.Prefix
+	// Owner, when set, is written as the comment of every rule (`nft list`
+	// shows it), so that a daemon tells its own table from another's
+	// (TableOwner).
+	Owner string
 }
 
 // Empty reports whether cfg asks for no rule at all, so that no table is
@@ -133,7 +137,7 @@ func (r *Rules) apply(install bool) error {
 			Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
 		})
 		for _, e := range r.cfg.rules() {
-			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e})
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: e, UserData: comment(r.cfg.Owner)})
 		}
 	}
 	if err := c.Flush(); err != nil {
@@ -223,4 +227,80 @@ func Exists(name string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// udataComment is NFTNL_UDATA_RULE_COMMENT, the type of a rule comment in
+// the TLVs of its user data, as nft writes and reads it.
+const udataComment = 0
+
+// comment is s as a rule's user data: one TLV, the string with its NUL.
+func comment(s string) []byte {
+	if s == "" || len(s) > 254 {
+		return nil
+	}
+	b := []byte{udataComment, byte(len(s) + 1)}
+	b = append(b, s...)
+	return append(b, 0)
+}
+
+// parseComment finds the comment in a rule's user data.
+func parseComment(b []byte) string {
+	for len(b) >= 2 {
+		t, n := b[0], int(b[1])
+		if len(b) < 2+n {
+			return ""
+		}
+		if t == udataComment {
+			v := b[2 : 2+n]
+			for len(v) > 0 && v[len(v)-1] == 0 {
+				v = v[:len(v)-1]
+			}
+			return string(v)
+		}
+		b = b[2+n:]
+	}
+	return ""
+}
+
+// TableOwner reports whether table inet name exists in the calling
+// thread's network namespace and the owner its rules carry ("" for a
+// table with no rule or no comment: not made by this version of
+// tapswitch, or not by tapswitch at all).
+func TableOwner(name string) (exists bool, owner string, err error) {
+	c, err := nftables.New()
+	if err != nil {
+		return false, "", err
+	}
+	ts, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, "", fmt.Errorf("nftables: list inet tables: %w", err)
+	}
+	var t *nftables.Table
+	for _, x := range ts {
+		if x.Name == name {
+			t = x
+		}
+	}
+	if t == nil {
+		return false, "", nil
+	}
+	chains, err := c.ListChainsOfTableFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return true, "", fmt.Errorf("nftables table inet %q: list chains: %w", name, err)
+	}
+	for _, ch := range chains {
+		if ch.Table.Name != name {
+			continue
+		}
+		rules, err := c.GetRules(t, ch)
+		if err != nil {
+			return true, "", fmt.Errorf("nftables table inet %q: chain %q: %w", name, ch.Name, err)
+		}
+		for _, r := range rules {
+			if o := parseComment(r.UserData); o != "" {
+				return true, o, nil
+			}
+		}
+	}
+	return true, "", nil
 }

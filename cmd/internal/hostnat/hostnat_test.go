@@ -59,3 +59,30 @@ func TestPrefixMask(t *testing.T) {
 		t.Errorf("mask % x addr % x, want ff ff f0 00 / 0a f4 00 00", m, a)
 	}
 }
+
+func TestCommentRoundTrip(t *testing.T) {
+	for _, s := range []string{"tapswitch:0123456789abcdef", "x"} {
+		if got := parseComment(comment(s)); got != s {
+			t.Errorf("comment %q read back as %q", s, got)
+		}
+	}
+	if comment("") != nil || comment(strings.Repeat("a", 255)) != nil {
+		t.Error("an empty or over-long comment made user data")
+	}
+	// Another TLV first (nft's own types), then the comment.
+	ud := append([]byte{7, 2, 'a', 'b'}, comment("owner")...)
+	if got := parseComment(ud); got != "owner" {
+		t.Errorf("after another TLV: %q", got)
+	}
+}
+
+func FuzzParseComment(f *testing.F) {
+	f.Add(comment("tapswitch:0123456789abcdef"))
+	f.Add([]byte{0, 200, 'x'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := parseComment(b)
+		if len(s) > len(b) {
+			t.Fatalf("comment %q longer than its %d bytes", s, len(b))
+		}
+	})
+}

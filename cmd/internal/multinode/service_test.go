@@ -3,11 +3,16 @@ package multinode
 import (
 	"context"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 
+	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
 	"github.com/tapswitch/tapswitch/cmd/internal/hostnat"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 )
@@ -76,8 +81,10 @@ func TestServiceSameNode(t *testing.T) {
 }
 
 // TestNATTableLifecycle: the daemon makes its table in the namespace it
-// runs in, replaces a leftover one at start (a crash left it), and deletes
-// it at a clean stop, leaving other tables alone.
+// runs in, replaces a leftover one of its own at start (a crash left it:
+// its rules carry this daemon's mark), refuses to start over a table of
+// that name without its mark, and deletes it at a clean stop, leaving
+// other tables alone.
 func TestNATTableLifecycle(t *testing.T) {
 	e := nodetest.NewNode(t, node1Subnet)
 	table := e.Cfg.NAT.Table
@@ -89,20 +96,54 @@ func TestNATTableLifecycle(t *testing.T) {
 		}
 		return ok
 	}
-	// A leftover table with a chain of another shape, and someone else's.
-	err := e.InNode(func() error {
-		c, err := nftables.New()
+	// This daemon's instance ID, as a previous run left it.
+	const instance = "00c0ffee00c0ffee"
+	if err := os.MkdirAll(e.Cfg.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.Cfg.StateDir, "instance"), []byte(instance+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	leftover := func(mark string) {
+		t.Helper()
+		err := e.InNode(func() error {
+			c, err := nftables.New()
+			if err != nil {
+				return err
+			}
+			t := &nftables.Table{Family: nftables.TableFamilyINet, Name: table}
+			c.AddTable(t)
+			c.DelTable(t)
+			c.AddTable(t)
+			ch := c.AddChain(&nftables.Chain{Name: "leftover", Table: t})
+			var ud []byte
+			if mark != "" {
+				ud = append(append([]byte{0, byte(len(mark) + 1)}, mark...), 0)
+			}
+			c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: []expr.Any{&expr.Counter{}}, UserData: ud})
+			c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "someone-else"})
+			return c.Flush()
+		})
 		if err != nil {
-			return err
+			t.Fatal(err)
 		}
-		t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: table})
-		c.AddChain(&nftables.Chain{Name: "leftover", Table: t})
-		c.AddTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "someone-else"})
-		return c.Flush()
-	})
+	}
+	// Unmarked: not provably ours, so the daemon refuses and leaves it.
+	leftover("")
+	d, err := daemon.New(e.Cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	err = e.InNode(func() error { return d.Start(context.Background()) })
+	if err == nil || !strings.Contains(err.Error(), "carries no tapswitch mark") || !strings.Contains(err.Error(), "nft delete table inet "+table) {
+		t.Fatalf("start over an unmarked table: %v", err)
+	}
+	e.InNode(func() error { return d.Close(false) })
+	if !exists() {
+		t.Fatal("the unmarked table was deleted")
+	}
+	// A leftover of this daemon's own (a kill -9 left it): replaced.
+	leftover("tapswitch:" + instance)
 	for round := 1; round <= 2; round++ {
 		e.Start()
 		if !exists() {

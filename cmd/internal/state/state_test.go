@@ -106,3 +106,50 @@ func TestLoadSingleStackFile(t *testing.T) {
 		t.Fatalf("dual-stack pod after a round trip: %+v", got.Pods[1])
 	}
 }
+
+func TestInstancePersists(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := Open(dir)
+	id, err := s.Instance()
+	if err != nil || !ValidInstance(id) {
+		t.Fatalf("first instance: %q %v", id, err)
+	}
+	s.Close()
+	s, _ = Open(dir)
+	defer s.Close()
+	if again, err := s.Instance(); err != nil || again != id {
+		t.Fatalf("after reopening: %q %v, want %q", again, err, id)
+	}
+	os.WriteFile(filepath.Join(dir, InstanceName), []byte("not-an-id\n"), 0o600)
+	if _, err := s.Instance(); err == nil || !strings.Contains(err.Error(), "not an instance ID") {
+		t.Fatalf("garbage instance file: %v", err)
+	}
+}
+
+func TestIntentsRoundTrip(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	defer s.Close()
+	if err := s.Begin(Intent{Op: IntentAdd, Pod: Pod{Name: "b", Netns: "b"}, NetnsExisted: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Begin(Intent{Op: IntentDel, Pod: Pod{Name: "a", Netns: "a", NetnsCreated: true}}); err != nil {
+		t.Fatal(err)
+	}
+	ins, err := s.Intents()
+	if err != nil || len(ins) != 2 || ins[0].Pod.Name != "a" || ins[0].Op != IntentDel || !ins[1].NetnsExisted {
+		t.Fatalf("intents: %+v %v", ins, err)
+	}
+	if err := s.Done("a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Done("a"); err != nil {
+		t.Fatalf("done twice: %v", err)
+	}
+	if ins, _ := s.Intents(); len(ins) != 1 || ins[0].Pod.Name != "b" {
+		t.Fatalf("after done: %+v", ins)
+	}
+	os.WriteFile(filepath.Join(filepath.Dir(s.Path()), "intent-c.json"), []byte(`{"op":"`), 0o600)
+	if _, err := s.Intents(); err == nil || !strings.Contains(err.Error(), "intent-c.json") {
+		t.Fatalf("a truncated intent: %v", err)
+	}
+}
