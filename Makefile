@@ -27,9 +27,20 @@ CRICTL_VERSION ?= v1.37.0
 # SOAK is how long `make soak` runs mixed traffic with pod churn (root).
 SOAK     ?= 10m
 
-.PHONY: all build test test-short lint bench fuzz demo sim clean cni-plugins soak test-tools iperf3 image cri-tools cnicompat
+.PHONY: all help build test test-short lint bench fuzz demo sim clean cni-plugins soak test-tools iperf3 image cri-tools cnicompat
 
 all: build
+
+help:
+	@echo 'make demo        three pods on a tapswitch, as root'
+	@echo 'make test        gofmt, go vet and every test with -race (root tests as root, e2e/cri included)'
+	@echo 'make test-short  the tests that need no root'
+	@echo 'make build       the binaries into bin/'
+	@echo 'make image       the node image as $(IMAGE_TAR) ($(IMAGE)), without docker'
+	@echo 'make cni-plugins host-local, loopback and portmap into $(CNI_BIN)'
+	@echo 'make cri-tools   containerd, runc (Debian) and crictl for e2e/cri'
+	@echo 'make cnicompat   the conflist through containerd 1.6'"'"'s CNI library'
+	@echo 'make sim | bench | fuzz | lint | soak | ovs | iperf3 | clean'
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
