@@ -57,7 +57,9 @@ func TestContainerdCRI(t *testing.T) {
 	}
 
 	run("stop twice and remove", func(t *testing.T) {
-		if err := n.remove(p1.ID); err != nil {
+		// The first stop is a DEL with the sandbox's netns: the port and
+		// the address go, then the runtime removes the namespace.
+		if _, err := n.crictl("stopp", p1.ID); err != nil {
 			t.Fatal(err)
 		}
 		n.agrees(p2)
@@ -65,7 +67,17 @@ func TestContainerdCRI(t *testing.T) {
 			t.Errorf("host-local holds %v, want only %s", got, p2.IP)
 		}
 		if fileExists(p1.Netns) {
-			t.Errorf("netns %s still there after rmp", p1.Netns)
+			t.Errorf("netns %s still there after stopp", p1.Netns)
+		}
+		// Then again and the removal, the namespace gone: idempotent.
+		for _, args := range [][]string{{"stopp", p1.ID}, {"rmp", p1.ID}} {
+			if _, err := n.crictl(args...); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n.agrees(p2)
+		if out, _ := n.crictl("pods", "-q", "--id", p1.ID); strings.TrimSpace(out) != "" {
+			t.Errorf("sandbox %s still listed after rmp", out)
 		}
 	})
 
