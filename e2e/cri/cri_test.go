@@ -158,6 +158,13 @@ func TestContainerdCRI(t *testing.T) {
 				up = append(up, pods[i])
 			}
 		}
+		seen := map[netip.Addr]bool{p2.IP: true, p3.IP: true}
+		for _, p := range up {
+			if !n.env.Subnet.Contains(p.IP) || seen[p.IP] {
+				t.Errorf("sandbox %.12s: address %s outside %s or given twice", p.ID, p.IP, n.env.Subnet)
+			}
+			seen[p.IP] = true
+		}
 		n.agrees(append(up, p2, p3)...)
 		if len(up) > 1 {
 			n.ping(up[0], up[len(up)-1].IP, n.env.GwAddr)
