@@ -551,22 +551,49 @@ func (n *node) waitFor(what string, d time.Duration, ok func() bool) {
 	}
 }
 
-// cleanup removes every pod, stops the daemon and containerd, kills what
+// cleanup removes every pod (with the daemon and the CNI files back in
+// place if the test failed without them), stops the daemon and containerd, kills what
 // is left of containerd's process group (shims), unmounts what containerd
 // mounted under the test's directory, removes the sandbox namespaces it
 // reported and the directories. isolate's cleanup then removes the
 // gateway.
 func (n *node) cleanup() {
 	if n.containerd != nil && n.containerd.Process != nil {
+		// containerd tears a sandbox down only through the CNI files and
+		// the daemon: put them back if the test failed without them.
+		if n.daemonCtr != "" {
+			n.ctrCmd("task", "kill", "-s", "SIGKILL", n.daemonCtr)
+			if n.daemon != nil {
+				waitTimeout(n.daemon, 10*time.Second)
+				n.daemon = nil
+			}
+			n.daemonCtr = ""
+			os.WriteFile(filepath.Join(n.cfgDir, "config.yaml"), n.daemonConfig(n.stateDir), 0o644)
+		}
+		if !fileExists(filepath.Join(n.confDir, "10-tapswitch.conflist")) {
+			exec.Command(n.bins.tapswitch, "install-cni", "--from", n.bins.cniSrc,
+				"--conflist", filepath.Join(n.cfgDir, "10-tapswitch.conflist"),
+				"--cni-bin-dir", n.binDir, "--cni-conf-dir", n.confDir).Run()
+			time.Sleep(time.Second) // containerd reloads it on inotify
+		}
+		if n.daemon == nil {
+			n.daemonLog = &lockedBuffer{}
+			n.daemon = exec.Command(n.bins.tapswitch, "run", "--config", filepath.Join(n.cfgDir, "config.yaml"))
+			n.daemon.Stdout, n.daemon.Stderr = n.daemonLog, n.daemonLog
+			if n.daemon.Start() != nil {
+				n.daemon = nil
+			} else {
+				for i := 0; i < 100 && exec.Command(n.bins.tapswitch, "stats", "--socket", n.socket).Run() != nil; i++ {
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+		}
 		if out, err := n.crictl("pods", "-q"); err == nil {
 			for _, id := range strings.Fields(out) {
 				n.inspect(id) // its netns, in case the runtime cannot remove it
 				n.crictl("stopp", id)
 				n.crictl("rmp", "-f", id)
 			}
-		}
-		if n.daemonCtr != "" {
-			n.ctrCmd("task", "kill", "-s", "SIGKILL", n.daemonCtr)
 		}
 	}
 	if n.daemon != nil {
