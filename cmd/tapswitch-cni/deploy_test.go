@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -14,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tapswitch/tapswitch/cmd/internal/config"
+	"github.com/tapswitch/tapswitch/internal/ociimage"
 )
 
 const deployDir = "../../deploy"
@@ -133,12 +136,26 @@ func TestDeployManifests(t *testing.T) {
 	if !sameJSON(t, file, []byte(cm.Data["10-tapswitch.conflist"])) {
 		t.Error("the ConfigMap's conflist differs from deploy/10-tapswitch.conflist")
 	}
+	// cniVersion 1.0.0 for the runtimes whose libcni reads results up to
+	// 1.0.0 and ignores cniVersions (containerd 1.6 and 1.7, checked with
+	// their library in e2e/cnicompat); a libcni that knows cniVersions
+	// (v1.2.0 and later, as this module's) picks the newest it supports.
+	var versions struct {
+		CNIVersion  string   `json:"cniVersion"`
+		CNIVersions []string `json:"cniVersions"`
+	}
+	if err := json.Unmarshal(file, &versions); err != nil {
+		t.Fatal(err)
+	}
+	if versions.CNIVersion != "1.0.0" || !slices.Equal(versions.CNIVersions, []string{"1.0.0", "1.1.0"}) {
+		t.Errorf("conflist: cniVersion %q, cniVersions %q; want 1.0.0 and [1.0.0 1.1.0]", versions.CNIVersion, versions.CNIVersions)
+	}
 	list, err := libcni.ConfListFromBytes(file)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if list.CNIVersion != "1.1.0" || len(list.Plugins) == 0 || list.Plugins[0].Network.Type != Plugin {
-		t.Fatalf("conflist: version %s, plugins %d, first %+v", list.CNIVersion, len(list.Plugins), list.Plugins[0].Network)
+		t.Fatalf("conflist: version %s (libcni %s picks from cniVersions), plugins %d, first %+v", list.CNIVersion, "v1.3.1", len(list.Plugins), list.Plugins[0].Network)
 	}
 	nc, err := loadConf(list.Plugins[0].Bytes)
 	if err != nil {
@@ -193,11 +210,24 @@ func TestDeployManifests(t *testing.T) {
 	if im["/opt/cni/bin"] == "" || im["/etc/cni/net.d"] == "" {
 		t.Fatalf("init container: host mounts %v, want /opt/cni/bin and /etc/cni/net.d", im)
 	}
-	script := strings.Join(in.Command, " ")
-	for _, want := range []string{im["/opt/cni/bin"] + "/$f", "tapswitch host-local", im["/etc/cni/net.d"] + "/10-tapswitch.conflist"} {
-		if !strings.Contains(script, want) {
-			t.Errorf("init script does not install %q:\n%s", want, script)
+	// The init container copies the image's plugins and the ConfigMap's
+	// conflist onto the host's mounts with `tapswitch install-cni`.
+	install := strings.Join(in.Command, " ")
+	for _, want := range []string{"/usr/local/bin/tapswitch install-cni", "--from=/usr/local/lib/cni",
+		"--cni-bin-dir=" + im["/opt/cni/bin"], "--cni-conf-dir=" + im["/etc/cni/net.d"], "--conflist=/etc/tapswitch/10-tapswitch.conflist"} {
+		if !strings.Contains(install, want) {
+			t.Errorf("init container does not run %q: %s", want, install)
 		}
+	}
+	if in.Image != ociimage.NodeImage {
+		t.Errorf("init image %q, want %q, the image `make image` builds", in.Image, ociimage.NodeImage)
+	}
+	mk, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := regexp.MustCompile(`(?m)^IMAGE\s*:=\s*(\S+)$`).FindSubmatch(mk); m == nil || string(m[1]) != ociimage.NodeImage {
+		t.Errorf("Makefile IMAGE %q, want %q", m, ociimage.NodeImage)
 	}
 	if in.Image != d.Image {
 		t.Errorf("init image %q, daemon image %q", in.Image, d.Image)
