@@ -264,8 +264,12 @@ func TestControlSocketUnderHostileClients(t *testing.T) {
 				t.Errorf("a request sent byte by byte within the header timeout: %q, want 200", s.got)
 			}
 		case "silent", "slowloris":
-			if s.got != "closed by the server" || s.took > 8*time.Second {
-				t.Errorf("slow client %s: %q after %v, want closed by the server's 5 s header timeout", s.name, s.got, s.took)
+			// net/http closes silently when the deadline hits between
+			// reads, and answers 400 when it hits inside a header line
+			// it has begun; either way the header timeout ended it.
+			ended := s.got == "closed by the server" || s.name == "slowloris" && strings.HasPrefix(s.got, "HTTP/1.1 400")
+			if !ended || s.took > 8*time.Second {
+				t.Errorf("slow client %s: %q after %v, want closed (or, mid-header, a 400) by the server's 5 s header timeout", s.name, s.got, s.took)
 			}
 		case "stalled-body":
 			if !(s.got == "closed by the server" || strings.HasPrefix(s.got, "HTTP/1.1 400")) || s.took > 13*time.Second {
