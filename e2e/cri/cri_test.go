@@ -285,7 +285,8 @@ func (n *node) nodeImage(p sandbox) {
 
 // agrees checks that the daemon's pods and ports are exactly the sandboxes
 // given, as crictl inspectp reports them: one CNI attachment per sandbox,
-// up, with its container ID, netns and address, on a port that is up.
+// up, with its container ID, netns and addresses (ip, and ips in order:
+// status.network.ip then additionalIps), on a port that is up.
 func (n *node) agrees(want ...sandbox) {
 	n.t.Helper()
 	pods := n.pods()
@@ -304,8 +305,17 @@ func (n *node) agrees(want ...sandbox) {
 			continue
 		}
 		ip, _, _ := strings.Cut(p.IP, "/")
-		if p.State != "up" || p.Netns != s.Netns || ip != s.IP.String() || p.IfName != "eth0" || p.Network != "tapswitch" {
-			n.t.Errorf("pod %s: %s netns %s ip %s if %s network %s; crictl: netns %s ip %s", p.Name, p.State, p.Netns, p.IP, p.IfName, p.Network, s.Netns, s.IP)
+		var ips []string // the pod's addresses without their prefix lengths
+		for _, a := range p.IPs {
+			a, _, _ := strings.Cut(a, "/")
+			ips = append(ips, a)
+		}
+		var want []string
+		for _, a := range s.IPs {
+			want = append(want, a.String())
+		}
+		if p.State != "up" || p.Netns != s.Netns || ip != s.IP.String() || !slices.Equal(ips, want) || p.IfName != "eth0" || p.Network != "tapswitch" {
+			n.t.Errorf("pod %s: %s netns %s ip %s ips %v if %s network %s; crictl: netns %s ip %s, all %v", p.Name, p.State, p.Netns, p.IP, p.IPs, p.IfName, p.Network, s.Netns, s.IP, s.IPs)
 		}
 		found := false
 		for _, pt := range ports {

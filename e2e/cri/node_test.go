@@ -190,7 +190,7 @@ func (n *node) conflist(edit func(ipam map[string]any)) []byte {
 }
 
 // daemonConfig is the ConfigMap's config.yaml with the test's subnet,
-// gateway, socket and state directory, and no nftables rules (nothing
+// gateway (and on a dual-stack node subnet_v6 and gateway.address_v6), socket and state directory, and no nftables rules (nothing
 // touches the host's firewall). stateDir is where the daemon sees it.
 func (n *node) daemonConfig(stateDir string) []byte {
 	ds := n.deployDoc("configmap.yaml", "ConfigMap")
@@ -206,6 +206,10 @@ func (n *node) daemonConfig(stateDir string) []byte {
 	}
 	cfg["subnet"] = n.env.Subnet.String()
 	cfg["gateway"] = map[string]any{"address": n.env.GwAddr.String(), "interface": n.env.GwIf}
+	if n.env.Subnet6.IsValid() {
+		cfg["subnet_v6"] = n.env.Subnet6.String()
+		cfg["gateway"].(map[string]any)["address_v6"] = n.env.GwAddr6.String()
+	}
 	cfg["socket"] = n.socket
 	cfg["state_dir"] = stateDir
 	cfg["nat"] = map[string]any{"service_masquerade": false, "masquerade": map[string]any{"enabled": false}}
@@ -377,11 +381,13 @@ func (n *node) mustRunp(name string) sandbox {
 	return n.inspectp(id)
 }
 
-// sandbox is what `crictl inspectp` says of a pod.
+// sandbox is what `crictl inspectp` says of a pod: IP is
+// status.network.ip, IPs that and status.network.additionalIps.
 type sandbox struct {
 	ID    string
 	State string
 	IP    netip.Addr
+	IPs   []netip.Addr
 	Netns string
 }
 
@@ -406,7 +412,10 @@ func (n *node) inspect(id string) (sandbox, error) {
 			ID      string `json:"id"`
 			State   string `json:"state"`
 			Network struct {
-				IP string `json:"ip"`
+				IP            string `json:"ip"`
+				AdditionalIPs []struct {
+					IP string `json:"ip"`
+				} `json:"additionalIps"`
 			} `json:"network"`
 		} `json:"status"`
 		Info struct {
@@ -428,6 +437,14 @@ func (n *node) inspect(id string) (sandbox, error) {
 		if s.IP, err = netip.ParseAddr(v.Status.Network.IP); err != nil {
 			return s, fmt.Errorf("inspectp %s: ip %q: %v", id, v.Status.Network.IP, err)
 		}
+		s.IPs = append(s.IPs, s.IP)
+	}
+	for _, a := range v.Status.Network.AdditionalIPs {
+		ip, err := netip.ParseAddr(a.IP)
+		if err != nil {
+			return s, fmt.Errorf("inspectp %s: additionalIps %q: %v", id, a.IP, err)
+		}
+		s.IPs = append(s.IPs, ip)
 	}
 	for _, ns := range v.Info.RuntimeSpec.Linux.Namespaces {
 		if ns.Type == "network" {
@@ -497,6 +514,14 @@ func (n *node) ports() []port {
 	n.t.Helper()
 	var out []port
 	n.cli(&out, "ports")
+	return out
+}
+
+// neighbours is `tapswitch arp -o json`: both families.
+func (n *node) neighbours() []neighbour {
+	n.t.Helper()
+	var out []neighbour
+	n.cli(&out, "arp")
 	return out
 }
 
