@@ -27,6 +27,7 @@ func init() {
 		cases                     string
 		duration, warm            time.Duration
 		rounds, queues, batch     int
+		udpBatch, udpSenders      int
 		spin                      time.Duration
 		spinCPU, nice             int
 		txqlen                    int
@@ -109,7 +110,8 @@ names carry the run's prefix.`,
 					return &exitError{code: 2, err: fmt.Errorf("--iperf3: %w", err)}
 				}
 			}
-			o := bench.Options{Duration: duration, Warm: warm, Rounds: rounds, Progress: os.Stderr, Iperf3: useIperf3}
+			o := bench.Options{Duration: duration, Warm: warm, Rounds: rounds, Progress: os.Stderr, Iperf3: useIperf3,
+				UDPBatch: udpBatch, UDPSenders: udpSenders}
 			if quick {
 				o.Cases = bench.QuickCases
 				if !cmd.Flags().Changed("duration") {
@@ -213,6 +215,8 @@ names carry the run's prefix.`,
 	f.StringVar(&plotFile, "plot", "", "write a PNG bar chart comparing the systems per case to FILE")
 	f.BoolVar(&withOVS, "with-ovs", false, "also measure Open vSwitch's userspace datapath over TAPs if ovs-vswitchd runs (skipped with a message otherwise)")
 	f.BoolVar(&useIperf3, "iperf3", false, "run tcp1, tcp4 and udp64 with iperf3 instead of the Go traffic engine, to cross-check it (whole seconds; `make iperf3` installs it)")
+	f.IntVar(&udpBatch, "udp-batch", bench.DefaultUDPBatch, "datagrams per sendmmsg(2) call of the udp64pdr senders (1: one per call)")
+	f.IntVar(&udpSenders, "udp-senders", 1, "sending sockets, each with its own goroutine and receiving socket, per udp64pdr flow")
 	f.BoolVar(&inProcess, "in-process", false, "run the tapswitch daemon inside this process instead of as a child")
 	f.StringVar(&profile, "cpuprofile", "", "write a CPU profile of this process to FILE (implies --in-process)")
 	f.IntVar(&queues, "queues", 0, "TAP queues per pod for tapswitch (0: the daemon's default)")
