@@ -36,8 +36,10 @@ type Queue struct {
 	rerr    error
 	readFn  func(fd uintptr) bool
 
-	wmu     sync.Mutex
-	wframes [][]byte
+	wmu       sync.Mutex
+	ring      *uring // batches of writes in one call; nil: one write(2) per frame
+	ringTried bool
+	wframes   [][]byte
 	wn      int
 	werr    error
 	writeFn func(fd uintptr) bool
@@ -169,6 +171,14 @@ func (q *Queue) WriteBatch(frames [][]byte) (int, error) {
 	}
 	q.wmu.Lock()
 	defer q.wmu.Unlock()
+	if !q.ringTried && len(frames) > 1 && useURing {
+		q.ringTried = true
+		if !q.closed.Load() {
+			// Without a ring (io_uring disabled or refused), the frames
+			// go one write(2) each.
+			q.ring, _ = newURing(uringEntries)
+		}
+	}
 	q.wframes, q.wn, q.werr = frames, 0, nil
 	err := q.conn.Write(q.writeFn)
 	n, werr := q.wn, q.werr
@@ -184,6 +194,19 @@ func (q *Queue) WriteBatch(frames [][]byte) (int, error) {
 
 func (q *Queue) write(fd uintptr) bool {
 	for q.wn < len(q.wframes) {
+		if q.ring != nil && len(q.wframes)-q.wn > 1 {
+			n, err := q.ring.writeChain(int(fd), q.wframes[q.wn:])
+			q.wn += n
+			switch err {
+			case nil, unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false
+			default:
+				q.werr = err
+				return true
+			}
+		}
 		_, err := unix.Write(int(fd), q.wframes[q.wn])
 		switch err {
 		case nil:
@@ -206,7 +229,16 @@ func (q *Queue) Close() error {
 	if q.closed.Swap(true) {
 		return nil
 	}
-	if err := q.file.Close(); err != nil {
+	err := q.file.Close()
+	// After the file's close, which wakes a WriteBatch waiting for room.
+	q.wmu.Lock()
+	if q.ring != nil {
+		q.ring.close()
+		q.ring = nil
+	}
+	q.ringTried = true
+	q.wmu.Unlock()
+	if err != nil {
 		return fmt.Errorf("%s: %w", q.label, err)
 	}
 	return nil
