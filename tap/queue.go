@@ -40,9 +40,9 @@ type Queue struct {
 	ring      *uring // batches of writes in one call; nil: one write(2) per frame
 	ringTried bool
 	wframes   [][]byte
-	wn      int
-	werr    error
-	writeFn func(fd uintptr) bool
+	wn        int
+	werr      error
+	writeFn   func(fd uintptr) bool
 }
 
 func newQueue(fd int, label string, polled bool) (*Queue, error) {
