@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -329,7 +330,13 @@ func UDPSend(ctx context.Context, flows []Flow, l UDPLoad, dur time.Duration, ma
 			st.tx.Write(payload)
 		}
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Until the warm-up datagrams have arrived (or a second has gone by:
+	// some were lost), so that none is counted as measured.
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if !slices.ContainsFunc(streams, func(st *stream) bool { return st.r.got.Load() < udpWarm }) {
+			break
+		}
+	}
 	base := make([]int64, len(streams))
 	for i, st := range streams {
 		base[i] = st.r.got.Load()
