@@ -222,7 +222,9 @@ func runUDPPDR(pairs int) func(context.Context, Topology, Options) ([]Metric, er
 		}
 		out := []Metric{
 			{Name: pdrMetric, Unit: "kpps", HigherBetter: true, Value: best.DeliveredPPS() / 1e3, SenderBound: best.SenderBound()},
-			{Name: "sent at that rate", Unit: "kpps", HigherBetter: true, Value: best.SentPPS() / 1e3},
+			// The rate the sender managed: a ratio of two is one of
+			// senders, unless the system set it.
+			{Name: "sent at that rate", Unit: "kpps", HigherBetter: true, Value: best.SentPPS() / 1e3, SenderBound: best.SenderBound()},
 			{Name: "loss at that rate", Unit: "%", Value: best.LossPct()},
 		}
 		return append(out, best.cpuMetrics()...), nil
