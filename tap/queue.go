@@ -203,11 +203,17 @@ func (q *Queue) write(fd uintptr) bool {
 		if q.ring != nil && len(q.wframes)-q.wn > 1 {
 			n, err := q.ring.writeChain(int(fd), q.wframes[q.wn:])
 			q.wn += n
-			switch err {
-			case nil, unix.EINTR:
+			var re ringError
+			switch {
+			case err == nil, err == unix.EINTR:
 				continue
-			case unix.EAGAIN:
+			case err == unix.EAGAIN:
 				return false
+			case errors.As(err, &re):
+				// The ring itself failed: write(2) from here on.
+				q.ring.close()
+				q.ring = nil
+				continue
 			default:
 				q.werr = err
 				return true

@@ -179,7 +179,10 @@ func (r *uring) writeChain(fd int, frames [][]byte) (int, error) {
 		submit := atomic.LoadUint32(r.sqTail) - atomic.LoadUint32(r.sqHead)
 		_, _, e := unix.Syscall6(sysIoUringEnter, uintptr(r.fd), uintptr(submit), uintptr(n-int(done)), ioringEnterGetEvents, 0, 0)
 		if e != 0 && e != unix.EINTR {
-			err = e
+			// Take back what the kernel did not consume, so that no later
+			// call submits frames this one's caller has since reused.
+			atomic.StoreUint32(r.sqTail, atomic.LoadUint32(r.sqHead))
+			err = ringError{e}
 			break
 		}
 	}
@@ -205,3 +208,10 @@ func (r *uring) writeChain(fd int, frames [][]byte) (int, error) {
 	}
 	return written, ferr
 }
+
+// ringError is a failure of io_uring_enter itself, not of a frame's write:
+// the queue then drops the ring and writes one frame per write(2).
+type ringError struct{ errno unix.Errno }
+
+func (e ringError) Error() string { return "io_uring_enter: " + e.errno.Error() }
+func (e ringError) Unwrap() error { return e.errno }
