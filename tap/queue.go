@@ -203,13 +203,13 @@ func (q *Queue) write(fd uintptr) bool {
 		if q.ring != nil && len(q.wframes)-q.wn > 1 {
 			n, err := q.ring.writeChain(int(fd), q.wframes[q.wn:])
 			q.wn += n
-			var re ringError
+			_, ringFailed := err.(ringError) // as is: errors.As would allocate
 			switch {
 			case err == nil, err == unix.EINTR:
 				continue
 			case err == unix.EAGAIN:
 				return false
-			case errors.As(err, &re):
+			case ringFailed:
 				// The ring itself failed: write(2) from here on.
 				q.ring.close()
 				q.ring = nil
