@@ -15,7 +15,7 @@ import (
 )
 
 // iperf3 is the cross-check of the Go traffic engine: with Options.Iperf3
-// the tcp1, tcp4 and udp64 cases run iperf3 instead, a server in the
+// the tcp1, tcp4, udp64 and udp64pdr cases run iperf3 instead, a server in the
 // receiving pod's namespace and the client in the sender's, both entered
 // with nsenter. The other cases have no iperf3 equivalent (TCP_RR, ping,
 // all pairs of many pods) and keep the Go engine.
@@ -185,8 +185,23 @@ func Iperf3TCP(ctx context.Context, f Flow, streams int, warm, dur time.Duration
 // Iperf3UDP floods f.From -> f.To with size-byte UDP payloads at iperf3's
 // unlimited rate (--bitrate 0) for dur (whole seconds, at least 1).
 func Iperf3UDP(ctx context.Context, f Flow, size int, dur time.Duration) (UDP, error) {
-	rep, err := iperf3Client(ctx, f, 0, nil,
-		"--udp", "--bitrate", "0", "--length", strconv.Itoa(size), "--time", iperf3Seconds(dur, 1))
+	return Iperf3UDPPaced(ctx, f, size, 0, dur, nil)
+}
+
+// Iperf3UDPPaced is Iperf3UDP paced by iperf3 at pps datagrams per second
+// (its --bitrate counts payload bits; 0: unlimited). mark, when set, runs
+// when the client starts and when it ends (CPU sampling).
+func Iperf3UDPPaced(ctx context.Context, f Flow, size int, pps float64, dur time.Duration, mark func(start bool)) (UDP, error) {
+	var atStart func()
+	if mark != nil {
+		atStart = func() { mark(true) }
+	}
+	rate := strconv.FormatInt(int64(pps*float64(size)*8), 10)
+	rep, err := iperf3Client(ctx, f, 0, atStart,
+		"--udp", "--bitrate", rate, "--length", strconv.Itoa(size), "--time", iperf3Seconds(dur, 1))
+	if mark != nil {
+		mark(false)
+	}
 	if err != nil {
 		return UDP{}, err
 	}
@@ -194,5 +209,8 @@ func Iperf3UDP(ctx context.Context, f Flow, size int, dur time.Duration) (UDP, e
 	if s.Seconds <= 0 || s.Packets == 0 {
 		return UDP{}, errors.New("iperf3: no UDP sum in its report")
 	}
-	return UDP{Sent: s.Packets, Received: s.Packets - s.LostPackets, Elapsed: time.Duration(s.Seconds * float64(time.Second))}, nil
+	return UDP{
+		Sent: s.Packets, Received: s.Packets - s.LostPackets, Offered: pps,
+		Elapsed: time.Duration(s.Seconds * float64(time.Second)),
+	}, nil
 }

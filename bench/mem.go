@@ -67,7 +67,7 @@ func resetPeakRSS(pid int) error {
 // rssMetrics are the daemon's peak and final RSS over a round, in MiB.
 func rssMetrics(r RSS) []Metric {
 	return []Metric{
-		{"daemon peak RSS", "MiB", false, float64(r.Peak) / 1024},
-		{"daemon RSS at end", "MiB", false, float64(r.Now) / 1024},
+		{"daemon peak RSS", "MiB", false, float64(r.Peak) / 1024, false},
+		{"daemon RSS at end", "MiB", false, float64(r.Now) / 1024, false},
 	}
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // TestPods32 runs the pods32 case, 992 concurrent streams, on the bridge
-// and then on tapswitch, as the bench does. It used to stall on two CPUs:
+// and then on tapswitch, as the bench does, then udp64pdr4 on the same pods. It used to stall on two CPUs:
 // the second system's ARP overflowed the kernel's shared neighbour table
 // (its dials timed out), and closing the streams one by one took minutes.
 func TestPods32(t *testing.T) {
@@ -37,6 +37,22 @@ func TestPods32(t *testing.T) {
 		// 1.5 s of traffic; set-up and teardown took minutes when broken.
 		if el > 30*time.Second {
 			t.Errorf("%s: case took %v", topo.System(), el)
+		}
+	}
+	// udp64pdr4 on the same pods (its 4 pairs are the first 8): a rate
+	// delivered with under PDRLoss lost, on both systems.
+	cs, err = SelectCases([]string{"udp64pdr4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, topo := range []Topology{br, ts} {
+		ms, err := cs[0].Run(ctx, topo, Options{Duration: time.Second})
+		if err != nil {
+			t.Fatalf("udp64pdr4, %s: %v", topo.System(), err)
+		}
+		t.Logf("udp64pdr4, %s: %+v", topo.System(), ms)
+		if ms[0].Name != pdrMetric || !(ms[0].Value > 0) || ms[2].Name != "loss at that rate" || ms[2].Value >= PDRLoss {
+			t.Errorf("udp64pdr4, %s: %+v", topo.System(), ms)
 		}
 	}
 }

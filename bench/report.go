@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"runtime"
@@ -49,6 +50,19 @@ func ReadMachine() Machine {
 	return m
 }
 
+// boundText marks a median whose samples were sender-bound: in all of
+// them, or in k of n.
+func boundText(st *Stat) string {
+	switch {
+	case st.SenderBound == 0:
+		return ""
+	case st.SenderBound == len(st.Samples):
+		return " sender-bound"
+	default:
+		return fmt.Sprintf(" sender-bound %d/%d", st.SenderBound, len(st.Samples))
+	}
+}
+
 // WriteJSON writes the report as indented JSON.
 func (r *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
@@ -71,10 +85,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(tw, "\tTAPSWITCH/OVS")
 	}
 	fmt.Fprintf(tw, "\n")
-	ratio := func(x float64, better string) {
-		if x != 0 {
+	ratio := func(x float64, atLeast bool, other *Stat, better string) {
+		switch {
+		case other != nil && other.SenderBound > 0:
+			fmt.Fprintf(tw, "\t- (sender-bound)")
+		case x != 0 && atLeast:
+			fmt.Fprintf(tw, "\t>= %.2fx (%s)", x, better)
+		case x != 0:
 			fmt.Fprintf(tw, "\t%.2fx (%s)", x, better)
-		} else {
+		default:
 			fmt.Fprintf(tw, "\t-")
 		}
 	}
@@ -90,16 +109,21 @@ func (r *Report) WriteTable(w io.Writer) error {
 				fmt.Fprintf(tw, "\t-\t")
 				continue
 			}
-			fmt.Fprintf(tw, "\t%s\t%s-%s", fmtNum(st.Median), fmtNum(st.Min), fmtNum(st.Max))
+			fmt.Fprintf(tw, "\t%s%s\t%s-%s", fmtNum(st.Median), boundText(st), fmtNum(st.Min), fmtNum(st.Max))
 		}
-		ratio(res.Ratio, better)
+		ratio(res.Ratio, res.RatioAtLeast, res.Systems["bridge"], better)
 		if withOVS {
-			ratio(res.OVSRatio, better)
+			ratio(res.OVSRatio, res.RatioOVSAtLeast, res.Systems["ovs"], better)
 		}
 		fmt.Fprintf(tw, "\n")
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if slices.ContainsFunc(r.Results, func(res Result) bool {
+		return slices.ContainsFunc(slices.Collect(maps.Values(res.Systems)), func(st *Stat) bool { return st.SenderBound > 0 })
+	}) {
+		fmt.Fprintf(w, "note: sender-bound: the traffic engine's sender, not the system, set that rate (the system's is higher); no ratio is taken against it\n")
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)

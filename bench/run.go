@@ -15,6 +15,10 @@ type Metric struct {
 	Unit         string
 	HigherBetter bool
 	Value        float64
+	// SenderBound marks a rate set by the traffic engine's sender rather
+	// than the system: the system's own limit is at least Value
+	// (UDP.SenderBound).
+	SenderBound bool
 }
 
 // Case is one measurement, run against each system in turn.
@@ -32,17 +36,25 @@ type Options struct {
 	Warm     time.Duration // unmeasured start of each TCP case
 	Rounds   int           // A B A B ...: each system this many times per case
 	Progress io.Writer     // a line per measurement; nil: quiet
-	// Iperf3 runs tcp1, tcp4 and udp64 with iperf3 instead of the Go
-	// engine, to cross-check it (see iperf3.go).
+	// Iperf3 runs tcp1, tcp4, udp64 and udp64pdr with iperf3 instead of
+	// the Go engine, to cross-check it (see iperf3.go).
 	Iperf3 bool
+	// UDPBatch is the datagrams per sendmmsg(2) call of udp64pdr's
+	// sender (0: DefaultUDPBatch); UDPSenders its sockets per flow (0:
+	// one). udp64 always writes one datagram per call.
+	UDPBatch, UDPSenders int
 }
+
+// DefaultUDPBatch is udp64pdr's batch when Options leave it 0.
+const DefaultUDPBatch = 32
 
 // AllCases are the cases in the order they run.
 var AllCases = []Case{
 	{"tcp1", "TCP, 1 stream", 2, runTCP(1, 0)},
 	{"tcp4", "TCP, 4 streams", 2, runTCP(4, 0)},
 	{"udp64", "UDP flood, 64-byte payload", 2, runUDP},
-	{"udp64pdr", "UDP 64-byte payload, highest rate with " + pdrLossText, 2, runUDPPDR},
+	{"udp64pdr", "UDP 64-byte payload, highest rate with " + pdrLossText, 2, runUDPPDR(1)},
+	{"udp64pdr4", "UDP 64-byte payload, 4 pod pairs, highest rate with " + pdrLossText, 8, runUDPPDR(4)},
 	{"rr", "TCP_RR, 1-byte request/response", 2, runRR},
 	{"ping", "ping RTT", 2, runPing},
 	{"pods2", "2 pods, all pairs TCP", 2, runTCP(1, 2)},
@@ -110,12 +122,12 @@ func runTCP(streams, pods int) func(context.Context, Topology, Options) ([]Metri
 			return nil, err
 		}
 		gbits := tp.Gbps() * tp.Elapsed.Seconds()
-		out := []Metric{{"throughput", "Gbit/s", true, tp.Gbps()}}
+		out := []Metric{{"throughput", "Gbit/s", true, tp.Gbps(), false}}
 		if gbits > 0 && m.procOK {
-			out = append(out, Metric{"switch CPU", "CPU-s/Gbit", false, (m.proc1 - m.proc0) / gbits})
+			out = append(out, Metric{"switch CPU", "CPU-s/Gbit", false, (m.proc1 - m.proc0) / gbits, false})
 		}
 		if gbits > 0 && m.machOK {
-			out = append(out, Metric{"machine CPU", "CPU-s/Gbit", false, (m.mach1 - m.mach0) / gbits})
+			out = append(out, Metric{"machine CPU", "CPU-s/Gbit", false, (m.mach1 - m.mach0) / gbits, false})
 		}
 		return out, nil
 	}
@@ -132,9 +144,9 @@ func runUDP(ctx context.Context, t Topology, o Options) ([]Metric, error) {
 		return nil, err
 	}
 	return []Metric{
-		{"delivered", "kpps", true, u.DeliveredPPS() / 1e3},
-		{"sent", "kpps", true, u.SentPPS() / 1e3},
-		{"loss", "%", false, u.LossPct()},
+		{"delivered", "kpps", true, u.DeliveredPPS() / 1e3, false},
+		{"sent", "kpps", true, u.SentPPS() / 1e3, false},
+		{"loss", "%", false, u.LossPct(), false},
 	}, nil
 }
 
@@ -153,28 +165,70 @@ var pdrMetric = "delivered at " + pdrLossText
 // probe's send rate.
 const pdrTrials = 6
 
-// runUDPPDR finds the highest rate a paced sender can offer with under
-// PDRLoss percent of it lost, and reports what was delivered at it
-// (pdrSearch, on an unpaced probe and paced trials, each a quarter of the
-// case's duration and at least 0.25 s).
-func runUDPPDR(ctx context.Context, t Topology, o Options) ([]Metric, error) {
-	ps := t.Pods()
-	f := Flow{ps[0], ps[1]}
-	dur := max(o.Duration/4, 250*time.Millisecond)
-	probe, err := UDPFlood(ctx, f, 64, dur)
-	if err != nil {
-		return nil, err
+// runUDPPDR finds the highest rate a paced sender can offer over pairs
+// pod pairs (pod 2i -> pod 2i+1) with under PDRLoss percent of it lost, and
+// reports what was delivered at it (pdrSearch, on an unpaced probe and
+// paced trials, each a quarter of the case's duration and at least 0.25 s),
+// whether the sender set that rate (SenderBound), and the CPU time per
+// million datagrams delivered at it.
+func runUDPPDR(pairs int) func(context.Context, Topology, Options) ([]Metric, error) {
+	return func(ctx context.Context, t Topology, o Options) ([]Metric, error) {
+		ps := t.Pods()
+		var flows []Flow
+		for i := range pairs {
+			flows = append(flows, Flow{ps[2*i], ps[2*i+1]})
+		}
+		dur := max(o.Duration/4, 250*time.Millisecond)
+		send := func(pps float64) (UDP, error) {
+			m := &cpuMeter{pid: t.SwitchPID()}
+			load := UDPLoad{Size: 64, PPS: pps, Batch: o.UDPBatch, Senders: o.UDPSenders}
+			if load.Batch == 0 {
+				load.Batch = DefaultUDPBatch
+			}
+			u, err := UDPSend(ctx, flows, load, dur, m.mark)
+			u.cpu = m
+			return u, err
+		}
+		// iperf3 cross-checks the one-flow case; the multi-flow one has no
+		// iperf3 equivalent here and keeps the Go engine, as the other
+		// such cases do.
+		if o.Iperf3 && pairs == 1 {
+			send = func(pps float64) (UDP, error) {
+				m := &cpuMeter{pid: t.SwitchPID()}
+				u, err := Iperf3UDPPaced(ctx, flows[0], 64, pps, dur, m.mark)
+				u.cpu = m
+				return u, err
+			}
+		}
+		traced := func(pps float64) (UDP, error) {
+			u, err := send(pps)
+			if err == nil && o.Progress != nil {
+				offered := "unpaced"
+				if pps > 0 {
+					offered = fmt.Sprintf("%.1f kpps", pps/1e3)
+				}
+				fmt.Fprintf(o.Progress, "  %s offered %s: sent %.1f kpps, delivered %.1f kpps, %.2f%% lost\n",
+					t.System(), offered, u.SentPPS()/1e3, u.DeliveredPPS()/1e3, u.LossPct())
+			}
+			return u, err
+		}
+		probe, err := traced(0)
+		if err != nil {
+			return nil, err
+		}
+		best, err := pdrSearch(probe, traced)
+		if err != nil {
+			return nil, fmt.Errorf("%d flows from %s: %w", len(flows), flows[0].From.IP, err)
+		}
+		out := []Metric{
+			{Name: pdrMetric, Unit: "kpps", HigherBetter: true, Value: best.DeliveredPPS() / 1e3, SenderBound: best.SenderBound()},
+			// The rate the sender managed: a ratio of two is one of
+			// senders, unless the system set it.
+			{Name: "sent at that rate", Unit: "kpps", HigherBetter: true, Value: best.SentPPS() / 1e3, SenderBound: best.SenderBound()},
+			{Name: "loss at that rate", Unit: "%", Value: best.LossPct()},
+		}
+		return append(out, best.cpuMetrics()...), nil
 	}
-	best, err := pdrSearch(probe, func(pps float64) (UDP, error) {
-		return UDPPaced(ctx, f, 64, pps, dur)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("udp64pdr %s -> %s: %w", f.From.IP, f.To.IP, err)
-	}
-	return []Metric{
-		{pdrMetric, "kpps", true, best.DeliveredPPS() / 1e3},
-		{"loss at that rate", "%", false, best.LossPct()},
-	}, nil
 }
 
 // pdrSearch is udp64pdr's search, given the unpaced probe's outcome and a
@@ -199,13 +253,14 @@ func pdrSearch(probe UDP, trial func(pps float64) (UDP, error)) (UDP, error) {
 		if err != nil {
 			return UDP{}, err
 		}
+		u.Offered = rate
 		if u.Sent == 0 {
 			return UDP{}, fmt.Errorf("the sender wrote nothing at %.0f datagrams/s", rate)
 		}
 		last = u
 		// A sender held below the offered rate (its CPU share) still
 		// passes: the system lost under PDRLoss of what it was given,
-		// and the result is what it delivered.
+		// and the result is what it delivered, marked SenderBound.
 		if u.LossPct() < PDRLoss {
 			lo = rate
 			if best.Sent == 0 || u.DeliveredPPS() > best.DeliveredPPS() {
@@ -230,9 +285,9 @@ func runRR(ctx context.Context, t Topology, o Options) ([]Metric, error) {
 		return nil, err
 	}
 	return []Metric{
-		{"transactions", "trans/s", true, r.TPS()},
-		{"latency p50", "us", false, float64(r.P50) / 1e3},
-		{"latency p99", "us", false, float64(r.P99) / 1e3},
+		{"transactions", "trans/s", true, r.TPS(), false},
+		{"latency p50", "us", false, float64(r.P50) / 1e3, false},
+		{"latency p99", "us", false, float64(r.P99) / 1e3, false},
 	}, nil
 }
 
@@ -245,8 +300,8 @@ func runPing(ctx context.Context, t Topology, o Options) ([]Metric, error) {
 		return nil, err
 	}
 	return []Metric{
-		{"rtt median", "ms", false, float64(p.Median()) / 1e6},
-		{"loss", "%", false, 100 * (1 - float64(len(p.RTTs))/float64(p.Sent))},
+		{"rtt median", "ms", false, float64(p.Median()) / 1e6, false},
+		{"loss", "%", false, 100 * (1 - float64(len(p.RTTs))/float64(p.Sent)), false},
 	}, nil
 }
 
@@ -256,6 +311,9 @@ type Stat struct {
 	Min     float64   `json:"min"`
 	Max     float64   `json:"max"`
 	Samples []float64 `json:"samples"`
+	// SenderBound is how many of the samples were the sender's limit,
+	// not the system's (Metric.SenderBound): the system's is higher.
+	SenderBound int `json:"sender_bound_rounds,omitempty"`
 }
 
 func summarise(xs []float64) *Stat {
@@ -289,6 +347,12 @@ type Result struct {
 	// OVSRatio is the tapswitch median over the Open vSwitch median, when
 	// --with-ovs measured it (0 otherwise, as Ratio).
 	OVSRatio float64 `json:"ratio_ovs,omitempty"`
+	// A ratio against a sender-bound sample (Stat.SenderBound) would
+	// compare senders: it is 0 when the other system's rate was its
+	// sender's in any round. When only tapswitch's was, its true ratio
+	// is higher and RatioAtLeast (RatioOVSAtLeast) is set.
+	RatioAtLeast    bool `json:"ratio_at_least,omitempty"`
+	RatioOVSAtLeast bool `json:"ratio_ovs_at_least,omitempty"`
 }
 
 // Report is a whole bench run.
@@ -328,7 +392,7 @@ func Run(ctx context.Context, topos []Topology, o Options) (*Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		rep.Notes = append(rep.Notes, "tcp1, tcp4 and udp64 ran "+v+" (nsenter into the pods; whole seconds), the other cases the Go engine")
+		rep.Notes = append(rep.Notes, "tcp1, tcp4, udp64 and udp64pdr ran "+v+" (nsenter into the pods; whole seconds), the other cases the Go engine")
 	}
 	if err := prepare(topos, cases); err != nil {
 		return nil, err
@@ -346,6 +410,7 @@ func Run(ctx context.Context, topos []Topology, o Options) (*Report, error) {
 		}
 		type key struct{ metric, system string }
 		samples := map[key][]float64{}
+		bound := map[key]int{}
 		var order []Metric
 		for r := 1; r <= o.Rounds; r++ {
 			for _, t := range topos {
@@ -376,7 +441,12 @@ func Run(ctx context.Context, topos []Topology, o Options) (*Report, error) {
 						order = append(order, m)
 					}
 					samples[k] = append(samples[k], m.Value)
-					parts = append(parts, fmt.Sprintf("%s %s %s", m.Name, fmtNum(m.Value), m.Unit))
+					part := fmt.Sprintf("%s %s %s", m.Name, fmtNum(m.Value), m.Unit)
+					if m.SenderBound {
+						bound[k]++
+						part += " (sender-bound)"
+					}
+					parts = append(parts, part)
 				}
 				progress("[%s %d/%d] %-9s %s", c.Name, r, o.Rounds, t.System(), strings.Join(parts, ", "))
 			}
@@ -384,23 +454,30 @@ func Run(ctx context.Context, topos []Topology, o Options) (*Report, error) {
 		for _, m := range order {
 			res := Result{Case: c.Name, Title: c.Title, Metric: m.Name, Unit: m.Unit, HigherBetter: m.HigherBetter, Systems: map[string]*Stat{}}
 			for _, t := range topos {
-				if xs := samples[key{m.Name, t.System()}]; len(xs) > 0 {
+				k := key{m.Name, t.System()}
+				if xs := samples[k]; len(xs) > 0 {
 					res.Systems[t.System()] = summarise(xs)
+					res.Systems[t.System()].SenderBound = bound[k]
 				}
 			}
-			// A ratio of percentages near zero (loss) says nothing.
-			if ts := res.Systems["tapswitch"]; ts != nil && m.Unit != "%" {
-				if b := res.Systems["bridge"]; b != nil && b.Median != 0 {
-					res.Ratio = ts.Median / b.Median
-				}
-				if ovs := res.Systems["ovs"]; ovs != nil && ovs.Median != 0 {
-					res.OVSRatio = ts.Median / ovs.Median
-				}
-			}
+			res.Ratio, res.RatioAtLeast = ratioOf(res.Systems["tapswitch"], res.Systems["bridge"], m.Unit)
+			res.OVSRatio, res.RatioOVSAtLeast = ratioOf(res.Systems["tapswitch"], res.Systems["ovs"], m.Unit)
 			rep.Results = append(rep.Results, res)
 		}
 	}
 	return rep, nil
+}
+
+// ratioOf is the ratio of ts's median to other's, and whether it is a
+// lower bound: 0 when either is missing, other's median is 0, the unit is
+// a percentage (a ratio of losses near zero says nothing), or other's rate
+// was its sender's in any round (the ratio would compare senders, and
+// flatter tapswitch). When only ts's was, the true ratio is at least this.
+func ratioOf(ts, other *Stat, unit string) (float64, bool) {
+	if ts == nil || other == nil || other.Median == 0 || unit == "%" || other.SenderBound > 0 {
+		return 0, false
+	}
+	return ts.Median / other.Median, ts.SenderBound > 0
 }
 
 // prepare readies the topologies before the first case runs. When a case
