@@ -12,12 +12,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// forceURing turns the opt-in io_uring writes on, whatever the
+// environment says, and returns the function that restores the setting.
+func forceURing() func() {
+	was := useURing
+	useURing = true
+	return func() { useURing = was }
+}
+
 // BenchmarkWriteSmall writes batches of 32 small frames into a pod whose
 // stack drops them, through the queue's io_uring and one write(2) each.
 func BenchmarkWriteSmall(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("needs root: creates TAP devices and network namespaces")
 	}
+	defer forceURing()()
 	name := fmt.Sprintf("tstbenchs%d", os.Getpid())
 	cfg := PodConfig{Name: "bench", NetNS: name, Addr: netip.MustParsePrefix("10.250.0.2/24"), Queues: 1}
 	dev, err := CreatePod(cfg)
@@ -61,6 +70,7 @@ func BenchmarkWriteSmall(b *testing.B) {
 // socket inside the pod that every frame arrived once, in order, intact.
 func TestWriteBatchDelivers(t *testing.T) {
 	needRoot(t)
+	defer forceURing()()
 	dev, cfg := newPod(t, uniquePrefix(t), "10.250.0.2/24", 1)
 	q := dev.Queues()[0]
 	var fd int
