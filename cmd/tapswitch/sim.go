@@ -11,7 +11,7 @@ import (
 
 func init() {
 	var (
-		c      sim.CLI
+		c       sim.CLI
 		output  string
 		list    bool
 		real    bool

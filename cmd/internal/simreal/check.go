@@ -171,32 +171,46 @@ func (p *plan) links() error {
 		}
 		p.portOf[host], p.hostOf[port] = port, host
 	}
-	lock, rx, storm := -1, -1, -1
+	type setting struct {
+		v    int
+		port string
+		spec *sim.PortSpec
+	}
+	first := map[string]*setting{}
 	for _, h := range sc.Hosts {
 		port, ok := p.portOf[h.Name]
 		if !ok {
 			return refuse(sc, h.Line, "hosts.%s: not linked to the switch", h.Name)
 		}
 		var ps sim.PortSpec
-		if s := p.ports[port]; s != nil {
-			ps = *s
+		spec := p.ports[port]
+		if spec != nil {
+			ps = *spec
 		}
 		// The daemon's settings are node-wide: every pod port gets the
 		// same, so the scenario's must be the same on every port.
 		for _, x := range []struct {
 			key string
 			v   int
-			all *int
-		}{{"lock_mac", b2i(ps.LockMAC), &lock}, {"rx_pps", ps.RxPPS, &rx}, {"storm", ps.Storm, &storm}} {
-			if *x.all == -1 {
-				*x.all = x.v
-			} else if *x.all != x.v {
-				line := sw.Line
-				if s := p.ports[port]; s != nil {
-					line = s.Line
-				}
-				return refuse(sc, line, "switches.%s.ports.%s.%s: the daemon's %s is node-wide, and this port's differs from the others'", sw.Name, port, x.key, daemonKey(x.key))
+		}{{"lock_mac", b2i(ps.LockMAC)}, {"rx_pps", ps.RxPPS}, {"storm", ps.Storm}} {
+			f := first[x.key]
+			if f == nil {
+				first[x.key] = &setting{x.v, port, spec}
+				continue
 			}
+			if f.v == x.v {
+				continue
+			}
+			// Blame the port whose settings ask for it.
+			blame, bspec := port, spec
+			if spec == nil || x.v == 0 {
+				blame, bspec = f.port, f.spec
+			}
+			line := p.sw.Line
+			if bspec != nil {
+				line = bspec.Line
+			}
+			return refuse(sc, line, "switches.%s.ports.%s.%s: the daemon's %s is node-wide, and the scenario sets it on some ports only", p.sw.Name, blame, x.key, daemonKey(x.key))
 		}
 	}
 	return nil

@@ -40,8 +40,13 @@ type node struct {
 func (n *node) nsOf(h string) string { return n.prefix + h }
 
 // newNode builds the node. On failure it removes what it made.
-func newNode(ctx context.Context, p *plan, log *zap.Logger) (n *node, err error) {
-	id := fmt.Sprintf("sr%05x", rand.Uint32()&0xfffff)
+func newNode(ctx context.Context, p *plan, id string, log *zap.Logger) (n *node, err error) {
+	if id == "" {
+		id = fmt.Sprintf("sr%05x", rand.Uint32()&0xfffff)
+	}
+	if len(id) > 8 {
+		return nil, fmt.Errorf("prefix %q: longer than 8 characters (the gateway's name is PREFIX+\"gw\", at most 15)", id)
+	}
 	n = &node{p: p, prefix: id + "-", nodeNS: id + "-node", gwIf: id + "gw", macs: map[string]fdb.MAC{}}
 	defer func() {
 		if err != nil {

@@ -32,6 +32,9 @@ type Options struct {
 	Log *zap.Logger
 	// Trace gets a line per timeline step and timed assertion.
 	Trace io.Writer
+	// Prefix starts the name of every namespace and link the run makes
+	// (at most 8 characters); default "sr" and five random hex digits.
+	Prefix string
 }
 
 // Output is what a real run produced: a result in the simulator's shape
@@ -46,19 +49,19 @@ type Output struct {
 
 // runner is one real run in progress.
 type runner struct {
-	p     *plan
-	n     *node
-	o     Options
-	t0    time.Time
-	obs   map[string]*observer // by host
-	pings map[string]*pinger
-	flows map[string]*flower
-	order []*pinger
+	p      *plan
+	n      *node
+	o      Options
+	t0     time.Time
+	obs    map[string]*observer // by host
+	pings  map[string]*pinger
+	flows  map[string]*flower
+	order  []*pinger
 	forder []*flower
-	mu    sync.Mutex
-	errs  []error
-	res   []sim.AssertionResult
-	bases [][2]float64
+	mu     sync.Mutex
+	errs   []error
+	res    []sim.AssertionResult
+	bases  [][2]float64
 }
 
 // Run builds sc's node on the real dataplane, runs its timeline in wall
@@ -82,7 +85,7 @@ func Run(ctx context.Context, sc *sim.Scenario, o Options) (out *Output, err err
 			return nil, fmt.Errorf("pcap: %w", err)
 		}
 	}
-	n, err := newNode(ctx, p, o.Log)
+	n, err := newNode(ctx, p, o.Prefix, o.Log)
 	if err != nil {
 		return nil, err
 	}

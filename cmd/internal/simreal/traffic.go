@@ -461,7 +461,7 @@ func pcapPath(dir, sw, port string) string {
 	if dir == "" {
 		return ""
 	}
-	return filepath.Join(dir, sim.SafeName(sw+"_"+port)+".pcap")
+	return filepath.Join(dir, sim.SafeName(sw+"_"+port))
 }
 
 func capInfo(at time.Time, n int) gopacket.CaptureInfo {
