@@ -61,8 +61,11 @@ realised.`,
 				if real && compare {
 					return &exitError{code: sim.ExitBadScenario, err: fmt.Errorf("--real and --compare: pick one (--compare runs both)")}
 				}
-				if len(c.Also) > 0 || c.Plot != "" || c.MetricsFile != "" || c.PcapPerPort || c.SeedSet || c.MaxEvents > 0 {
-					return &exitError{code: sim.ExitBadScenario, err: fmt.Errorf("--real and --compare take one scenario and no --plot, --metrics, --pcap-per-port, --seed or --max-events")}
+				if len(c.Also) > 0 || c.PcapPerPort || c.SeedSet || c.MaxEvents > 0 {
+					return &exitError{code: sim.ExitBadScenario, err: fmt.Errorf("--real and --compare take one scenario and no --pcap-per-port (the real run writes one pcap per port), --seed or --max-events")}
+				}
+				if compare && (c.Plot != "" || c.MetricsFile != "" || c.PcapDir != "") {
+					return &exitError{code: sim.ExitBadScenario, err: fmt.Errorf("--compare prints the table only: run --real for --plot, --metrics and --pcap")}
 				}
 				code, err := runSimReal(c, compare, cmd.OutOrStdout())
 				if code != sim.ExitOK {

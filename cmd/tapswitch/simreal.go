@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -56,6 +57,16 @@ func runSimReal(c sim.CLI, compare bool, w io.Writer) (int, error) {
 		return exitOf(err), err
 	}
 	res := out.Result
+	if c.MetricsFile != "" {
+		if err := writeMetricsFile(c.MetricsFile, out.Metrics); err != nil {
+			return sim.ExitFailed, err
+		}
+	}
+	if c.Plot != "" {
+		if err := sim.PlotRuns([]*sim.Metrics{out.Metrics}, []string{res.Scenario + " (real node)"}, c.Plot); err != nil {
+			return sim.ExitFailed, err
+		}
+	}
 	if c.JSON {
 		err = writeJSON(w, res)
 	} else {
@@ -68,6 +79,23 @@ func runSimReal(c sim.CLI, compare bool, w io.Writer) (int, error) {
 		return sim.ExitFailed, fmt.Errorf("%s: %d of %d assertions failed on the real node", res.Scenario, res.Failed, len(res.Assertions))
 	}
 	return sim.ExitOK, nil
+}
+
+func writeMetricsFile(name string, m *sim.Metrics) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	enc := json.NewEncoder(f)
+	enc.SetIndent("", " ")
+	if err := enc.Encode(m); err != nil {
+		f.Close()
+		return fmt.Errorf("metrics: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	return nil
 }
 
 func exitOf(err error) int {

@@ -45,6 +45,9 @@ type Output struct {
 	Neighbours []sim.NeighbourRow
 	// HostMACs are the MACs of the scenario's hosts, as FDBRow writes them.
 	HostMACs []string
+	// Metrics is the metrics JSON (sim.Metrics): the switch sampled every
+	// run.tick of wall-clock time.
+	Metrics *sim.Metrics
 }
 
 // runner is one real run in progress.
@@ -62,6 +65,7 @@ type runner struct {
 	errs   []error
 	res    []sim.AssertionResult
 	bases  [][2]float64
+	samp   *sampler
 }
 
 // Run builds sc's node on the real dataplane, runs its timeline in wall
@@ -118,11 +122,12 @@ func Run(ctx context.Context, sc *sim.Scenario, o Options) (out *Output, err err
 	if err != nil {
 		return nil, err
 	}
+	r.samp = newSampler(r)
 	res, err := r.run(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out = &Output{Result: res}
+	out = &Output{Result: res, Metrics: r.samp.metrics(res)}
 	out.FDB, out.Neighbours = r.tables()
 	for _, h := range sc.Hosts {
 		out.HostMACs = append(out.HostMACs, n.macs[h.Name].String())
@@ -225,6 +230,11 @@ func (r *runner) run(ctx context.Context) (*sim.Result, error) {
 		}
 	}
 	sort.SliceStable(marks, func(i, j int) bool { return marks[i].at < marks[j].at })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.samp.run(actx, r.t0, sc.Run.Tick)
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
