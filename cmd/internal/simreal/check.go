@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
@@ -97,10 +98,6 @@ func newPlan(sc *sim.Scenario) (*plan, error) {
 			return nil, refuse(sc, h.Line, "%s.interfaces: %d interfaces; a pod has one (routers are not built)", key, len(h.Interfaces))
 		case len(h.Routes) > 0:
 			return nil, refuse(sc, h.Routes[0].Line, "%s.routes: routers and routes beyond the pod subnet are not built", key)
-		case len(h.StaticARP) > 0:
-			return nil, refuse(sc, h.StaticARP[0].Line, "%s.static_arp: not realised yet", key)
-		case h.ARPTimeout != sim.DefaultARPTimeout:
-			return nil, refuse(sc, h.Line, "%s.arp_timeout %v: a pod's kernel keeps its own neighbour timers", key, h.ARPTimeout)
 		}
 		if err := daemon.ValidName(h.Name); err != nil {
 			return nil, refuse(sc, h.Line, "%s: the host's name is a pod's: %v", key, err)
@@ -271,10 +268,21 @@ func (p *plan) timeline() error {
 		case *sim.Ping:
 			busy = time.Duration(a.Count-1)*a.Interval + settle
 		case *sim.Flow:
-			if a.Count == 0 {
-				return refuse(sc, st.Line, "timeline flow %s: count 0 (until stopped) is not realised yet", a.Name)
+			if a.Count > 0 {
+				busy = time.Duration(float64(a.Count) / a.Rate * float64(time.Second))
 			}
-			busy = time.Duration(float64(a.Count) / a.Rate * float64(time.Second))
+		case *sim.StopFlow:
+		case *sim.Arping:
+			busy = time.Duration(a.Count-1)*a.Interval + settle
+		case *sim.RemovePort:
+			swName, port, _ := strings.Cut(a.Port, ":")
+			if swName != p.sw.Name || p.hostOf[port] == "" {
+				return refuse(sc, st.Line, "timeline remove_port %s: not a port a host is linked to", a.Port)
+			}
+		case *sim.LinkState:
+			return refuse(sc, st.Line, "timeline %s: the daemon does not flush a port whose TAP loses its carrier, as the simulator (and the Linux bridge) does", actionName(st.Action))
+		case *sim.Move:
+			return refuse(sc, st.Line, "timeline move: the daemon cannot plug a pod's interface into another port and keep the old one")
 		case *sim.SpoofARP:
 			busy = time.Duration(a.Count-1) * a.Interval
 		case *sim.MACFlood:
@@ -294,14 +302,35 @@ func (p *plan) timeline() error {
 		}
 	}
 	end += settle
+	// A flow without a count runs until its stop_flow or the end.
+	for i, st := range sc.Timeline {
+		if f, ok := st.Action.(*sim.Flow); ok && f.Count == 0 && sc.Run.Duration == 0 && !stopped(sc, i, f.Name) {
+			return refuse(sc, st.Line, "timeline flow %s: no count, no stop_flow after it and no run.duration: it would never end", f.Name)
+		}
+	}
 	if sc.Run.Duration > 0 {
 		end = sc.Run.Duration
 	}
 	if end > MaxWall {
 		return refuse(sc, 0, "timeline: runs %v of wall-clock time on the real node, more than %v", end.Round(time.Millisecond), MaxWall)
 	}
+	for _, h := range sc.Hosts {
+		if h.ARPTimeout < end {
+			return refuse(sc, h.Line, "hosts.%s.arp_timeout %v: shorter than the run (%v); a pod's kernel re-resolves a stale entry with unicast probes where the simulated host broadcasts a request", h.Name, h.ARPTimeout, end.Round(time.Millisecond))
+		}
+	}
 	p.end = end
 	return nil
+}
+
+// stopped says whether a stop_flow after step i stops flow name.
+func stopped(sc *sim.Scenario, i int, name string) bool {
+	for _, st := range sc.Timeline[i+1:] {
+		if s, ok := st.Action.(*sim.StopFlow); ok && s.Flow == name {
+			return true
+		}
+	}
+	return false
 }
 
 func actionName(a sim.Action) string {

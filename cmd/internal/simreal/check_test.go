@@ -13,7 +13,7 @@ import (
 // agreement), else the refusal's text. A new shipped scenario fails here
 // until it is added, so sim/README.md's table stays complete.
 var shipped = map[string]string{
-	"ageing":                  "ageing.yaml:16: not realisable on the real node: hosts.pod1.arp_timeout 2h0m0s",
+	"ageing":                  "ageing.yaml: not realisable on the real node: timeline: runs 1h0m0s of wall-clock time on the real node, more than 1m0s",
 	"arp-spoof":               "",
 	"arp-spoof-guard":         "",
 	"arp-suppress-off":        "arp-suppress-off.yaml: not realisable on the real node: timeline: runs 4m58.3s of wall-clock time on the real node, more than 1m0s",
@@ -23,7 +23,7 @@ var shipped = map[string]string{
 	"loop-storm-control":      "loop-storm-control.yaml:24: not realisable on the real node: switches: 2 switches",
 	"mac-flood-fair":          "",
 	"mac-flood-stop":          "",
-	"node":                    "node.yaml:17: not realisable on the real node: hosts.pod1.static_arp: not realised yet",
+	"node":                    "node.yaml:43: not realisable on the real node: timeline move: the daemon cannot plug a pod's interface into another port and keep the old one",
 	"pod-flood-policed":       "pod-flood-policed.yaml:26: not realisable on the real node: switches.cbr0.ports.flooder.lock_mac: the daemon's switch.lock_pod_mac is node-wide",
 	"pods32-arp-suppress-off": "pods32-arp-suppress-off.yaml: not realisable on the real node: timeline: runs 1m35s",
 	"pods32-arp-suppress-on":  "pods32-arp-suppress-on.yaml: not realisable on the real node: timeline: runs 1m35s",
@@ -99,7 +99,11 @@ func TestCheckRefusesWhatTheNodeCannotBuild(t *testing.T) {
 		{"pod name", strings.ReplaceAll(base, "pod1", "Pod1"), "t.yaml:5: not realisable on the real node: hosts.Pod1: the host's name is a pod's"},
 		{"long", strings.Replace(base, "at: 1s", "at: 70s", 1), "t.yaml: not realisable on the real node: timeline: runs 1m13s of wall-clock time on the real node, more than 1m0s"},
 		{"duration", strings.Replace(base, "switches:", "run: {duration: 2m}\nswitches:", 1), "t.yaml: not realisable on the real node: timeline: runs 2m0s"},
-		{"move", base + "  - move: {host: pod1, to: cbr0:p1b}\n", "t.yaml:13: not realisable on the real node: timeline move: not realised yet"},
+		{"move", base + "  - move: {host: pod1, to: cbr0:p1b}\n", "t.yaml:13: not realisable on the real node: timeline move: the daemon cannot plug"},
+		{"link_down", base + "  - link_down: pod1--cbr0\n", "t.yaml:13: not realisable on the real node: timeline link_down/link_up: the daemon does not flush"},
+		{"endless flow", base + "  - flow: {name: f, from: pod1, to: gw}\n", "t.yaml:13: not realisable on the real node: timeline flow f: no count, no stop_flow"},
+		{"stopped flow", base + "  - flow: {name: f, from: pod1, to: gw}\n  - wait: 1s\n    stop_flow: f\n", ""},
+		{"short arp_timeout", strings.Replace(base, "gateway: 10.244.0.1}", "gateway: 10.244.0.1, arp_timeout: 2s}", 1), "t.yaml:5: not realisable on the real node: hosts.pod1.arp_timeout 2s: shorter than the run (4s)"},
 		{"stopped", base + "assert:\n  - stopped: max_events\n", "t.yaml:14: not realisable on the real node: assert stopped: max_events"},
 		{"router", `name: t
 switches:

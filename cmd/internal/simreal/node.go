@@ -94,6 +94,11 @@ func newNode(ctx context.Context, p *plan, id string, log *zap.Logger) (n *node,
 			return n, err
 		}
 	}
+	for i := range p.sc.Hosts {
+		if err = n.staticARP(&p.sc.Hosts[i]); err != nil {
+			return n, err
+		}
+	}
 	return n, nil
 }
 
@@ -191,6 +196,33 @@ func (n *node) addHost(ctx context.Context, h *simHost) error {
 		gw := h.Gateway.AsSlice()
 		if err := netlink.RouteAdd(&netlink.Route{LinkIndex: eth.Attrs().Index, Gw: gw}); err != nil {
 			return fmt.Errorf("host %s: default route via %v: %w", h.Name, h.Gateway, err)
+		}
+		return nil
+	})
+}
+
+// staticARP adds h's permanent neighbour entries (static_arp), once every
+// host has its MAC.
+func (n *node) staticARP(h *simHost) error {
+	if len(h.StaticARP) == 0 {
+		return nil
+	}
+	return tap.InNamespace(tap.NetNSPath(n.nsOf(h.Name)), func() error {
+		eth, err := netlink.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		for _, e := range h.StaticARP {
+			mac, ok := n.macs[strings.SplitN(e.MAC, ":", 2)[0]]
+			if !ok {
+				if mac, err = fdb.ParseMAC(e.MAC); err != nil {
+					return fmt.Errorf("host %s: static_arp %v: %w", h.Name, e.IP, err)
+				}
+			}
+			nb := &netlink.Neigh{LinkIndex: eth.Attrs().Index, Family: netlink.FAMILY_V4, State: netlink.NUD_PERMANENT, IP: e.IP.AsSlice(), HardwareAddr: mac.HardwareAddr()}
+			if err := netlink.NeighSet(nb); err != nil {
+				return fmt.Errorf("host %s: static_arp %v: %w", h.Name, e.IP, err)
+			}
 		}
 		return nil
 	})

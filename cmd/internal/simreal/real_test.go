@@ -86,6 +86,37 @@ func TestShippedCompare(t *testing.T) {
 	}
 }
 
+// TestActionsCompare compares a scenario of the actions no shipped
+// scenario realises: static_arp, garp, arping, stop_flow, remove_port.
+func TestActionsCompare(t *testing.T) {
+	nodetest.RequireRoot(t)
+	t.Parallel()
+	data, err := os.ReadFile("testdata/actions.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := sim.Parse("actions.yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := RunCompare(context.Background(), sc, Options{Prefix: testPrefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Agree {
+		var b strings.Builder
+		for _, r := range c.Rows {
+			if !r.Agree {
+				fmt.Fprintf(&b, "  %s %s: sim %s, real %s (%s)\n", r.Kind, r.Name, r.Sim, r.Real, r.Tolerance)
+			}
+		}
+		t.Errorf("%d rows disagree:\n%s", c.Disagreed, b.String())
+	}
+	if len(c.Rows) < 10 {
+		t.Errorf("%d rows: the table lost the assertions", len(c.Rows))
+	}
+}
+
 // checkPcaps wants one readable pcap per port, each with frames in it.
 func checkPcaps(t *testing.T, dir string, ports []string) {
 	for _, p := range ports {

@@ -60,6 +60,9 @@ type runner struct {
 	pings  map[string]*pinger
 	flows  map[string]*flower
 	order  []*pinger
+	arps   map[string]*arpinger
+	aorder []*arpinger
+	gone   map[string]vswitch.PortInfo // removed ports, as they were
 	forder []*flower
 	mu     sync.Mutex
 	errs   []error
@@ -98,7 +101,7 @@ func Run(ctx context.Context, sc *sim.Scenario, o Options) (out *Output, err err
 			err = errors.Join(err, fmt.Errorf("cleanup: %w", cerr))
 		}
 	}()
-	r := &runner{p: p, n: n, o: o, obs: map[string]*observer{}, pings: map[string]*pinger{}, flows: map[string]*flower{}}
+	r := &runner{p: p, n: n, o: o, obs: map[string]*observer{}, pings: map[string]*pinger{}, flows: map[string]*flower{}, arps: map[string]*arpinger{}, gone: map[string]vswitch.PortInfo{}}
 	defer func() {
 		for _, ob := range r.obs {
 			if cerr := ob.close(); cerr != nil {
@@ -151,6 +154,10 @@ func (r *runner) prepare() ([]*sink, error) {
 			pg := &pinger{spec: a, got: map[int]bool{}, sentAt: map[int]time.Time{}, ttl: -1}
 			r.pings[a.Name] = pg
 			r.order = append(r.order, pg)
+		case *sim.Arping:
+			ap := &arpinger{spec: a}
+			r.arps[a.Name] = ap
+			r.aorder = append(r.aorder, ap)
 		case *sim.Flow:
 			f := &flower{spec: a, idx: uint32(len(fl)), seen: make([]bool, a.Count)}
 			fl = append(fl, f)
@@ -369,6 +376,31 @@ func (r *runner) act(ctx context.Context, a sim.Action) error {
 			}
 			return nil
 		})
+	case *sim.StopFlow:
+		r.tracef("timeline: stop flow %s", a.Flow)
+		if f := r.flows[a.Flow]; f != nil {
+			f.stop()
+		}
+		return nil
+	case *sim.Arping:
+		dst, err := r.n.addrOf(a.To)
+		if err != nil {
+			return err
+		}
+		h := r.p.hosts[a.From]
+		r.tracef("timeline: %s arpings %v (%d x)", a.From, dst, a.Count)
+		return r.raw(a.From, func(w *rawWriter) error {
+			return r.arps[a.Name].run(ctx, w, r.obs[a.From], r.n.macs[a.From], h.Interfaces[0].IP.Addr(), dst)
+		})
+	case *sim.RemovePort:
+		_, port, _ := strings.Cut(a.Port, ":")
+		host := r.p.hostOf[port]
+		r.tracef("timeline: remove port %s (pod %s)", a.Port, host)
+		ports, _ := r.ports()
+		r.mu.Lock()
+		r.gone[port] = ports[port]
+		r.mu.Unlock()
+		return r.n.inNode(func() error { return r.n.d.DeletePod(ctx, host) })
 	}
 	return fmt.Errorf("timeline: %T not realised", a)
 }
@@ -398,6 +430,11 @@ func (r *runner) macOf(s, from string) (fdb.MAC, error) {
 func (r *runner) ports() (map[string]vswitch.PortInfo, map[fdb.PortID]string) {
 	byName := map[string]vswitch.PortInfo{}
 	ids := map[fdb.PortID]string{}
+	r.mu.Lock()
+	for port, pi := range r.gone {
+		byName[port] = pi
+	}
+	r.mu.Unlock()
 	for _, pi := range r.n.d.Switch().Ports() {
 		if port, ok := r.p.portOf[pi.Name]; ok {
 			pi.Name = port
@@ -510,6 +547,9 @@ func (r *runner) counts(a *sim.Assertion) [2]float64 {
 			f.mu.Lock()
 			add(f.sent, f.got, f.dups)
 			f.mu.Unlock()
+		case r.arps[a.Ping] != nil:
+			s, g := r.arps[a.Ping].counts()
+			add(s, min(g, s), max(g-s, 0))
 		default:
 			for _, pg := range r.order {
 				if a.Ping == "*" || a.Ping == pg.spec.Name {
@@ -736,6 +776,10 @@ func (r *runner) result() *sim.Result {
 		pg.mu.Unlock()
 		res.Pings = append(res.Pings, pr)
 	}
+	for _, ap := range r.aorder {
+		sent, got := ap.counts()
+		res.Arpings = append(res.Arpings, sim.ArpingResult{Name: ap.spec.Name, From: ap.spec.From, To: ap.spec.To, Sent: sent, Replies: got})
+	}
 	for _, f := range r.forder {
 		f.mu.Lock()
 		res.Flows = append(res.Flows, sim.FlowResult{Name: f.spec.Name, From: f.spec.From, To: f.spec.To, Sent: f.sent, Received: f.got, Lost: f.sent - f.got, Duplicates: f.dups})
@@ -758,6 +802,12 @@ func (r *runner) result() *sim.Result {
 	sort.Strings(names)
 	for _, name := range names {
 		pi := ports[name]
+		r.mu.Lock()
+		_, gone := r.gone[name]
+		r.mu.Unlock()
+		if gone {
+			continue // as the simulator's result, the live ports only
+		}
 		// Learned entries only, as the simulator's ports (whose hosts
 		// have no local entries) count them.
 		pi.FDB = sw.FDB().PortEntries(pi.ID)

@@ -45,6 +45,7 @@ type observer struct {
 	typed   [2][sim.NumFrameTypes]uint64
 	echoRx  map[netip.Addr]bool // sources of echo requests it received
 	echoTx  map[netip.Addr]bool // destinations of echo replies it sent
+	arpRx   map[netip.Addr]int  // ARP replies it received, by sender address
 	pcap    *pcapgo.Writer
 	pcapF   *os.File
 	done    chan struct{}
@@ -52,7 +53,7 @@ type observer struct {
 }
 
 func openObserver(ns, pcapPath string) (*observer, error) {
-	o := &observer{fd: -1, echoRx: map[netip.Addr]bool{}, echoTx: map[netip.Addr]bool{}, done: make(chan struct{})}
+	o := &observer{fd: -1, echoRx: map[netip.Addr]bool{}, echoTx: map[netip.Addr]bool{}, arpRx: map[netip.Addr]int{}, done: make(chan struct{})}
 	err := tap.InNamespace(tap.NetNSPath(ns), func() error {
 		ifi, err := net.InterfaceByName("eth0")
 		if err != nil {
@@ -133,6 +134,10 @@ func (o *observer) add(dir int, f []byte, at time.Time) {
 			}
 		}
 	}
+	if dir == rx && len(f) >= 14+28 && binary.BigEndian.Uint16(f[12:]) == 0x0806 && binary.BigEndian.Uint16(f[14+6:]) == 2 {
+		spa, _ := netip.AddrFromSlice(f[14+14 : 14+18])
+		o.arpRx[spa]++
+	}
 	if o.pcap != nil && o.lastErr == nil {
 		o.lastErr = o.pcap.WritePacket(capInfo(at, len(f)), f)
 	}
@@ -148,6 +153,12 @@ func (o *observer) answered(ip netip.Addr) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.echoRx[ip] && o.echoTx[ip]
+}
+
+func (o *observer) arpReplies(from netip.Addr) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.arpRx[from]
 }
 
 func (o *observer) close() error {
@@ -348,20 +359,35 @@ func sleepUntil(ctx context.Context, t time.Time) bool {
 // flower is one UDP flow's state: each datagram carries the flow's number
 // and its sequence number, so the receiver counts each once.
 type flower struct {
-	spec *sim.Flow
-	idx  uint32
-	mu   sync.Mutex
-	sent int
-	seen []bool
-	got  int
-	dups int
+	spec    *sim.Flow
+	idx     uint32
+	mu      sync.Mutex
+	sent    int
+	seen    []bool
+	got     int
+	dups    int
+	cancel  context.CancelFunc // stops it (stop_flow)
+	stopped bool
+}
+
+// stop ends the flow: now if it runs, at once if it has not started.
+func (f *flower) stop() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stopped = true
+	if f.cancel != nil {
+		f.cancel()
+	}
 }
 
 func (f *flower) receive(seq uint32) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if int(seq) >= len(f.seen) {
-		return
+		if f.spec.Count > 0 || seq > 1<<28 {
+			return
+		}
+		f.seen = append(f.seen, make([]bool, int(seq)+1-len(f.seen))...)
 	}
 	if f.seen[seq] {
 		f.dups++
@@ -369,6 +395,49 @@ func (f *flower) receive(seq uint32) {
 	}
 	f.seen[seq] = true
 	f.got++
+}
+
+// arpinger is one arping action: ARP requests for an address, sent from a
+// packet socket whether or not the host has it cached, and the replies
+// from that address that came back meanwhile.
+type arpinger struct {
+	spec    *sim.Arping
+	mu      sync.Mutex
+	sent    int
+	started bool
+	ob      *observer
+	target  netip.Addr
+	base    int
+}
+
+// counts are the requests sent and the replies so far.
+func (a *arpinger) counts() (sent, replies int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.started {
+		return 0, 0
+	}
+	return a.sent, a.ob.arpReplies(a.target) - a.base
+}
+
+func (a *arpinger) run(ctx context.Context, w *rawWriter, ob *observer, mac fdb.MAC, ip, target netip.Addr) error {
+	a.mu.Lock()
+	a.started, a.ob, a.target, a.base = true, ob, target, ob.arpReplies(target)
+	a.mu.Unlock()
+	f := arpFrame(broadcast, mac, 1, mac, ip, fdb.MAC{}, target)
+	start := time.Now()
+	for i := 0; i < a.spec.Count; i++ {
+		if !sleepUntil(ctx, start.Add(time.Duration(i)*a.spec.Interval)) {
+			break
+		}
+		if err := w.write(f); err != nil {
+			return err
+		}
+		a.mu.Lock()
+		a.sent++
+		a.mu.Unlock()
+	}
+	return nil
 }
 
 // sinks are the UDP receivers, one per (namespace, address, port), shared
@@ -417,6 +486,15 @@ func (s *sink) close() {
 
 // run sends the flow's datagrams from ns at its rate.
 func (f *flower) run(ctx context.Context, ns string, dst netip.AddrPort) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	f.mu.Lock()
+	f.cancel = cancel
+	stopped := f.stopped
+	f.mu.Unlock()
+	if stopped {
+		return nil
+	}
 	var c *net.UDPConn
 	err := tap.InNamespace(tap.NetNSPath(ns), func() error {
 		var err error
@@ -433,7 +511,7 @@ func (f *flower) run(ctx context.Context, ns string, dst netip.AddrPort) error {
 	}
 	binary.BigEndian.PutUint32(b, f.idx)
 	start := time.Now()
-	for i := 0; i < f.spec.Count; i++ {
+	for i := 0; f.spec.Count == 0 || i < f.spec.Count; i++ {
 		if !sleepUntil(ctx, start.Add(time.Duration(float64(i)/f.spec.Rate*float64(time.Second)))) {
 			break
 		}
