@@ -14,8 +14,9 @@ import (
 )
 
 // runSimReal is `tapswitch sim --real` and `--compare`: the scenario on the
-// real dataplane, alone or beside the simulator. Ctrl-C stops the run and
-// still removes everything it made.
+// real dataplane, alone or beside the simulator. Ctrl-C, SIGTERM, SIGHUP
+// and a closed output pipe (`| head`; SIGPIPE would otherwise kill the
+// process) stop the run, which still removes everything it made.
 func runSimReal(c sim.CLI, compare bool, w io.Writer) (int, error) {
 	name, data, err := c.Load()
 	if err != nil {
@@ -28,7 +29,7 @@ func runSimReal(c sim.CLI, compare bool, w io.Writer) (int, error) {
 	if err := simreal.Check(sc); err != nil {
 		return sim.ExitBadScenario, err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	defer stop()
 	o := simreal.Options{Pcap: c.PcapDir}
 	if !c.JSON && !c.Quiet && !compare {
@@ -37,7 +38,7 @@ func runSimReal(c sim.CLI, compare bool, w io.Writer) (int, error) {
 	if compare {
 		cmp, err := simreal.RunCompare(ctx, sc, o)
 		if err != nil {
-			return exitOf(err), err
+			return exitOf(err), interrupted(ctx, err)
 		}
 		if c.JSON {
 			err = cmp.WriteJSON(w)
@@ -54,7 +55,7 @@ func runSimReal(c sim.CLI, compare bool, w io.Writer) (int, error) {
 	}
 	out, err := simreal.Run(ctx, sc, o)
 	if err != nil {
-		return exitOf(err), err
+		return exitOf(err), interrupted(ctx, err)
 	}
 	res := out.Result
 	if c.MetricsFile != "" {
@@ -96,6 +97,14 @@ func writeMetricsFile(name string, m *sim.Metrics) error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	return nil
+}
+
+// interrupted says what a signal did, rather than "context canceled".
+func interrupted(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: the run stopped and removed what it made (%v)", err)
+	}
+	return err
 }
 
 func exitOf(err error) int {
