@@ -238,12 +238,17 @@ func (p *plan) pickGateway() error {
 	for _, h := range p.sc.Hosts {
 		used[h.Interfaces[0].IP.Addr()] = true
 	}
-	// From the top of the subnet down, below its broadcast address.
-	a := p.subnet.Addr()
-	for i := 0; i < 1<<(32-p.subnet.Bits())-1; i++ {
-		a = a.Next()
-	}
-	for a = a.Prev(); p.subnet.Contains(a) && a != p.subnet.Addr(); a = a.Prev() {
+	// From the top of the subnet down, below its broadcast address; the
+	// hosts are fewer than the addresses tried.
+	a4 := p.subnet.Addr().As4()
+	v := uint32(a4[0])<<24 | uint32(a4[1])<<16 | uint32(a4[2])<<8 | uint32(a4[3])
+	v |= uint32(1<<(32-p.subnet.Bits()) - 1)
+	a := netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+	for i := 0; i <= len(p.sc.Hosts); i++ {
+		a = a.Prev()
+		if !p.subnet.Contains(a) || a == p.subnet.Addr() {
+			break
+		}
 		if !used[a] {
 			p.gw = a
 			return nil

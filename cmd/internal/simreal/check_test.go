@@ -2,6 +2,7 @@ package simreal
 
 import (
 	"errors"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -86,6 +87,7 @@ timeline:
 func TestCheckRefusesWhatTheNodeCannotBuild(t *testing.T) {
 	for _, c := range []struct{ name, yaml, want string }{
 		{"ok", base, ""},
+		{"wide subnet", strings.ReplaceAll(base, "/24", "/1"), ""},
 		{"latency", strings.Replace(base, "{a: pod1, b: cbr0}", "{a: pod1, b: cbr0, latency: 1ms}", 1), "t.yaml:8: not realisable on the real node: links.pod1--cbr0.latency 1ms"},
 		{"loss", strings.Replace(base, "{a: gw, b: cbr0}", "{a: gw, b: cbr0, loss: 1%}", 1), "t.yaml:9: not realisable on the real node: links.gw--cbr0.loss"},
 		{"bandwidth", strings.Replace(base, "{a: gw, b: cbr0}", "{a: gw, b: cbr0, bandwidth: 1Gbit}", 1), "t.yaml:9: not realisable on the real node: links.gw--cbr0.bandwidth"},
@@ -124,6 +126,12 @@ links:
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			sc, err := sim.Parse("t.yaml", []byte(c.yaml))
+			if err == nil && c.name == "wide subnet" {
+				p, perr := newPlan(sc)
+				if perr != nil || p.gw != netip.MustParseAddr("127.255.255.254") {
+					t.Fatalf("the daemon's gateway in 0.0.0.0/1: %v, %v", p, perr)
+				}
+			}
 			if err != nil {
 				t.Fatalf("the scenario itself is bad: %v", err)
 			}
