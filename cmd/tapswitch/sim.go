@@ -16,6 +16,7 @@ func init() {
 		list    bool
 		real    bool
 		compare bool
+		scale   float64
 	)
 	cmd := &cobra.Command{
 		Use:   "sim [FILE|NAME]...",
@@ -57,6 +58,9 @@ realised.`,
 				c.File, c.Also = args[0], args[1:]
 			}
 			c.SeedSet = cmd.Flags().Changed("seed")
+			if cmd.Flags().Changed("time-scale") && !real && !compare {
+				return &exitError{code: sim.ExitBadScenario, err: fmt.Errorf("--time-scale: only with --real or --compare (the simulator's time is virtual)")}
+			}
 			if real || compare {
 				if real && compare {
 					return &exitError{code: sim.ExitBadScenario, err: fmt.Errorf("--real and --compare: pick one (--compare runs both)")}
@@ -67,7 +71,7 @@ realised.`,
 				if compare && (c.Plot != "" || c.MetricsFile != "" || c.PcapDir != "") {
 					return &exitError{code: sim.ExitBadScenario, err: fmt.Errorf("--compare prints the table only: run --real for --plot, --metrics and --pcap")}
 				}
-				code, err := runSimReal(c, compare, cmd.OutOrStdout())
+				code, err := runSimReal(c, compare, scale, cmd.OutOrStdout())
 				if code != sim.ExitOK {
 					return &exitError{code: code, err: err}
 				}
@@ -94,6 +98,7 @@ realised.`,
 	f.StringArrayVar(&c.Sets, "set", nil, "`KEY=VALUE`: override a scenario key (the paths of sim sweep --set; repeatable)")
 	f.BoolVar(&real, "real", false, "run the scenario on the real dataplane (root): the daemon, a namespace and TAP per host, real traffic in wall-clock time")
 	f.BoolVar(&compare, "compare", false, "run the scenario on the simulator and on the real dataplane (root) and print both side by side; exit 1 when they disagree")
+	f.Float64Var(&scale, "time-scale", 1, "with --real or --compare: run time `F` times as fast (0 < F <= 1): times and ageing multiplied by F, rates divided by it, on both sides")
 	cmd.AddCommand(newSimSweepCmd())
 	rootCmd.AddCommand(cmd)
 }

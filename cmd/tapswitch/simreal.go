@@ -17,13 +17,16 @@ import (
 // real dataplane, alone or beside the simulator. Ctrl-C, SIGTERM, SIGHUP
 // and a closed output pipe (`| head`; SIGPIPE would otherwise kill the
 // process) stop the run, which still removes everything it made.
-func runSimReal(c sim.CLI, compare bool, w io.Writer) (int, error) {
+func runSimReal(c sim.CLI, compare bool, scale float64, w io.Writer) (int, error) {
 	name, data, err := c.Load()
 	if err != nil {
 		return sim.ExitBadScenario, err
 	}
 	sc, err := c.Parse(name, data)
 	if err != nil {
+		return sim.ExitBadScenario, err
+	}
+	if sc, err = simreal.Scale(sc, scale); err != nil {
 		return sim.ExitBadScenario, err
 	}
 	if err := simreal.Check(sc); err != nil {

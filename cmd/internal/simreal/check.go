@@ -317,7 +317,7 @@ func (p *plan) timeline() error {
 		end = sc.Run.Duration
 	}
 	if end > MaxWall {
-		return refuse(sc, 0, "timeline: runs %v of wall-clock time on the real node, more than %v", end.Round(time.Millisecond), MaxWall)
+		return refuse(sc, 0, "timeline: runs %v of wall-clock time on the real node, more than %v (--time-scale shrinks it)", end.Round(time.Millisecond), MaxWall)
 	}
 	for _, h := range sc.Hosts {
 		if h.ARPTimeout < end {

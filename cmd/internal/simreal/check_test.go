@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tapswitch/tapswitch/sim"
 )
@@ -183,6 +184,38 @@ func TestToleranceBands(t *testing.T) {
 	for _, n := range []string{"events", "deliveries", "end_ns", "links.a--b.delivered", "hosts.attacker.dropped", "switches.cbr0.fdb.capacity"} {
 		if _, ok := tolerance(n); ok {
 			t.Errorf("%s: compared, but has no real counterpart", n)
+		}
+	}
+}
+
+func TestScale(t *testing.T) {
+	sc := loadShipped(t, "ageing")
+	if err := Check(sc); err == nil || !strings.Contains(err.Error(), "(--time-scale shrinks it)") {
+		t.Fatalf("an hour unscaled: %v, want refused with a hint", err)
+	}
+	s, err := Scale(sc, 0.01)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Switches[0].Ageing != 3*time.Second || s.Timeline[2].At != 100*time.Millisecond || s.Assertions[0].At != 3*time.Second {
+		t.Errorf("scaled: ageing %v, step 3 at %v, assertion 1 at %v; want 3s, 100ms, 3s", s.Switches[0].Ageing, s.Timeline[2].At, s.Assertions[0].At)
+	}
+	if f := s.Timeline[2].Action.(*sim.Flow); f.Rate < 1.66 || f.Rate > 1.67 {
+		t.Errorf("scaled flow rate %g, want 1.6666667", f.Rate)
+	}
+	if f := sc.Timeline[2].Action.(*sim.Flow); f.Rate != 0.016666667 || sc.Switches[0].Ageing != 300*time.Second {
+		t.Errorf("Scale changed the scenario it was given")
+	}
+	// pod2's 60 s ARP timeout becomes 600 ms, shorter than the 36 s run.
+	if err := Check(s); err == nil || !strings.Contains(err.Error(), "hosts.pod2.arp_timeout 600ms: shorter than the run") {
+		t.Errorf("scaled ageing: %v", err)
+	}
+	if _, err := Scale(loadShipped(t, "pod-flood-policed"), 0.5); err == nil || !strings.Contains(err.Error(), "pod-flood-policed.yaml:26:") {
+		t.Errorf("a per-second meter scaled: %v, want refused at its line", err)
+	}
+	for _, f := range []float64{0, -1, 1.5} {
+		if _, err := Scale(sc, f); err == nil {
+			t.Errorf("--time-scale %g accepted", f)
 		}
 	}
 }

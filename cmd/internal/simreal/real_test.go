@@ -86,17 +86,32 @@ func TestShippedCompare(t *testing.T) {
 	}
 }
 
+// TestTimeScaleCompare runs a 25 s ageing scenario five times as fast on
+// both sides: the 20 s ageing becomes 4 s, and the two still agree.
+func TestTimeScaleCompare(t *testing.T) {
+	nodetest.RequireRoot(t)
+	t.Parallel()
+	compareFile(t, "testdata/ageing-short.yaml", 0.2)
+}
+
 // TestActionsCompare compares a scenario of the actions no shipped
 // scenario realises: static_arp, garp, arping, stop_flow, remove_port.
 func TestActionsCompare(t *testing.T) {
 	nodetest.RequireRoot(t)
 	t.Parallel()
-	data, err := os.ReadFile("testdata/actions.yaml")
+	compareFile(t, "testdata/actions.yaml", 1)
+}
+
+func compareFile(t *testing.T, file string, scale float64) {
+	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := sim.Parse("actions.yaml", data)
+	sc, err := sim.Parse(filepath.Base(file), data)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if sc, err = Scale(sc, scale); err != nil {
 		t.Fatal(err)
 	}
 	c, err := RunCompare(context.Background(), sc, Options{Prefix: testPrefix(t)})
