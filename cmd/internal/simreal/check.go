@@ -149,7 +149,7 @@ func (p *plan) links() error {
 		case l.Queue != sim.DefaultQueue:
 			return refuse(sc, l.Line, "%s.queue %d: the TAP's queue is the daemon's tx_queue_len for every pod", key, l.Queue)
 		case l.Down:
-			return refuse(sc, l.Line, "%s.down: not realised yet", key)
+			return refuse(sc, l.Line, "%s.down: a cable that starts down waits for link_up, and the daemon does not watch a TAP's carrier", key)
 		}
 		host, port := "", ""
 		for _, end := range [2][2]string{{l.A, l.B}, {l.B, l.A}} {

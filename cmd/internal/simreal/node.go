@@ -28,7 +28,7 @@ import (
 // namespace per host.
 type node struct {
 	p      *plan
-	prefix string // of every namespace made ("sr1a2b3-")
+	prefix string // of every pod namespace made ("sr1a2b3-")
 	nodeNS string
 	gwIf   string
 	dir    string
@@ -47,7 +47,9 @@ func newNode(ctx context.Context, p *plan, id string, log *zap.Logger) (n *node,
 	if len(id) > 8 {
 		return nil, fmt.Errorf("prefix %q: longer than 8 characters (the gateway's name is PREFIX+\"gw\", at most 15)", id)
 	}
-	n = &node{p: p, prefix: id + "-", nodeNS: id + "-node", gwIf: id + "gw", macs: map[string]fdb.MAC{}}
+	// Pods are PREFIX-HOST; the node's namespace has no dash, so that no
+	// host's name can take it.
+	n = &node{p: p, prefix: id + "-", nodeNS: id + "node", gwIf: id + "gw", macs: map[string]fdb.MAC{}}
 	defer func() {
 		if err != nil {
 			if cerr := n.close(); cerr != nil {
