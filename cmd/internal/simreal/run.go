@@ -756,7 +756,7 @@ func (r *runner) arpCacheSize(host string) int {
 // carried) and the hosts' ignored frames.
 func (r *runner) result() *sim.Result {
 	sc := r.p.sc
-	res := &sim.Result{Scenario: sc.Name, Seed: sc.Seed, End: r.p.end, Stopped: r.stopped(), Passed: true, Assertions: r.res}
+	res := &sim.Result{Scenario: sc.Name, Seed: sc.Seed, End: r.p.end, Stopped: r.stopped(), Passed: true, Assertions: r.res, Dataplane: "real node"}
 	if res.Scenario == "" {
 		res.Scenario = sc.File
 	}
