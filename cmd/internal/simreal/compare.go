@@ -19,14 +19,14 @@ import (
 // what the simulated hosts do not (neighbour probes and refreshes on
 // their own timers) and real time jitters.
 const (
-	// RTTBand: a ping's minimum round-trip time agrees within this many
-	// nanoseconds, its average within RTTAvgBand and its maximum within
-	// RTTMaxBand: on the real node a reply can wait for the scheduler of
-	// a loaded machine (a flood in the next namespace, other tests), which
-	// says nothing about the switch, and one late reply moves the average.
-	RTTBand    = 5e6
-	RTTAvgBand = 25e6
-	RTTMaxBand = 250e6
+	// RTTBand: a ping's minimum and average round-trip times agree within
+	// this many nanoseconds, its maximum within RTTMaxBand. On the real
+	// node a reply can wait for the scheduler of a loaded machine (a
+	// flood in the next namespace, other tests), which says nothing about
+	// the switch; the bands catch what does, a reply that waited for a
+	// retry (ARP's is a second) or never came.
+	RTTBand    = 50e6
+	RTTMaxBand = 500e6
 	// CountBand: frame counts agree when both are zero or both are not,
 	// and they differ by at most CountAbs frames or CountRel of the larger.
 	CountAbs = 4
@@ -208,8 +208,6 @@ func tolerance(name string) (string, bool) {
 		return "", false
 	case strings.HasSuffix(name, ".rtt_max_ns"):
 		return fmt.Sprintf("±%gms", RTTMaxBand/1e6), true
-	case strings.HasSuffix(name, ".rtt_avg_ns"):
-		return fmt.Sprintf("±%gms", RTTAvgBand/1e6), true
 	case strings.Contains(name, ".rtt_"):
 		return fmt.Sprintf("±%gms", RTTBand/1e6), true
 	case strings.HasSuffix(name, ".flood_ratio"):
@@ -229,8 +227,6 @@ func within(tol string, x, y float64) bool {
 		return x == y
 	case tol == fmt.Sprintf("±%gms", RTTMaxBand/1e6):
 		return math.Abs(x-y) <= RTTMaxBand
-	case tol == fmt.Sprintf("±%gms", RTTAvgBand/1e6):
-		return math.Abs(x-y) <= RTTAvgBand
 	case strings.HasSuffix(tol, "ms"):
 		return math.Abs(x-y) <= RTTBand
 	case strings.HasPrefix(tol, "±"):
