@@ -221,59 +221,68 @@ func (r *runner) run(ctx context.Context) (*sim.Result, error) {
 	defer cancel()
 	var wg sync.WaitGroup
 	r.t0 = time.Now()
-	// Timed assertions and the snapshots their windows start from.
-	type timed struct {
-		at    time.Duration
-		i     int
-		judge bool
-	}
-	var marks []timed
-	for i, a := range sc.Assertions {
-		if a.HasSince && a.Since > 0 {
-			marks = append(marks, timed{a.Since, i, false})
-		}
-		if a.HasAt {
-			marks = append(marks, timed{a.At, i, true})
-		}
-	}
-	sort.SliceStable(marks, func(i, j int) bool { return marks[i].at < marks[j].at })
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		r.samp.run(actx, r.t0, sc.Run.Tick)
 	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for _, m := range marks {
-			if !sleepUntil(actx, r.t0.Add(m.at)) {
-				return
-			}
-			if m.judge {
-				r.judge(m.i)
-				r.tracef("assert %s", r.res[m.i])
-			} else {
-				r.bases[m.i] = r.counts(&sc.Assertions[m.i])
-			}
+	// One dispatcher for the steps and the timed assertions, in time
+	// order; at the same time a window's snapshot comes first, then the
+	// steps, then the judgements, so that a window opening with a step
+	// counts all of it whatever the scheduler's delays.
+	const (
+		snapshot = iota
+		step
+		judge
+	)
+	type event struct {
+		at   time.Duration
+		kind int
+		i    int
+	}
+	var evs []event
+	for i, a := range sc.Assertions {
+		if a.HasSince && a.Since > 0 {
+			evs = append(evs, event{a.Since, snapshot, i})
 		}
-	}()
+		if a.HasAt {
+			evs = append(evs, event{a.At, judge, i})
+		}
+	}
+	for i, st := range sc.Timeline {
+		if st.Action != nil {
+			evs = append(evs, event{r.p.starts[i], step, i})
+		}
+	}
+	sort.SliceStable(evs, func(i, j int) bool {
+		if evs[i].at != evs[j].at {
+			return evs[i].at < evs[j].at
+		}
+		return evs[i].kind < evs[j].kind
+	})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for i, st := range sc.Timeline {
-			if st.Action == nil {
-				continue
-			}
-			if !sleepUntil(actx, r.t0.Add(r.p.starts[i])) {
+		for _, e := range evs {
+			if !sleepUntil(actx, r.t0.Add(e.at)) {
 				return
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := r.act(actx, st.Action); err != nil {
-					r.fail(fmt.Errorf("line %d: %w", st.Line, err))
-				}
-			}()
+			switch e.kind {
+			case snapshot:
+				r.bases[e.i] = r.counts(&sc.Assertions[e.i])
+			case judge:
+				r.judge(e.i)
+				r.tracef("assert %s", r.res[e.i])
+			case step:
+				st := sc.Timeline[e.i]
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if err := r.act(actx, st.Action); err != nil {
+						r.fail(fmt.Errorf("line %d: %w", st.Line, err))
+					}
+				}()
+			}
 		}
 	}()
 	sleepUntil(ctx, r.t0.Add(r.p.end))
