@@ -27,7 +27,7 @@ const MaxWall = 60 * time.Second
 // its last reply).
 const settle = time.Second
 
-// Refusal says why a scenario cannot run on the real node: the scenario
+// refuse says why a scenario cannot run on the real node: the scenario
 // key that asks for what it cannot do, and its line. It is a *sim.Error,
 // so the CLI exits with sim.ExitBadScenario.
 func refuse(sc *sim.Scenario, line int, format string, a ...any) error {
