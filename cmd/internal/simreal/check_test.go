@@ -174,6 +174,7 @@ func TestToleranceBands(t *testing.T) {
 		{"pings.p.rtt_max_ns", 80e3, 1e9, false},
 		{"switches.cbr0.flood_ratio", 0.4, 0.44, true},
 		{"switches.cbr0.flood_ratio", 0.4, 0.5, false},
+		{"links.pod1--cbr0.queue_drops", 0, 1, false},
 	} {
 		tol, ok := tolerance(c.name)
 		if !ok {

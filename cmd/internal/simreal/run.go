@@ -823,8 +823,11 @@ func (r *runner) result() *sim.Result {
 		sr.Ports = append(sr.Ports, pi)
 	}
 	res.Switches = []sim.SwitchResult{sr}
+	// A cable's tail drops are its TAP's: what the TAP dropped before the
+	// daemon read it (its queue full, or lock_pod_mac's kernel filter).
+	drops := r.n.d.DeviceDrops()
 	for _, l := range sc.Links {
-		res.Links = append(res.Links, sim.LinkResult{Name: l.Name, Up: true})
+		res.Links = append(res.Links, sim.LinkResult{Name: l.Name, Up: true, QueueDrops: drops[linkHost(r.p, l)]})
 	}
 	for _, h := range sc.Hosts {
 		res.Hosts = append(res.Hosts, sim.HostResult{Name: h.Name, ARPCache: r.arpCacheSize(h.Name)})
