@@ -61,6 +61,9 @@ func RunCompare(ctx context.Context, sc *sim.Scenario, o Options) (*Comparison, 
 	if err := Check(sc); err != nil {
 		return nil, err
 	}
+	if err := needRoot(); err != nil {
+		return nil, err // before the simulator spends its time
+	}
 	s, err := sim.New(sc, sim.Options{})
 	if err != nil {
 		return nil, err

@@ -81,8 +81,8 @@ func Run(ctx context.Context, sc *sim.Scenario, o Options) (out *Output, err err
 	if err != nil {
 		return nil, err
 	}
-	if os.Geteuid() != 0 {
-		return nil, errors.New("sim --real needs root: it makes network namespaces and TAP devices")
+	if err := needRoot(); err != nil {
+		return nil, err
 	}
 	if o.Log == nil {
 		o.Log = zap.NewNop()
@@ -136,6 +136,13 @@ func Run(ctx context.Context, sc *sim.Scenario, o Options) (out *Output, err err
 		out.HostMACs = append(out.HostMACs, n.macs[h.Name].String())
 	}
 	return out, nil
+}
+
+func needRoot() error {
+	if os.Geteuid() != 0 {
+		return errors.New("sim --real and --compare need root: they make network namespaces and TAP devices")
+	}
+	return nil
 }
 
 // prepare makes a pinger per ping, a flower per flow and a UDP sink per
