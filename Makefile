@@ -13,6 +13,7 @@ FUZZ     := \
 	./arp:FuzzParseNDP \
 	./sim:FuzzParseScenario \
 	./sim:FuzzSweepArgs \
+	./cmd/internal/simreal:FuzzCheck \
 	./cmd/internal/config:FuzzParse \
 	./cmd/internal/api:FuzzDecodeBody \
 	./cmd/internal/daemon:FuzzCheckPodSpec \

@@ -178,3 +178,10 @@ func (c CLI) load() (string, []byte, error) {
 	}
 	return "", nil, fmt.Errorf("scenario: %w", err)
 }
+
+// Load reads the scenario the CLI names (a file, a shipped scenario, or
+// the default), for a run on another dataplane: its file name and bytes.
+func (c CLI) Load() (string, []byte, error) { return c.load() }
+
+// Parse parses the scenario with the CLI's --set overrides applied.
+func (c CLI) Parse(name string, data []byte) (*Scenario, error) { return c.parse(name, data) }

@@ -30,6 +30,10 @@ type Result struct {
 	Switches   []SwitchResult    `json:"switches"`
 	Links      []LinkResult      `json:"links"`
 	Hosts      []HostResult      `json:"hosts"`
+	// Dataplane names where a run that is not the simulator's ran ("real
+	// node": tapswitch sim --real); empty for the simulator. Events and
+	// deliveries are the simulator's and stay 0 there.
+	Dataplane string `json:"dataplane,omitempty"`
 }
 
 // PingResult is one ping action's outcome.
@@ -168,8 +172,12 @@ func (s *Sim) result() *Result {
 // assertions.
 func (r *Result) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%s: %v simulated (stopped: %s), %d events, %d frame deliveries, seed %d\n",
-		r.Scenario, r.End, r.Stopped, r.Events, r.Deliveries, r.Seed)
+	if r.Dataplane != "" {
+		fmt.Fprintf(&b, "\n%s: %v on the %s (stopped: %s), seed %d\n", r.Scenario, r.End, r.Dataplane, r.Stopped, r.Seed)
+	} else {
+		fmt.Fprintf(&b, "\n%s: %v simulated (stopped: %s), %d events, %d frame deliveries, seed %d\n",
+			r.Scenario, r.End, r.Stopped, r.Events, r.Deliveries, r.Seed)
+	}
 	if len(r.Pings) > 0 && len(r.Pings) <= 50 {
 		b.WriteString("pings:\n")
 		for _, p := range r.Pings {

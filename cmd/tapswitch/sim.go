@@ -11,9 +11,12 @@ import (
 
 func init() {
 	var (
-		c      sim.CLI
-		output string
-		list   bool
+		c       sim.CLI
+		output  string
+		list    bool
+		real    bool
+		compare bool
+		scale   float64
 	)
 	cmd := &cobra.Command{
 		Use:   "sim [FILE|NAME]...",
@@ -25,8 +28,14 @@ NAME runs a shipped scenario (see --list). No root needed. --plot draws
 the run's time series; with several scenarios, side by side. "sim sweep"
 runs a grid of parameters and seeds.
 
-Exit status: 0 when every assertion holds, 1 when one fails, 2 when the
-scenario is bad.`,
+--real runs the scenario on the real dataplane instead (root: the daemon
+in-process, a namespace and TAP per host, wall-clock time); --compare runs
+both and prints them side by side. A scenario the real node cannot build
+is refused with the key and line that ask for it.
+
+Exit status: 0 when every assertion holds (--compare: the two runs agree),
+1 when one fails (they disagree), 2 when the scenario is bad or cannot be
+realised.`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if list {
@@ -49,6 +58,25 @@ scenario is bad.`,
 				c.File, c.Also = args[0], args[1:]
 			}
 			c.SeedSet = cmd.Flags().Changed("seed")
+			if cmd.Flags().Changed("time-scale") && !real && !compare {
+				return &exitError{code: sim.ExitBadScenario, err: fmt.Errorf("--time-scale: only with --real or --compare (the simulator's time is virtual)")}
+			}
+			if real || compare {
+				if real && compare {
+					return &exitError{code: sim.ExitBadScenario, err: fmt.Errorf("--real and --compare: pick one (--compare runs both)")}
+				}
+				if len(c.Also) > 0 || c.PcapPerPort || c.SeedSet || c.MaxEvents > 0 {
+					return &exitError{code: sim.ExitBadScenario, err: fmt.Errorf("--real and --compare take one scenario and no --pcap-per-port (the real run writes one pcap per port), --seed or --max-events")}
+				}
+				if compare && (c.Plot != "" || c.MetricsFile != "" || c.PcapDir != "") {
+					return &exitError{code: sim.ExitBadScenario, err: fmt.Errorf("--compare prints the table only: run --real for --plot, --metrics and --pcap")}
+				}
+				code, err := runSimReal(c, compare, scale, cmd.OutOrStdout())
+				if code != sim.ExitOK {
+					return &exitError{code: code, err: err}
+				}
+				return nil
+			}
 			code, err := c.Run(cmd.OutOrStdout())
 			if code != sim.ExitOK {
 				return &exitError{code: code, err: err}
@@ -68,6 +96,9 @@ scenario is bad.`,
 	f.BoolVar(&list, "list", false, "list the shipped scenarios")
 	f.StringVar(&c.Plot, "plot", "", "draw the run's time series (FDB and neighbour entries, frames and drops per port, link utilisation) into `FILE.png`")
 	f.StringArrayVar(&c.Sets, "set", nil, "`KEY=VALUE`: override a scenario key (the paths of sim sweep --set; repeatable)")
+	f.BoolVar(&real, "real", false, "run the scenario on the real dataplane (root): the daemon, a namespace and TAP per host, real traffic in wall-clock time")
+	f.BoolVar(&compare, "compare", false, "run the scenario on the simulator and on the real dataplane (root) and print both side by side; exit 1 when they disagree")
+	f.Float64Var(&scale, "time-scale", 1, "with --real or --compare: run time `F` times as fast (0 < F <= 1): times and ageing multiplied by F, rates divided by it, on both sides")
 	cmd.AddCommand(newSimSweepCmd())
 	rootCmd.AddCommand(cmd)
 }
