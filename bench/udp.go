@@ -407,13 +407,20 @@ func sendUntil(ctx context.Context, s *udpSender, batch int, rate float64, start
 		if !now.Before(end) || (i&63 == 0 && ctx.Err() != nil) {
 			return sent, lastErr
 		}
-		// A call that sends fewer than it was given leaves the rest's
-		// tokens spent: the sender fell short, which Sent shows.
-		if n := p.take(now, batch); n > 0 {
-			got, err := s.batch(n)
+		// What accrued while this thread slept goes out now, a batch per
+		// call: a sleep overshoots (timer slack, a busy CPU), and a
+		// sender that took one batch per wake-up would fall behind its
+		// rate for good. The bucket's depth bounds the burst. A call that
+		// sends fewer than it was given leaves the rest's tokens spent:
+		// the sender fell short, which Sent shows.
+		for n := p.take(now, int(p.depth)); n > 0; {
+			k := min(n, batch)
+			got, err := s.batch(k)
 			sent += int64(got)
+			n -= k
 			if err != nil {
 				lastErr = err
+				break
 			}
 		}
 		// Sleep in the kernel, not in a Go timer: the runtime rounds a

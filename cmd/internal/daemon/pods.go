@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -147,13 +148,17 @@ type spec struct {
 	reclaim map[*pod]string
 }
 
-// reclaimGone records a gone pod o that holds what the new pod wants.
+// reclaimGone records a gone pod o that holds what the new pod wants; a
+// pod holding several things is logged with all of them (a namespace's
+// nsfs inode, say, is reused by the next namespace made after it).
 func (sp *spec) reclaimGone(o *pod, what string) {
 	if sp.reclaim == nil {
 		sp.reclaim = make(map[*pod]string)
 	}
-	if _, ok := sp.reclaim[o]; !ok {
+	if held, ok := sp.reclaim[o]; !ok {
 		sp.reclaim[o] = what
+	} else if !slices.Contains(strings.Split(held, "; "), what) {
+		sp.reclaim[o] = held + "; " + what
 	}
 }
 
