@@ -85,7 +85,7 @@ func (t *Table) LearnLookup(src Key, port PortID, dst Key, now int64) (r Result,
 	hs, hd := tab.home(src), tab.home(dst)
 	ms := millis(now)
 	age := t.ageing.Load()
-	// probe and scan, spelled out (see slots.go: the read side's probe),
+	// find, spelled out (see find in slots.go),
 	// for the source and then the destination.
 	var s *slot
 	if !tab.wide {

@@ -136,37 +136,27 @@ func (t *slots) next(i uint64) uint64 {
 	return i + 1
 }
 
-// The probe. probe looks where a key most likely is (its home line, or slot
-// by slot in a small array), scan goes on slot by slot, and findFrom is the
-// two together. scan and the line helpers below inline; probe is beyond the
-// inliner's budget, and a call costs a large part of a lookup that hits the
-// cache, so the frame path's two lookups (LookupKey and LearnLookup) spell
-// probe out with those helpers instead of calling it. Change them together.
-
-// findFrom returns the slot holding key, whose home is h, or -1.
-func (t *slots) findFrom(key Key, h uint64) int {
-	at, more := t.probe(key, h)
-	if more {
-		at = t.scan(key, h+lineSlots)
-	}
-	return at
-}
-
-// find is findFrom from key's home.
-func (t *slots) find(key Key) int { return t.findFrom(key, t.home(key)) }
-
-// probe looks for key, whose home is h. In a small array it probes slot by
-// slot to the end (more is false); in a wide one it matches the home line
-// alone, and more says the line is full, so that key may lie beyond it.
-func (t *slots) probe(key Key, h uint64) (at int, more bool) {
+// find is the probe: it returns the slot holding key, or -1. In a small
+// array it goes slot by slot from the key's home (scan); in a wide one it
+// matches the home line at once, and only a full home line sends it on
+// slot by slot. scan and the line helpers below inline; find itself is
+// beyond the inliner's budget, and a call costs a large part of a lookup
+// that hits the cache, so the frame path's two lookups (LookupKey and
+// LearnLookup) spell find out with those helpers instead of calling it.
+// Change them together.
+func (t *slots) find(key Key) int {
+	h := t.home(key)
 	if !t.wide {
-		return t.scan(key, h), false
+		return t.scan(key, h)
 	}
 	ln := &t.lines[h/lineSlots]
 	if m := ln.keys().match(key); m != 0 {
-		return int(h) + first(m), false
+		return int(h) + first(m)
 	}
-	return -1, full(ln)
+	if full(ln) {
+		return t.scan(key, h+lineSlots)
+	}
+	return -1
 }
 
 // scan probes slot by slot from i: from a key's home in a small array, or

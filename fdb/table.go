@@ -145,7 +145,7 @@ func (t *Table) Lookup(vlan uint16, mac []byte, now int64) (PortID, bool) {
 // LookupKey is Lookup for a key made by MakeKey.
 func (t *Table) LookupKey(key Key, now int64) (PortID, bool) {
 	tab := t.tab.Load()
-	// probe and scan, spelled out (see slots.go: the read side's probe).
+	// find, spelled out (see find in slots.go).
 	var s *slot
 	if !tab.wide {
 		at := tab.scan(key, tab.home(key))
