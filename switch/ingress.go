@@ -179,8 +179,8 @@ func (in *Ingress) drop(d *Decision, r DropReason) {
 // cost more than the lookup it describes). The loop over the batch is in
 // here rather than around a per-frame call, so that the batch's state stays
 // in registers across frames: its steps are helpers the compiler inlines,
-// and calls only where a frame is rare (snooping, flooding) or leaves
-// another way than joining the previous one (deliver).
+// and calls only where a frame is rare (snooping) or leaves another way
+// than joining the previous one (deliver).
 func (in *Ingress) forward(set *portSet, self *port, frames [][]byte, now int64) {
 	d := &in.dec
 	hl := in.sw.hdrLen
@@ -299,14 +299,31 @@ func (in *Ingress) forward(set *portSet, self *port, frames [][]byte, now int64)
 			d.Unknown = true
 		} else {
 			if d.Learn, ok = in.memo.source(sk); !ok {
-				d.Learn = in.learnSource(sk, now)
+				d.Learn = tbl.LearnKey(sk, self.id, now)
+				in.memo.learned(sk, d.Learn)
 			}
 			if d.ARP == arp.Reply {
 				d.Out, d.Copies = in.id, 1
 				continue
 			}
 		}
-		in.flood(d, set, self, f, vid, tagged, now)
+		// Flooding, unless storm control holds the port back.
+		if self.storm != nil && !self.storm.allow(now) {
+			in.drop(d, DropStorm)
+			continue
+		}
+		d.Flooded = true
+		in.n.flood++
+		if d.Unknown {
+			in.n.unk++
+		}
+		for _, op := range set.members[vid] {
+			if op == self && !self.hairpin {
+				continue
+			}
+			in.send(op, f, tagged, vid)
+			d.Copies++
+		}
 	}
 }
 
@@ -386,34 +403,6 @@ func (in *Ingress) deliver(d *Decision, set *portSet, self *port, f []byte, out 
 		in.q.lastEgress = egressKey(out, vid, tagged)
 	}
 	return true
-}
-
-// learnSource learns source key sk, which the memo does not hold.
-func (in *Ingress) learnSource(sk fdb.Key, now int64) fdb.Result {
-	r := in.sw.fdb.LearnKey(sk, in.id, now)
-	in.memo.learned(sk, r)
-	return r
-}
-
-// flood sends f to every other member of its VLAN, unless storm control
-// holds the ingress port back, and records it in d.
-func (in *Ingress) flood(d *Decision, set *portSet, self *port, f []byte, vid uint16, tagged bool, now int64) {
-	if self.storm != nil && !self.storm.allow(now) {
-		in.drop(d, DropStorm)
-		return
-	}
-	d.Flooded = true
-	in.n.flood++
-	if d.Unknown {
-		in.n.unk++
-	}
-	for _, op := range set.members[vid] {
-		if op == self && !self.hairpin {
-			continue
-		}
-		in.send(op, f, tagged, vid)
-		d.Copies++
-	}
 }
 
 // scratchFor returns scratch space of at least n bytes. It is allocated on
