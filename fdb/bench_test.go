@@ -60,10 +60,10 @@ func filled(b *testing.B, n int) (*Table, [][6]byte) {
 // they look up the same keys in the same order and neither pays for turning
 // MACs into keys or for a cache miss on the key array: what differs is the
 // lookup alone.
-func visitOrder(macs [][6]byte) []uint64 {
-	keys := make([]uint64, len(macs))
+func visitOrder(macs [][6]byte) []Key {
+	keys := make([]Key, len(macs))
 	for i := range macs {
-		keys[i] = Key(1, macs[i][:])
+		keys[i] = MakeKey(1, macs[i][:])
 	}
 	r := rand.New(rand.NewPCG(3, 4))
 	r.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
@@ -131,7 +131,7 @@ func BenchmarkLearnInsert(b *testing.B) {
 func BenchmarkReferenceMapLookup(b *testing.B) {
 	forSizes(b, func(b *testing.B, n int) {
 		keys := visitOrder(benchMACs(n))
-		mp := make(map[uint64]int32, n)
+		mp := make(map[Key]int32, n)
 		for i, k := range keys {
 			mp[k] = int32(1 + i%4)
 		}

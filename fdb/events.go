@@ -79,11 +79,11 @@ func (t *Table) Unsubscribe(s *Subscription) {
 	}
 }
 
-func (t *Table) emit(e Event, key uint64) {
+func (t *Table) emit(e Event, key Key) {
 	if len(t.subs) == 0 {
 		return
 	}
-	e.VLAN, e.MAC = unpack(key)
+	e.VLAN, e.MAC = key.VLAN(), key.MAC()
 	for _, s := range t.subs {
 		select {
 		case s.c <- e:

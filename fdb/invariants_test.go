@@ -14,27 +14,27 @@ import (
 // that port's learned entries, and the counts agree.
 func (t *Table) checkInvariants() error {
 	tab := t.tab.Load()
-	seen := map[uint64]int{}
+	seen := map[Key]int{}
 	learned, used := 0, 0
 	for i := range tab.s {
-		k := tab.s[i].key.Load()
+		k := tab.s[i].loadKey()
 		if k != empty {
 			used++
 		}
 		if k == moving {
 			return fmt.Errorf("slot %d left marked moving", i)
 		}
-		if k&occupied == 0 {
+		if !k.live() {
 			continue
 		}
 		if j, ok := seen[k]; ok {
 			return fmt.Errorf("key %x in slots %d and %d", k, j, i)
 		}
 		seen[k] = i
-		if f := tab.findFrom(k, tab.home(k)); f != i {
+		if f := tab.scan(k, tab.home(k)); f != i {
 			return fmt.Errorf("key %x in slot %d is not findable slot by slot (find: %d)", k, i, f)
 		}
-		if f := tab.findWide(k); tab.wide && f != i {
+		if f := tab.find(k); tab.wide && f != i {
 			return fmt.Errorf("key %x in slot %d is not findable by its home line (find: %d)", k, i, f)
 		}
 		if valKind(tab.s[i].val.Load()) == Learned {
@@ -53,7 +53,7 @@ func (t *Table) checkInvariants() error {
 				return fmt.Errorf("port %d: queue loops", id)
 			}
 			v := tab.s[i].val.Load()
-			if tab.s[i].key.Load()&occupied == 0 || valPort(v) != id || valKind(v) != Learned {
+			if !tab.s[i].loadKey().live() || valPort(v) != id || valKind(v) != Learned {
 				return fmt.Errorf("port %d: queue links slot %d (key %x, port %d)", id, i, tab.s[i].key.Load(), valPort(v))
 			}
 		}

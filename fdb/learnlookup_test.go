@@ -45,9 +45,9 @@ func testLearnLookupIsLearnThenLookup(t *testing.T) {
 					t.Fatalf("seed %d step %d: AddStatic %v vs %v", seed, i, ea, eb)
 				}
 			}
-			src, dst := Key(1, m(r.IntN(400))), Key(1, m(r.IntN(400)))
+			src, dst := MakeKey(1, m(r.IntN(400))), MakeKey(1, m(r.IntN(400)))
 			if r.IntN(50) == 0 {
-				src = Key(1, []byte{0x01, 0, 0x5e, 0, 0, 1})
+				src = MakeKey(1, []byte{0x01, 0, 0x5e, 0, 0, 1})
 			}
 			p := PortID(1 + r.IntN(4))
 			ra, oa, oka := a.LearnLookup(src, p, dst, now)
@@ -71,7 +71,7 @@ func testLearnLookupIsLearnThenLookup(t *testing.T) {
 // frame), and an older clock reading never moves last-seen back.
 func TestRefreshWritesOnlyForward(t *testing.T) {
 	tb := newTable(t, nil, 1)
-	k, other := Key(1, m(1)), Key(1, m(2))
+	k, other := MakeKey(1, m(1)), MakeKey(1, m(2))
 	base := int64(time.Hour)
 	tb.LearnKey(k, 1, base)
 	val := func() uint64 { return tb.tab.Load().s[tb.tab.Load().find(k)].val.Load() }
@@ -106,7 +106,7 @@ func TestLearnLookupPastHomeLine(t *testing.T) {
 	var same []int
 	var home uint64
 	for i := 0; len(same) < 6; i++ {
-		h := tab.homeLine(Key(1, m(i)))
+		h := tab.homeLine(MakeKey(1, m(i)))
 		if len(same) == 0 {
 			home = h
 		}
@@ -119,7 +119,7 @@ func TestLearnLookupPastHomeLine(t *testing.T) {
 	want := newTable(t, func(c *Config) { c.Limit = 64; c.Ageing = time.Second }, 1, 2)
 	for _, x := range []*Table{tb, want} {
 		for j, i := range same[:4] {
-			x.LearnKey(Key(1, m(i)), PortID(1+j%2), now)
+			x.LearnKey(MakeKey(1, m(i)), PortID(1+j%2), now)
 		}
 		if err := x.AddStatic(1, MACFrom(m(same[4])), 2, Local); err != nil {
 			t.Fatal(err)
@@ -128,15 +128,15 @@ func TestLearnLookupPastHomeLine(t *testing.T) {
 	if tb.tab.Load() != tab {
 		t.Fatal("the array was replaced")
 	}
-	k := func(j int) uint64 { return Key(1, m(same[j])) }
+	k := func(j int) Key { return MakeKey(1, m(same[j])) }
 	if at := tab.find(k(4)); at/lineSlots == int(home) {
 		t.Fatalf("key 4 at %d, in its home line %d", at, home)
 	}
 	missing := k(5) // its home line is full, and it is nowhere
 	for _, c := range []struct {
-		src  uint64
+		src  Key
 		port PortID
-		dst  uint64
+		dst  Key
 		now  int64
 	}{
 		{k(0), 1, k(4), now}, // refresh, destination past its home line

@@ -1,7 +1,6 @@
 package fdb
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net"
 )
@@ -59,15 +58,3 @@ func (m MAC) IsMulticast() bool { return m[0]&1 != 0 }
 
 // IsZero is true for 00:00:00:00:00:00.
 func (m MAC) IsZero() bool { return m == MAC{} }
-
-// pack folds (VLAN, MAC) into the 60 low bits of a word; bit 63 marks a live
-// slot so that the all-zero MAC on VLAN 0 still differs from an empty slot.
-func pack(vlan uint16, b []byte) uint64 {
-	_ = b[5]
-	return occupied | uint64(vlan&MaxVLAN)<<48 |
-		uint64(binary.BigEndian.Uint16(b))<<32 | uint64(binary.BigEndian.Uint32(b[2:]))
-}
-
-func unpack(k uint64) (uint16, MAC) {
-	return uint16(k>>48) & MaxVLAN, MAC{byte(k >> 40), byte(k >> 32), byte(k >> 24), byte(k >> 16), byte(k >> 8), byte(k)}
-}

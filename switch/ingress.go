@@ -21,40 +21,77 @@ type Ingress struct {
 	sw *Switch
 	id fdb.PortID
 
-	// Frames are gathered per egress port and written with one WriteBatch
-	// per port at the end of each input batch.
-	pend  []pending
-	np    int
-	index []int32 // port ID -> position in pend, -1 when absent
-	last  *pending
-	// lastEgress is egressKey of the unicast last queued to last, or
-	// noEgress.
-	lastEgress uint64
+	// The state of the batch under way (see Receive): what it queued, what
+	// the table answered, what it counted.
+	q    egressQueue
+	memo fdbMemo
+	self *port // the ingress port, while a batch is under way
+	n    batchCounts
 
-	// What the current batch has counted and not yet published (publish),
-	// on the port it arrived on.
-	self              *port
-	rxFrames, rxBytes uint64
-	drops             [numDropReasons]uint64
-	dropped           bool // some drops[i] is not 0
-	flood             uint64
-	unk               uint64
-
-	dec Decision
-	// Per-batch memo of the last source learned and destination looked up,
-	// and what learning the source answered: Refreshed, or Ignored for a
-	// static or local entry (neither changes the table).
-	srcMemo, dstMemo uint64
-	srcLearn         fdb.Result
-	dstPort          fdb.PortID
-	scratch          []byte   // tag push/pop and ARP replies
-	one              [][]byte // a batch of one, for frames written from scratch
+	dec     Decision // the frame's decision, for the tracer
+	scratch []byte   // tag push/pop and ARP replies
+	one     [][]byte // a batch of one, for frames written from scratch
 }
 
-type pending struct {
-	p      *port
-	frames [][]byte
-	bytes  uint64
+// fdbMemo remembers, within one batch, the last source the table learned
+// and the last destination it found. A pod's frames share one source, and a
+// TCP flow's share one destination; within a batch (one clock reading) the
+// table's answer for a repeated key cannot change but by this batch's own
+// learning, so a repeat skips the table.
+//
+// Invariant: src, when not 0 (never a key), is a source whose learning
+// answered srcLearn, Refreshed or Ignored (a static or local entry), neither
+// of which changed the table; dst, when not 0, is a destination the table
+// placed behind dstPort since the table last changed. Every batch starts
+// with both forgotten.
+type fdbMemo struct {
+	src, dst fdb.Key
+	srcLearn fdb.Result
+	dstPort  fdb.PortID
+}
+
+// learned remembers that learning source key sk answered r. Anything but a
+// refresh or an Ignored changed the table, and forgets both memos.
+func (m *fdbMemo) learned(sk fdb.Key, r fdb.Result) {
+	if r == fdb.Refreshed || r == fdb.Ignored {
+		m.src, m.srcLearn = sk, r
+	} else {
+		m.src, m.dst = 0, 0 // the table changed
+	}
+}
+
+// found remembers that dk is behind out.
+func (m *fdbMemo) found(dk fdb.Key, out fdb.PortID) { m.dst, m.dstPort = dk, out }
+
+// learnedFound is learned(sk, r), then found(dk, out) if ok: what one
+// LearnLookup answered.
+func (m *fdbMemo) learnedFound(sk fdb.Key, r fdb.Result, dk fdb.Key, out fdb.PortID, ok bool) {
+	m.learned(sk, r)
+	if ok {
+		m.found(dk, out)
+	}
+}
+
+// source is what learning sk answered, if the memo holds it.
+func (m *fdbMemo) source(sk fdb.Key) (fdb.Result, bool) { return m.srcLearn, sk == m.src }
+
+// hit is, for a source the memo holds, what learning it answered and the
+// port behind dk, if the memo holds dk too.
+func (m *fdbMemo) hit(dk fdb.Key) (fdb.Result, fdb.PortID, bool) {
+	return m.srcLearn, m.dstPort, dk == m.dst
+}
+
+// batchCounts is what the batch under way has counted on its ingress port
+// and not yet published: plain fields, added to the port's shared (atomic)
+// counters once per flush rather than per frame.
+//
+// Invariant: dropped is true whenever some drops[i] is not 0.
+type batchCounts struct {
+	rxFrames, rxBytes uint64
+	drops             [numDropReasons]uint64
+	dropped           bool
+	flood             uint64 // frames flooded
+	unk               uint64 // of which for an unknown destination
 }
 
 // Ingress returns a forwarder for frames arriving on port id.
@@ -77,25 +114,23 @@ func (in *Ingress) Receive(frames [][]byte) {
 		}
 		return
 	}
-	if len(in.index) < len(set.byID) {
-		in.grow(len(set.byID))
+	if len(in.q.index) < len(set.byID) {
+		in.q.grow(len(set.byID))
 	}
 	if m := self.mirrorOf(); m != nil {
 		m.Mirror(Received, frames)
 	}
 	now := in.sw.clock.Now()
-	in.srcMemo, in.dstMemo = 0, 0
+	in.memo = fdbMemo{}
 	in.self = self
 	// The whole batch counts as received up front, so that a frame flushed
-	// in the middle of the batch is counted before it leaves. These are
-	// the Ingress's own plain fields; publish adds them to the port's
-	// shared (atomic) counters once per flush, not per frame.
-	in.rxFrames += uint64(len(frames))
+	// in the middle of the batch is counted before it leaves.
+	in.n.rxFrames += uint64(len(frames))
 	var b int
 	for _, f := range frames {
 		b += len(f)
 	}
-	in.rxBytes += uint64(b - len(frames)*in.sw.hdrLen)
+	in.n.rxBytes += uint64(b - len(frames)*in.sw.hdrLen)
 	in.forward(set, self, frames, now)
 	in.flush()
 	in.self = nil
@@ -110,48 +145,42 @@ func (in *Ingress) publish() {
 	// Receive counts a batch's frames as received before forwarding any,
 	// so a flush in mid-batch publishes them all and the rest of the
 	// batch has only flood and drop counts to publish.
-	c := &in.self.c
-	if in.rxFrames != 0 {
-		c.rxFrames.Add(in.rxFrames)
-		c.rxBytes.Add(in.rxBytes)
-		in.rxFrames, in.rxBytes = 0, 0
+	n, c := &in.n, &in.self.c
+	if n.rxFrames != 0 {
+		c.rxFrames.Add(n.rxFrames)
+		c.rxBytes.Add(n.rxBytes)
+		n.rxFrames, n.rxBytes = 0, 0
 	}
-	if in.flood != 0 {
-		c.flooded.Add(in.flood)
-		c.unknown.Add(in.unk)
-		in.flood, in.unk = 0, 0
+	if n.flood != 0 {
+		c.flooded.Add(n.flood)
+		c.unknown.Add(n.unk)
+		n.flood, n.unk = 0, 0
 	}
-	if in.dropped {
+	if n.dropped {
 		// Most batches drop nothing: skip reading every reason.
-		in.dropped = false
-		for i, n := range in.drops {
-			if n != 0 {
-				c.drops[i].Add(n)
-				in.drops[i] = 0
+		n.dropped = false
+		for i, k := range n.drops {
+			if k != 0 {
+				c.drops[i].Add(k)
+				n.drops[i] = 0
 			}
 		}
 	}
 }
 
-func (in *Ingress) grow(n int) {
-	old := len(in.index)
-	in.index = append(in.index, make([]int32, n-old)...)
-	for i := old; i < n; i++ {
-		in.index[i] = -1
-	}
-}
-
 func (in *Ingress) drop(d *Decision, r DropReason) {
-	in.drops[r]++
-	in.dropped = true
+	in.n.drops[r]++
+	in.n.dropped = true
 	d.Dropped, d.Drop = true, r
 }
 
 // forward decides each frame's fate, queues its copies and records what it
 // did in in.dec for the tracer (kept in the Ingress: returning it by value
 // cost more than the lookup it describes). The loop over the batch is in
-// here rather than around a per-frame call: the call, and spilling and
-// reloading the batch's state around it, cost as much as the lookup.
+// here rather than around a per-frame call, so that the batch's state stays
+// in registers across frames: its steps are helpers the compiler inlines,
+// and calls only where a frame is rare (snooping) or leaves another way
+// than joining the previous one (deliver).
 func (in *Ingress) forward(set *portSet, self *port, frames [][]byte, now int64) {
 	d := &in.dec
 	hl := in.sw.hdrLen
@@ -169,6 +198,9 @@ func (in *Ingress) forward(set *portSet, self *port, frames [][]byte, now int64)
 		}
 		f := frames[i]
 		*d = Decision{}
+
+		// Admission: the frame is whole, its header sound, its size within
+		// the port's, and it is not for a link-local protocol.
 		if len(f) < hl+ethHdrLen {
 			in.drop(d, DropRunt)
 			continue
@@ -179,11 +211,9 @@ func (in *Ingress) forward(set *portSet, self *port, frames [][]byte, now int64)
 				in.drop(d, DropBadVnetHdr)
 				continue
 			}
-			if f[1] == GSONone && len(eth) > self.maxLen {
-				in.drop(d, DropOversize)
-				continue
-			}
-			if len(eth) > MaxFrame {
+			// A GSO frame from a TAP may exceed the MTU, up to MaxFrame:
+			// the kernel segments it on its way out.
+			if f[1] == GSONone && len(eth) > self.maxLen || len(eth) > MaxFrame {
 				in.drop(d, DropOversize)
 				continue
 			}
@@ -191,159 +221,101 @@ func (in *Ingress) forward(set *portSet, self *port, frames [][]byte, now int64)
 			in.drop(d, DropOversize)
 			continue
 		}
-		dst, src := eth[0:6], eth[6:12]
-		if dst[0] == 0x01 && dst[1] == 0x80 && dst[2] == 0xc2 && dst[3] == 0 && dst[4] == 0 && dst[5]&0xf0 == 0 {
+		if linkLocal(eth) {
 			in.drop(d, DropLinkLocal)
 			continue
 		}
-		// Both addresses as FDB keys (VLAN 0 for now, set below): one pair of
-		// loads each, reused for the source check, the memo and the table.
-		srcKey, dstKey := fdb.Key(0, src), fdb.Key(0, dst)
-		// Port security: a locked port's frames from any other source stop
-		// here, before they can teach the FDB, reach the ARP snooper or flood
-		// (a MAC flood from a locked pod costs this compare and nothing more).
-		// Unlocked ports pay one predictable branch.
+
+		// The source: both addresses as fdb keys on VLAN 0 (moved to the
+		// frame's VLAN below), one pair of loads each, reused for the
+		// source checks, the memo and the table. Port security: a locked
+		// port's frames from any other source stop here, before they can
+		// teach the FDB, reach the ARP snooper or flood (a MAC flood from a
+		// locked pod costs this compare and nothing more); unlocked ports
+		// pay one predictable branch.
+		srcKey, dstKey := fdb.MACKey(eth[6:12]), fdb.MACKey(eth[0:6])
 		if self.lockKey != 0 && srcKey != self.lockKey {
 			in.drop(d, DropSrcLock)
 			continue
 		}
-		if srcKey&macGroup != 0 || srcKey&macBits == 0 {
+		if !srcKey.IsUnicast() {
 			in.drop(d, DropBadSource)
 			continue
 		}
 
-		etype := binary.BigEndian.Uint16(eth[12:])
-		tagged := etype == etherTypeVLAN
-		off := ethHdrLen
-		var vid uint16
-		if tagged {
-			if len(eth) < ethHdrLen+tagLen {
-				in.drop(d, DropBadVLAN)
-				continue
-			}
-			vid = binary.BigEndian.Uint16(eth[14:]) & 0xfff
-			etype = binary.BigEndian.Uint16(eth[16:])
-			off += tagLen
-			if vid == 0 { // priority-tagged: the frame belongs to the PVID
-				vid = self.pvid
-			}
-			if vid == fdb.MaxVLAN {
-				in.drop(d, DropBadVLAN)
-				continue
-			}
-		} else {
-			vid = self.pvid
-		}
-		if vid == 0 || !self.allowed.has(vid) {
+		// The VLAN.
+		vid, tagged, ok := self.vlanOf(eth)
+		if !ok {
 			in.drop(d, DropBadVLAN)
 			continue
 		}
 		d.VLAN = vid
+		etype, off := binary.BigEndian.Uint16(eth[12:]), ethHdrLen
+		if tagged {
+			etype, off = binary.BigEndian.Uint16(eth[16:]), ethHdrLen+tagLen
+		}
 
 		// ARP and NDP are judged before their source is learned: a forged
 		// one that the guard drops must not move the victim's MAC (say, the
 		// gateway's) to the forger's port on its way to the bin. An IPv6
 		// frame that cannot be NDP (TCP, UDP, echo) costs MaybeNDP's
 		// compares; IPv4 costs the two EtherType compares.
-		if etype == etherTypeARP {
-			d.ARP = in.handleARP(self, eth, off, vid, tagged, now)
-			switch d.ARP {
-			case arp.Drop:
-				in.drop(d, DropARPGuard)
-				continue
-			case arp.Malformed:
-				in.drop(d, DropARPMalformed)
-				continue
-			}
-		} else if etype == etherTypeIPv6 && arp.MaybeNDP(eth[off:]) {
-			d.ARP = in.handleNDP(f, off, vid, now)
-			switch d.ARP {
-			case arp.Drop:
-				in.drop(d, DropNDPGuard)
-				continue
-			case arp.Malformed:
-				in.drop(d, DropNDPMalformed)
-				continue
-			case arp.DropRouter:
-				in.drop(d, DropRAGuard)
+		if etype == etherTypeARP || etype == etherTypeIPv6 && arp.MaybeNDP(eth[off:]) {
+			if r, ok := in.snoop(d, self, f, etype, off, vid, tagged, now); !ok {
+				in.drop(d, r)
 				continue
 			}
 		}
 
-		// A pod's frames share one source, and a TCP flow's share one
-		// destination: within a batch (one clock reading) the FDB's answer for
-		// a repeated (VLAN, MAC) cannot change but by our own learning, so
-		// remember the last of each and skip the table. memo keys carry the VLAN
-		// above the MAC and bit 63 as "valid".
-		vlanBits := uint64(vid) << 48
-		sk := srcKey | vlanBits
-		if dstKey&macGroup == 0 && d.ARP != arp.Reply {
-			// A unicast: learn and look up in one table call (one call,
-			// one table pointer load, one clock conversion).
-			dk := dstKey | vlanBits
+		// Learning and the destination, through the memo: a unicast learns
+		// and looks up in one table call (one call, one table pointer
+		// load, one clock conversion); anything else learns, then floods.
+		sk := srcKey.InVLAN(vid)
+		if !dstKey.IsGroup() && d.ARP != arp.Reply {
+			dk := dstKey.InVLAN(vid)
 			var out fdb.PortID
-			var ok bool
-			if sk != in.srcMemo {
+			if sk != in.memo.src {
 				d.Learn, out, ok = tbl.LearnLookup(sk, self.id, dk, now)
-				in.memoSrc(sk, d.Learn)
-				if ok {
-					in.dstMemo, in.dstPort = dk, out
-				}
-			} else {
-				d.Learn = in.srcLearn
-				out, ok = in.dstPort, true
-				if dk != in.dstMemo {
-					if out, ok = tbl.LookupKey(dk, now); ok {
-						in.dstMemo, in.dstPort = dk, out
-					}
+				in.memo.learnedFound(sk, d.Learn, dk, out, ok)
+			} else if d.Learn, out, ok = in.memo.hit(dk); !ok {
+				if out, ok = tbl.LookupKey(dk, now); ok {
+					in.memo.found(dk, out)
 				}
 			}
 			if ok {
 				// A frame for the port and VLAN the previous unicast was
 				// queued for, arriving tagged or not as it did, joins it:
-				// the checks below passed for it, and nothing they read
-				// changes within a batch.
-				if eg := egressKey(out, vid, tagged); eg == in.lastEgress {
+				// deliver's checks passed for that one, and nothing they
+				// read changes within a batch.
+				if eg := egressKey(out, vid, tagged); eg == in.q.lastEgress {
 					d.Out, d.Copies = out, 1
-					in.join(f, hl)
+					in.q.join(f, hl)
 					continue
-				} else if op := set.get(out); op != nil {
-					if op == self && !self.hairpin {
-						in.drop(d, DropSamePort)
-						continue
-					}
-					d.Out, d.Copies = out, 1
-					in.send(op, f, tagged, vid)
-					// send either queued f, leaving last at op's queue, or
-					// wrote a retagged copy after a flush, which left last
-					// nil: the memo is for frames that queue.
-					if in.last != nil {
-						in.lastEgress = eg
-					}
+				}
+				if in.deliver(d, set, self, f, out, vid, tagged) {
 					continue
 				}
 			}
 			d.Unknown = true
 		} else {
-			if sk == in.srcMemo {
-				d.Learn = in.srcLearn
-			} else {
+			if d.Learn, ok = in.memo.source(sk); !ok {
 				d.Learn = tbl.LearnKey(sk, self.id, now)
-				in.memoSrc(sk, d.Learn)
+				in.memo.learned(sk, d.Learn)
 			}
 			if d.ARP == arp.Reply {
 				d.Out, d.Copies = in.id, 1
 				continue
 			}
 		}
+		// Flooding, unless storm control holds the port back.
 		if self.storm != nil && !self.storm.allow(now) {
 			in.drop(d, DropStorm)
 			continue
 		}
 		d.Flooded = true
-		in.flood++
+		in.n.flood++
 		if d.Unknown {
-			in.unk++
+			in.n.unk++
 		}
 		for _, op := range set.members[vid] {
 			if op == self && !self.hairpin {
@@ -355,30 +327,83 @@ func (in *Ingress) forward(set *portSet, self *port, frames [][]byte, now int64)
 	}
 }
 
-// memoSrc remembers learning source key sk answered r. A refresh, or a
-// static or local entry's Ignored, changed nothing: the next frame from sk
-// gets the same answer without the table. Anything else changed the table,
-// and forgets both memos.
-func (in *Ingress) memoSrc(sk uint64, r fdb.Result) {
-	if r == fdb.Refreshed || r == fdb.Ignored {
-		in.srcMemo, in.srcLearn = sk, r
-	} else {
-		in.srcMemo, in.dstMemo = 0, 0 // the table changed
-	}
+// linkLocal says eth is for a link-local protocol (01:80:c2:00:00:0x: STP,
+// LACP, pause frames), which a bridge must not forward.
+func linkLocal(eth []byte) bool {
+	return eth[0] == 0x01 && eth[1] == 0x80 && eth[2] == 0xc2 && eth[3] == 0 && eth[4] == 0 && eth[5]&0xf0 == 0
 }
 
-// egressKey names where a unicast goes and how: its port, its VLAN and
-// whether it arrived tagged. Port IDs are never 0 (fdb.PortID), so no key
-// is noEgress.
-func egressKey(out fdb.PortID, vid uint16, tagged bool) uint64 {
-	k := uint64(out)<<13 | uint64(vid)
-	if tagged {
-		k |= 1 << 12
+// vlanOf is the VLAN a frame arriving on p belongs to and whether it came
+// tagged; ok is false when p does not take that VLAN, or the tag is cut
+// short. A tag's VLAN ID 0 (priority-tagged) means the PVID; 4095 is
+// reserved (and never a PVID).
+func (p *port) vlanOf(eth []byte) (vid uint16, tagged, ok bool) {
+	vid = p.pvid
+	if binary.BigEndian.Uint16(eth[12:]) == etherTypeVLAN {
+		if len(eth) < ethHdrLen+tagLen {
+			return 0, false, false
+		}
+		tagged = true
+		if v := binary.BigEndian.Uint16(eth[14:]) & 0xfff; v != 0 {
+			vid = v
+		}
+		if vid == fdb.MaxVLAN {
+			return 0, false, false
+		}
 	}
-	return k
+	return vid, tagged, vid != 0 && p.allowed.has(vid)
 }
 
-const noEgress = 0
+// snoop gives an ARP frame, or an IPv6 frame that may be NDP, to the
+// handler, records its verdict in d and says whether the frame goes on, or
+// why it is dropped. Kept out of forward's loop, which it would crowd for a
+// rare frame.
+//
+//go:noinline
+func (in *Ingress) snoop(d *Decision, self *port, f []byte, etype uint16, off int, vid uint16, tagged bool, now int64) (DropReason, bool) {
+	if etype == etherTypeARP {
+		d.ARP = in.handleARP(self, f[in.sw.hdrLen:], off, vid, tagged, now)
+		switch d.ARP {
+		case arp.Drop:
+			return DropARPGuard, false
+		case arp.Malformed:
+			return DropARPMalformed, false
+		}
+		return 0, true
+	}
+	d.ARP = in.handleNDP(f, off, vid, now)
+	switch d.ARP {
+	case arp.Drop:
+		return DropNDPGuard, false
+	case arp.Malformed:
+		return DropNDPMalformed, false
+	case arp.DropRouter:
+		return DropRAGuard, false
+	}
+	return 0, true
+}
+
+// deliver sends a unicast for port out, which did not join the previous
+// one, and records it in d. It is false when out is gone (the frame floods).
+func (in *Ingress) deliver(d *Decision, set *portSet, self *port, f []byte, out fdb.PortID, vid uint16, tagged bool) bool {
+	op := set.get(out)
+	if op == nil {
+		return false
+	}
+	if op == self && !self.hairpin {
+		in.drop(d, DropSamePort)
+		return true
+	}
+	d.Out, d.Copies = out, 1
+	in.send(op, f, tagged, vid)
+	// send either queued f, leaving last at op's queue, or wrote a retagged
+	// copy after a flush, which left last nil: the memo is for frames that
+	// queue.
+	if in.q.last != nil {
+		in.q.lastEgress = egressKey(out, vid, tagged)
+	}
+	return true
+}
 
 // scratchFor returns scratch space of at least n bytes. It is allocated on
 // first need and grows to the largest frame retagged: most ports never
@@ -388,123 +413,6 @@ func (in *Ingress) scratchFor(n int) []byte {
 		in.scratch = make([]byte, max(n, 2*len(in.scratch), 256))
 	}
 	return in.scratch
-}
-
-// Bits of an fdb.Key: the MAC's group bit, and the whole MAC.
-const (
-	macGroup = 1 << 40
-	macBits  = 1<<48 - 1
-)
-
-// send queues f for op, or, when op wants the frame tagged differently than
-// it arrived, writes a retagged copy at once.
-func (in *Ingress) send(op *port, f []byte, tagged bool, vid uint16) {
-	if op.untagged(vid) != tagged {
-		in.queue(op, f)
-		return
-	}
-	// Retagging is for trunks and mixed VLAN set-ups, not the pod-to-pod
-	// path: flush first so that op sees frames in arrival order, then write
-	// one copy from scratch.
-	in.flush()
-	g := in.retag(f, tagged, vid)
-	in.one[0] = g
-	in.write(op, in.one, uint64(len(g)-in.sw.hdrLen))
-	in.one[0] = nil
-}
-
-// retag copies f into scratch with its VLAN tag pushed or popped.
-func (in *Ingress) retag(f []byte, tagged bool, vid uint16) []byte {
-	hl := in.sw.hdrLen
-	s := in.scratchFor(len(f) + tagLen)
-	copy(s, f[:hl+12])
-	if tagged { // pop
-		n := copy(s[hl+12:], f[hl+16:])
-		if hl > 0 {
-			shiftVnet(s, -tagLen)
-		}
-		return s[:hl+12+n]
-	}
-	binary.BigEndian.PutUint16(s[hl+12:], etherTypeVLAN)
-	binary.BigEndian.PutUint16(s[hl+14:], vid)
-	n := copy(s[hl+16:], f[hl+12:])
-	if hl > 0 {
-		shiftVnet(s, tagLen)
-	}
-	return s[:hl+16+n]
-}
-
-func (in *Ingress) queue(op *port, f []byte) {
-	// Frames of a batch mostly go where the previous one went.
-	if in.np > 0 && in.last.p == op {
-		in.join(f, in.sw.hdrLen)
-		return
-	}
-	j := in.index[op.id]
-	if j < 0 {
-		j = int32(in.np)
-		if in.np == len(in.pend) {
-			// pend grows only here, so last never points into a
-			// replaced array: it is reset by every flush first.
-			in.pend = append(in.pend, pending{})
-		}
-		in.pend[j].p = op
-		in.index[op.id] = j
-		in.np++
-	}
-	pd := &in.pend[j]
-	pd.frames = append(pd.frames, f)
-	pd.bytes += uint64(len(f) - in.sw.hdrLen)
-	in.last = pd
-	in.lastEgress = noEgress
-}
-
-// join queues f, whose header is hl bytes, behind the frames last queued,
-// to the same port.
-func (in *Ingress) join(f []byte, hl int) {
-	in.last.frames = append(in.last.frames, f)
-	in.last.bytes += uint64(len(f) - hl)
-}
-
-// flush writes every queued frame, one WriteBatch per egress port.
-func (in *Ingress) flush() {
-	in.publish()
-	for i := 0; i < in.np; i++ {
-		pd := &in.pend[i]
-		in.write(pd.p, pd.frames, pd.bytes)
-		clear(pd.frames)
-		pd.frames = pd.frames[:0]
-		pd.bytes = 0
-		in.index[pd.p.id] = -1
-		pd.p = nil
-	}
-	in.np = 0
-	in.last = nil
-	in.lastEgress = noEgress
-}
-
-// write hands frames (of bytes Ethernet bytes in all) to p and counts them.
-// They are counted as sent before the write: a TAP write delivers into the
-// receiving pod's stack at once, and whoever sees the answer must already
-// see the frame counted. Frames the port then fails to take are moved from
-// the sent count to tx-error drops.
-func (in *Ingress) write(p *port, frames [][]byte, bytes uint64) {
-	c := &p.c
-	c.txFrames.Add(uint64(len(frames)))
-	c.txBytes.Add(bytes)
-	n, _ := p.p.WriteBatch(frames) // what did not go out is counted below
-	if m := p.mirrorOf(); m != nil && n > 0 {
-		m.Mirror(Sent, frames[:n])
-	}
-	if n < len(frames) {
-		var b uint64
-		for _, f := range frames[n:] {
-			b += uint64(len(f) - in.sw.hdrLen)
-		}
-		c.txFrames.Add(^uint64(len(frames) - n - 1)) // subtract
-		c.txBytes.Add(^(b - 1))
-		c.drops[DropTxError].Add(uint64(len(frames) - n))
-	}
 }
 
 // handleNDP gives an IPv6 frame that may be NDP (f, header included, with

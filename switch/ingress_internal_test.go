@@ -9,7 +9,7 @@ import (
 )
 
 // TestSendLeavesLastAtItsQueue is why forward's egress memo needs no more
-// guard than in.last != nil after send: whatever was queued before, send
+// guard than in.q.last != nil after send: whatever was queued before, send
 // either queues the frame, leaving last at op's queue, or (op wants it
 // retagged) flushes and writes a copy, leaving last nil. So last is not nil
 // exactly when the frame was queued, and then it is op's queue, untagged(vid)
@@ -40,7 +40,7 @@ func TestSendLeavesLastAtItsQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in.grow(len(set.byID))
+	in.q.grow(len(set.byID))
 	frame := func(vid uint16, tagged bool) []byte {
 		f := make([]byte, 64)
 		f[0], f[6] = 0x02, 0x02
@@ -69,11 +69,11 @@ func TestSendLeavesLastAtItsQueue(t *testing.T) {
 						p := set.get(op)
 						in.send(p, frame(vid, tagged), tagged, vid)
 						queued := p.untagged(vid) != tagged
-						if (in.last != nil) != queued {
-							t.Fatalf("port %s vid %d tagged %v: last %v, queued %v", p.cfg.Name, vid, tagged, in.last, queued)
+						if (in.q.last != nil) != queued {
+							t.Fatalf("port %s vid %d tagged %v: last %v, queued %v", p.cfg.Name, vid, tagged, in.q.last, queued)
 						}
-						if in.last != nil && in.last.p != p {
-							t.Fatalf("port %s vid %d tagged %v: last is port %s's queue", p.cfg.Name, vid, tagged, in.last.p.cfg.Name)
+						if in.q.last != nil && in.q.last.p != p {
+							t.Fatalf("port %s vid %d tagged %v: last is port %s's queue", p.cfg.Name, vid, tagged, in.q.last.p.cfg.Name)
 						}
 						n++
 						if n%3 == 0 {

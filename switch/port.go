@@ -89,10 +89,10 @@ type port struct {
 	allowed vlanSet // VLANs accepted and sent; includes pvid
 	hairpin bool    // cfg.Hairpin, read per frame: kept with the fields above
 	maxLen  int     // longest non-GSO Ethernet frame accepted
-	// lockKey is fdb.Key(0, LockMAC), compared with the frame's source key
-	// as it is already computed; 0 (never a key: keys have bit 63 set)
+	// lockKey is fdb.MACKey(LockMAC), compared with the frame's source key
+	// as it is already computed; 0 (never a key, see fdb.Key)
 	// when the port is not locked.
-	lockKey uint64
+	lockKey fdb.Key
 	cfg     PortConfig // as given; Name and Trunk are read from here
 	storm   *stormMeter
 	c       counters
@@ -231,7 +231,7 @@ func newPort(id fdb.PortID, p Port, cfg PortConfig, defMTU int, now int64) (*por
 		if cfg.LockMAC.IsMulticast() {
 			return nil, fmt.Errorf("port %q: lock mac %v: want a unicast address", cfg.Name, cfg.LockMAC)
 		}
-		np.lockKey = fdb.Key(0, cfg.LockMAC[:])
+		np.lockKey = fdb.MACKey(cfg.LockMAC[:])
 	}
 	return np, nil
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 package fdb
 
 import (
@@ -7,8 +9,8 @@ import (
 )
 
 // hugePages asks the kernel to back a large slot array with transparent huge
-// pages. Lookups land on random slots; with 4 KiB pages a 1M-entry table
-// spans ~5,000 pages and nearly every lookup also misses the TLB. Called on
+// pages. Lookups land on random slots; with small pages a large table spans
+// thousands of pages and nearly every lookup also misses the TLB. Called on
 // a fresh allocation before it is written, so the first touch faults in huge
 // pages. Best effort: where THP is off the call changes nothing.
 func hugePages(s []slot) {
