@@ -57,6 +57,7 @@ help:
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -tags nolab -o $(BIN)/tapswitch-node ./cmd/tapswitch
 
 # The whole suite, root tests included (they skip, saying so, when not root).
 # As root it also installs iperf3, for the bench's cross-check test, and
@@ -117,6 +118,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) vet -tags nolab ./cmd/tapswitch
 	cd e2e/cnicompat && $(GO) vet ./...
 
 bench:

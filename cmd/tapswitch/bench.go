@@ -1,3 +1,5 @@
+//go:build !nolab
+
 package main
 
 import (
@@ -20,7 +22,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
 )
 
-func init() {
+func newBenchCmd() *cobra.Command {
 	var (
 		quick, withOVS, inProcess bool
 		useIperf3                 bool
@@ -234,7 +236,7 @@ names carry the run's prefix.`,
 	f.DurationVar(&spin, "spin", 0, "> 0: tapswitch's one poller reads every TAP queue and polls this long after the last frame before sleeping (0: the daemon's default, reader goroutines)")
 	f.IntVar(&spinCPU, "spin-cpu", -1, "pin tapswitch's poller (--spin) to this CPU (-1: not pinned)")
 	f.IntVar(&nice, "nice", 0, "the tapswitch daemon's nice value (default: the daemon's, 0; not with --in-process)")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // buildTopologies builds the bridge, the tapswitch and, with ovs, the Open

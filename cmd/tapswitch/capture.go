@@ -20,7 +20,7 @@ import (
 )
 
 // capture: a port's frames, both directions, into a pcap file.
-func init() {
+func newCaptureCmd() *cobra.Command {
 	var (
 		cf       clientFlags
 		file     string
@@ -93,5 +93,5 @@ from the switch) and the count is printed at the end.`,
 	cmd.Flags().IntVarP(&count, "count", "c", 0, "stop after this many frames (0: no limit)")
 	cmd.Flags().DurationVar(&duration, "duration", 0, "stop after this long (0: no limit)")
 	cf.add(cmd, false)
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

@@ -1,3 +1,5 @@
+//go:build !nolab
+
 package main
 
 import (
@@ -12,7 +14,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/logging"
 )
 
-func init() {
+func newDemoCmd() *cobra.Command {
 	var (
 		o     demo.Options
 		sizeM int64
@@ -49,5 +51,5 @@ the demo's own namespaces and gateway TAP (no sysctl, no firewall).`,
 	cmd.Flags().Int64Var(&sizeM, "size", 256, "MiB to send in the TCP transfer")
 	cmd.Flags().IntVar(&o.Queues, "queues", 2, "TAP queues per pod")
 	cmd.Flags().StringVar(&level, "log-level", "warn", "the in-process daemon's log level")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

@@ -18,7 +18,7 @@ const (
 	imageConflist = "/etc/tapswitch/10-tapswitch.conflist"
 )
 
-func init() {
+func newInstallCNICmd() *cobra.Command {
 	var from, conflist, binDir, confDir string
 	cmd := &cobra.Command{
 		Use:   "install-cni --cni-bin-dir DIR --cni-conf-dir DIR",
@@ -47,7 +47,7 @@ touched. No shell is needed: the image has none.`,
 	cmd.Flags().StringVar(&conflist, "conflist", imageConflist, "the network configuration list to install")
 	cmd.Flags().StringVar(&binDir, "cni-bin-dir", "", "the runtime's CNI plugin directory (the host's /opt/cni/bin)")
 	cmd.Flags().StringVar(&confDir, "cni-conf-dir", "", "the runtime's CNI config directory (the host's /etc/cni/net.d)")
-	rootCmd.AddCommand(cmd)
+	return cmd
 }
 
 // installCNI copies the plugins of from into binDir and conflist into

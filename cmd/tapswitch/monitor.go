@@ -13,7 +13,7 @@ import (
 )
 
 // monitor: the daemon's live FDB and port events, like `bridge monitor`.
-func init() {
+func newMonitorCmd() *cobra.Command {
 	var cf clientFlags
 	cmd := &cobra.Command{
 		Use:   "monitor",
@@ -41,5 +41,5 @@ func init() {
 		},
 	}
 	cf.add(cmd, true)
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/render"
 )
 
-func init() {
+func newPodCmd() *cobra.Command {
 	var cf clientFlags
 	podCmd := &cobra.Command{
 		Use:   "pod",
@@ -76,5 +76,5 @@ func init() {
 		RunE:    showListing(&cf, (*api.Client).Pods, table(render.Pods)),
 	}
 	podCmd.AddCommand(add, del, list)
-	rootCmd.AddCommand(podCmd)
+	return podCmd
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/logging"
 )
 
-func init() {
+func newRunCmds() []*cobra.Command {
 	var (
 		path, level, socket string
 		removePods          bool
@@ -111,5 +111,5 @@ it stops forwarding and closes its file descriptors; pods stay unless
 		},
 	}
 	cfgCmd.AddCommand(def, check)
-	rootCmd.AddCommand(run, cfgCmd)
+	return []*cobra.Command{run, cfgCmd}
 }

@@ -11,8 +11,8 @@ import (
 )
 
 // The read-only listings: ports, fdb, arp, stats.
-func init() {
-	rootCmd.AddCommand(
+func newListingCmds() []*cobra.Command {
+	return []*cobra.Command{
 		listing("ports", "List the switch's ports with their counters (gone pods included)", (*api.Client).Ports, table(render.Ports)),
 		// The table's "master" column needs the switch's name: one more
 		// call, which -o json does not make.
@@ -25,7 +25,7 @@ func init() {
 		}),
 		listing("arp", "Show the neighbour table the switch snooped from ARP", (*api.Client).Neighbours, table(render.Neighbours)),
 		listing("stats", "Show switch-wide counters: FDB, ARP, traffic and drops", (*api.Client).Stats, table(render.Stats)),
-	)
+	}
 }
 
 // listing is a top-level read-only command with its own client flags.

@@ -1,3 +1,5 @@
+//go:build !nolab
+
 package main
 
 import (
@@ -9,7 +11,7 @@ import (
 	"github.com/tapswitch/tapswitch/sim"
 )
 
-func init() {
+func newSimCmd() *cobra.Command {
 	var (
 		c       sim.CLI
 		output  string
@@ -100,5 +102,5 @@ realised.`,
 	f.BoolVar(&compare, "compare", false, "run the scenario on the simulator and on the real dataplane (root) and print both side by side; exit 1 when they disagree")
 	f.Float64Var(&scale, "time-scale", 1, "with --real or --compare: run time `F` times as fast (0 < F <= 1): times and ageing multiplied by F, rates divided by it, on both sides")
 	cmd.AddCommand(newSimSweepCmd())
-	rootCmd.AddCommand(cmd)
+	return cmd
 }

@@ -7,7 +7,7 @@
 // image has no libc, no shell, nothing but these files) and packs them on
 // an empty base:
 //
-//	/usr/local/bin/tapswitch               the daemon and CLI (ENTRYPOINT)
+//	/usr/local/bin/tapswitch               the daemon and CLI, node build (ENTRYPOINT)
 //	/usr/local/lib/cni/tapswitch           tapswitch-cni, the CNI plugin
 //	/usr/local/lib/cni/host-local          containernetworking/plugins, -cni-plugins
 //	/usr/local/lib/cni/loopback            (containerd runs it for every sandbox)
@@ -15,6 +15,9 @@
 //	/etc/tapswitch/10-tapswitch.conflist   deploy/10-tapswitch.conflist
 //	/etc/tapswitch/config.yaml             the default configuration
 //	/var/run -> /run                       so /var/run/netns is the host's /run/netns
+//
+// The node build is cmd/tapswitch built with -tags nolab: the full CLI
+// less the lab (bench, sim, demo) and the packages only the lab imports.
 //
 // The DaemonSet's init container runs `tapswitch install-cni`, which copies
 // /usr/local/lib/cni/* and the conflist onto the node.
@@ -58,7 +61,7 @@ func build(out, ref, pluginsVersion string) (string, error) {
 	}
 	defer os.RemoveAll(tmp)
 	cni := filepath.Join(tmp, "cni")
-	if err := goCmd("", nil, "build", "-trimpath", "-o", filepath.Join(tmp, "tapswitch"), "./cmd/tapswitch"); err != nil {
+	if err := goCmd("", nil, "build", "-trimpath", "-tags", "nolab", "-o", filepath.Join(tmp, "tapswitch"), "./cmd/tapswitch"); err != nil {
 		return "", err
 	}
 	if err := goCmd("", nil, "build", "-trimpath", "-o", filepath.Join(cni, "tapswitch"), "./cmd/tapswitch-cni"); err != nil {
