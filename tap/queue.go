@@ -167,7 +167,7 @@ func sysRead(fd uintptr, b []byte) (int, error) { return unix.Read(int(fd), b) }
 // for up to 64 frames instead of a write(2) each, which on a machine where
 // system calls are dear is most of what a small frame costs the switch.
 // Where io_uring is unavailable (disabled, refused by a seccomp profile, or
-// without TAPSWITCH_TAP_URING=1 in the environment) each frame takes a
+// with TAPSWITCH_TAP_URING=0 in the environment) each frame takes a
 // write(2).
 // Either way it stops at the first failure and returns the number of frames
 // written before it, so that a caller can skip the bad frame and resume. It

@@ -91,11 +91,10 @@ type ioUringCQE struct {
 const uringEntries = 64
 
 // useURing says whether queues write batches through an io_uring (when
-// the kernel lets them). It is opt-in, TAPSWITCH_TAP_URING=1: it cuts the
-// system calls per small frame, but whether bulk TCP's 64 KiB frames win
-// or lose through it is not settled yet (BENCHMARKS.md), and the default
-// must not lose.
-var useURing = os.Getenv("TAPSWITCH_TAP_URING") == "1"
+// the kernel lets them); TAPSWITCH_TAP_URING=0 turns it off. A small frame
+// costs the switch mostly its system call, and the ring takes one call per
+// batch; bulk TCP's 64 KiB frames neither gain nor lose (BENCHMARKS.md).
+var useURing = os.Getenv("TAPSWITCH_TAP_URING") != "0"
 
 // newURing sets up a ring of entries submissions, or fails (io_uring
 // disabled by sysctl, refused by a seccomp profile, an old kernel): the
