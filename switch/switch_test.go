@@ -116,7 +116,9 @@ func eq(a []int, b ...int) bool {
 	return true
 }
 
-// TestSameNodeBehaviours pins S1-S5 of REFERENCE.md on a four-port switch.
+// TestSameNodeBehaviours pins the same-node behaviours of a learning bridge
+// (flood and learn, unicast reply, no flood after warm-up, unknown unicast
+// floods, never back out of the ingress port) on a four-port switch.
 func TestSameNodeBehaviours(t *testing.T) {
 	r := newRig(t, 4, nil, nil)
 	// S1: pod1's ARP broadcast floods to the N-1 other ports; pod1 is learned.

@@ -290,8 +290,9 @@ func IsGone(err error) bool {
 // rawRead is read(2) without the runtime's entersyscall/exitsyscall, for the
 // Poller, whose thread is busy polling anyway: the fd is non-blocking, so the
 // call never sleeps, and telling the scheduler about it would only wake sysmon.
-// (The netpoller readers use unix.Read: measured, the raw call made their
-// TCP_RR p50 worse, 59 -> 106 us, on this 2-vCPU VM.)
+// (The netpoller readers use unix.Read: after an idle spell each of their
+// entersyscalls wakes sysmon, which keeps the CPUs out of halt, and the raw
+// call made their latency worse; BENCHMARKS.md, "Work to win".)
 func rawRead(fd uintptr, b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil

@@ -21,7 +21,7 @@ import (
 // (same-port) after learning the source: they isolate the cost of the
 // table's churn and of reading the flood from that of flooding it. The
 // flooder runs in the test process, which also hosts the daemon and both
-// TCP ends: on a 2-vCPU machine all of them share the two CPUs. The
+// TCP ends, so all of them share the machine's CPUs. The
 // storm-control case limits each pod's floods to 1000 frames/s
 // (switch.storm_pps), the operator's answer to a flooding pod.
 //

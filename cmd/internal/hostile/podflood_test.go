@@ -358,8 +358,8 @@ func BenchmarkUnicastUnderPodFlood(b *testing.B) {
 // BenchmarkUnicastUnderPodFloodProvisioned is the node as Kubernetes
 // provisions it: every pod has a CPU limit and the limits add up to less
 // than the machine. Sender, receiver and flooder are each a process in a
-// cgroup of half a CPU; the daemon (the test process) has the rest, 0.5
-// CPU of this 2-vCPU machine beyond the limits, and is not limited.
+// cgroup of half a CPU; the daemon (the test process) has whatever the
+// limits leave of the machine, and is not limited.
 //
 //	sudo flock /tmp/tapswitch-bench.lock go test -run '^$' -bench 'UnicastUnderPodFloodProvisioned' -benchtime 5x ./cmd/internal/hostile
 func BenchmarkUnicastUnderPodFloodProvisioned(b *testing.B) {

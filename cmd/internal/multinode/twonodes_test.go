@@ -20,7 +20,7 @@ var (
 	outside   = netip.MustParsePrefix("192.168.251.2/30") // a host outside the cluster
 )
 
-// TestTwoNodes is the article's section 4.2 on the real dataplane: two
+// TestTwoNodes is pod-to-pod traffic across nodes on the real dataplane: two
 // nodes (namespaces), each with its own daemon and pod subnet, joined by a
 // veth underlay with a route to each other's pod CIDR. Node1 masquerades
 // pod traffic to destinations outside the cluster CIDR, and only that.
