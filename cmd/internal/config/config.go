@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -134,6 +135,25 @@ const (
 	MaxQueues = 16
 	MaxBatch  = 64
 )
+
+// Isolated is the default configuration of a daemon that leaves the host
+// alone: its own subnet, gateway TAP and namespace prefix, its state and
+// socket under dir (short: a unix socket path holds at most 108 bytes),
+// warnings only, and no nftables rules (they would go into the host's own
+// firewall). Tests and the real-dataplane simulator run such daemons.
+func Isolated(name, dir, prefix, subnet, gateway, gwIf string) Config {
+	cfg := Default()
+	cfg.Switch.Name = name
+	cfg.Subnet = subnet
+	cfg.Gateway = Gateway{Address: gateway, Interface: gwIf}
+	cfg.NetnsPrefix = prefix
+	cfg.StateDir = filepath.Join(dir, "state")
+	cfg.Socket = filepath.Join(dir, "sock")
+	cfg.LogLevel = "warn"
+	cfg.NAT.ServiceMasquerade = false
+	cfg.NAT.Masquerade.Enabled = false
+	return cfg
+}
 
 // Default returns the embedded configuration.
 func Default() Config {

@@ -12,7 +12,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"testing"
@@ -93,18 +92,9 @@ func New(t testing.TB) *Env {
 	if e.Dir, err = os.MkdirTemp("", "ts"); err != nil {
 		t.Fatal(err)
 	}
-	cfg := config.Default()
-	cfg.Switch.Name = "test"
-	cfg.Subnet = e.Subnet.String()
-	cfg.Gateway = config.Gateway{Address: e.GwAddr.String(), Interface: e.GwIf}
-	cfg.NetnsPrefix = e.Prefix
-	cfg.StateDir = filepath.Join(e.Dir, "state")
-	cfg.Socket = filepath.Join(e.Dir, "sock")
-	cfg.LogLevel = "warn"
-	// The daemon would add its nftables table to the real host's firewall;
-	// tests that want the rules run in a node namespace (NewNode).
-	cfg.NAT.ServiceMasquerade = false
-	cfg.NAT.Masquerade.Enabled = false
+	// Tests that want the daemon's nftables rules run it in a node
+	// namespace (NewNode).
+	cfg := config.Isolated("test", e.Dir, e.Prefix, e.Subnet.String(), e.GwAddr.String(), e.GwIf)
 	e.Cfg = cfg
 	e.Client = api.NewClient(cfg.Socket)
 	t.Cleanup(func() {

@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -109,16 +108,7 @@ func (n *node) inNode(fn func() error) error { return tap.InNamespace(tap.NetNSP
 // config is the daemon's configuration for the scenario's switch.
 func (n *node) config() (config.Config, error) {
 	p, sw := n.p, n.p.sw
-	cfg := config.Default()
-	cfg.Switch.Name = sw.Name
-	cfg.Subnet = p.subnet.String()
-	cfg.Gateway = config.Gateway{Address: p.gw.String(), Interface: n.gwIf}
-	cfg.NetnsPrefix = n.prefix
-	cfg.StateDir = filepath.Join(n.dir, "state")
-	cfg.Socket = filepath.Join(n.dir, "sock")
-	cfg.LogLevel = "warn"
-	cfg.NAT.ServiceMasquerade = false
-	cfg.NAT.Masquerade.Enabled = false
+	cfg := config.Isolated(sw.Name, n.dir, n.prefix, p.subnet.String(), p.gw.String(), n.gwIf)
 	cfg.Metrics.Listen = ""
 	cfg.FDB.Ageing = sw.Ageing
 	cfg.FDB.Limit = sw.TableLimit
