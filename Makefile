@@ -128,7 +128,7 @@ fuzz:
 	@set -e; for t in $(FUZZ); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "fuzz $$pkg $$fn ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) $$pkg; \
+		.ci/fuzz-one $$pkg $$fn $(FUZZTIME); \
 	done
 
 # The README's first command: three pods on a tapswitch, as root.
