@@ -151,7 +151,7 @@ func runUDP(ctx context.Context, t Topology, o Options) ([]Metric, error) {
 }
 
 // PDRLoss is the loss udp64pdr tolerates, in percent: the partial drop
-// rate of RFC 2544-style testing, at the 1% that issue 7's UDP target names.
+// rate of RFC 2544-style testing, at the 1% loss commonly used for it.
 const PDRLoss = 1.0
 
 // pdrLossText is PDRLoss in the case's title and metric: "< 1% loss".
