@@ -173,7 +173,7 @@ func buildSet(ports []*port) *portSet {
 	return s
 }
 
-func newPort(id fdb.PortID, p Port, cfg PortConfig, defMTU int, now int64) (*port, error) {
+func newPort(id fdb.PortID, p Port, cfg PortConfig, defMTU int) (*port, error) {
 	if cfg.Name == "" {
 		return nil, fmt.Errorf("port: a name is required")
 	}
@@ -225,7 +225,7 @@ func newPort(id fdb.PortID, p Port, cfg PortConfig, defMTU int, now int64) (*por
 		return nil, fmt.Errorf("port %q: storm limit %d: must not be negative", cfg.Name, cfg.Storm)
 	}
 	if cfg.Storm > 0 {
-		np.storm = newStormMeter(cfg.Storm, now)
+		np.storm = newStormMeter(cfg.Storm)
 	}
 	if !cfg.LockMAC.IsZero() {
 		if cfg.LockMAC.IsMulticast() {

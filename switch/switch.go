@@ -171,7 +171,7 @@ func (sw *Switch) AddPort(p Port, cfg PortConfig) (fdb.PortID, error) {
 			break
 		}
 	}
-	np, err := newPort(id, p, cfg, sw.mtu, sw.clock.Now())
+	np, err := newPort(id, p, cfg, sw.mtu)
 	if err != nil {
 		return 0, fmt.Errorf("switch %q: %w", sw.name, err)
 	}

@@ -18,10 +18,13 @@ import (
 // It exists for latency. A queue's reader parked in the Go netpoller costs a
 // thread wake-up per frame that arrives on an idle queue, and on a
 // request/response exchange every frame does: two per transaction, each
-// crossing the daemon. Spinning readers (one per queue) fix that only on a
-// machine with a core per reader; on two vCPUs they took the CPU the pods
-// needed and made things worse. One poller for every queue spins once, for
-// all of them.
+// crossing the switch. Spinning readers (one per queue) fix that only on a
+// machine with a core per reader; with fewer cores they take the CPU the
+// pods need. One poller for every queue spins once, for all of them.
+//
+// It is mechanism only: what a batch means, and what to do when a queue
+// fails, is its handlers' business (the dataplane package's Poller read
+// mode supplies them).
 //
 // Queues a Poller serves must be opened with Polled set, so that the Go
 // netpoller does not also watch them (and wake a thread for nothing on every

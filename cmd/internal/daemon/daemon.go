@@ -1,6 +1,6 @@
 // Package daemon is the tapswitch node daemon: one switch, the gateway TAP
-// in the host namespace and a TAP per pod, glued together by reader
-// goroutines; the pods it made are remembered in a state file and
+// in the host namespace and a TAP per pod, joined by the dataplane
+// package; the pods it made are remembered in a state file and
 // re-attached after a restart, without touching their configuration.
 // It implements api.Backend.
 package daemon
@@ -24,6 +24,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/hostnat"
 	"github.com/tapswitch/tapswitch/cmd/internal/monitor"
 	"github.com/tapswitch/tapswitch/cmd/internal/state"
+	"github.com/tapswitch/tapswitch/dataplane"
 	"github.com/tapswitch/tapswitch/fdb"
 	vswitch "github.com/tapswitch/tapswitch/switch"
 	"github.com/tapswitch/tapswitch/tap"
@@ -47,8 +48,8 @@ type Daemon struct {
 	mu         sync.Mutex
 	pods       map[string]*pod
 	gw         *gateway
-	nat        *hostnat.Rules // nil when no NAT rule is configured
-	poller     *tap.Poller    // reads every TAP when spin > 0; nil: reader goroutines
+	nat        *hostnat.Rules    // nil when no NAT rule is configured
+	poller     *dataplane.Poller // reads every TAP when spin > 0; nil: reader goroutines
 	started    time.Time
 	reattached int
 	closed     bool
@@ -122,7 +123,7 @@ func (d *Daemon) PolledPorts() (polled, live int) {
 	count := func(l *link) {
 		if l != nil {
 			live++
-			if l.poller != nil {
+			if l.port.Polled() {
 				polled++
 			}
 		}
@@ -182,7 +183,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.cfg.Spin > 0 {
-		if d.poller, err = tap.NewPoller(tap.PollerConfig{Spin: d.cfg.Spin, Batch: d.cfg.Batch, CPU: d.cfg.SpinCPU}); err != nil {
+		if d.poller, err = dataplane.NewPoller(tap.PollerConfig{Spin: d.cfg.Spin, Batch: d.cfg.Batch, CPU: d.cfg.SpinCPU}); err != nil {
 			store.Close()
 			d.store = nil
 			return err
@@ -286,8 +287,8 @@ func (d *Daemon) startGateway(hadOne bool) error {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	gw := &gateway{name: name, mac: fdb.MACFrom(dev.MAC())}
-	gw.link = &link{name: name, dev: dev, poller: d.poller, onGone: func(err error) { d.gatewayGone(gw, err) }}
-	if err := gw.link.start(d.sw, vswitch.PortConfig{Name: name, MTU: d.cfg.Switch.MTU}, d.cfg.Batch); err != nil {
+	gw.link, err = d.startLink(dev, vswitch.PortConfig{Name: name, MTU: d.cfg.Switch.MTU}, 0, func(_ *link, err error) { d.gatewayGone(gw, err) })
+	if err != nil {
 		dev.Close()
 		return fmt.Errorf("gateway: %w", err)
 	}

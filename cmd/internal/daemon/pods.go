@@ -468,11 +468,6 @@ func checkNetns(pod, ns, ifName string) error {
 
 // attachLocked makes dev the pod's port and starts its readers.
 func (d *Daemon) attachLocked(p *pod, dev *tap.Device) error {
-	l := &link{name: p.rec.Name, dev: dev, poller: d.poller}
-	if d.cfg.RxPPS > 0 {
-		l.police = newPolicer(d.cfg.RxPPS)
-	}
-	l.onGone = func(err error) { d.podGone(p, l, err) }
 	pc := vswitch.PortConfig{
 		Name: p.rec.Name, PVID: p.rec.VLAN, MTU: d.cfg.Switch.MTU,
 		IPs: p.addrs(), Storm: d.cfg.Switch.StormPPS,
@@ -488,13 +483,14 @@ func (d *Daemon) attachLocked(p *pod, dev *tap.Device) error {
 		// A lock from a run with lock_pod_mac on stays with the device.
 		d.log.Warn("source lock of an earlier run not removed", zap.String("pod", p.rec.Name), zap.Error(err))
 	}
-	if err := l.start(d.sw, pc, d.cfg.Batch); err != nil {
+	l, err := d.startLink(dev, pc, d.cfg.RxPPS, func(l *link, err error) { d.podGone(p, l, err) })
+	if err != nil {
 		return err
 	}
 	p.link, p.id, p.reason = l, l.id, ""
 	d.portEvent(monitor.PortAdded, p.rec.Name, l.id, api.KindPod, "")
 	d.log.Info("port added", zap.String("port", p.rec.Name), zap.Uint32("id", uint32(l.id)),
-		zap.String("kind", api.KindPod), zap.Int("queues", len(l.queues)))
+		zap.String("kind", api.KindPod), zap.Int("queues", len(l.dev.Queues())))
 	return nil
 }
 
