@@ -1,4 +1,4 @@
-package tap
+package netns
 
 import (
 	"errors"
@@ -67,7 +67,7 @@ func onLockedThread(fn func() error) error {
 // whether this call created it, so that a caller failing later knows whether to
 // delete it.
 func CreateNetNS(name string) (created bool, err error) {
-	if err := checkNetNSName(name); err != nil {
+	if err := CheckNetNSName(name); err != nil {
 		return false, err
 	}
 	path := NetNSPath(name)
@@ -125,7 +125,7 @@ func shareNetNSDir() error {
 // until its last process, socket or open handle is gone. A missing namespace is
 // not an error, so that deletion can be retried.
 func DeleteNetNS(name string) error {
-	if err := checkNetNSName(name); err != nil {
+	if err := CheckNetNSName(name); err != nil {
 		return err
 	}
 	path := NetNSPath(name)
@@ -140,10 +140,10 @@ func DeleteNetNS(name string) error {
 	return nil
 }
 
-// resolveNetNS accepts a namespace name or a path. name is set when the path is a
+// ResolveNetNS accepts a namespace name or a path. name is set when the path is a
 // named namespace that this package may create and delete; a path such as
 // /proc/PID/ns/net belongs to someone else.
-func resolveNetNS(s string) (path, name string) {
+func ResolveNetNS(s string) (path, name string) {
 	if !strings.ContainsRune(s, '/') {
 		return NetNSPath(s), s
 	}
@@ -154,7 +154,7 @@ func resolveNetNS(s string) (path, name string) {
 	return path, ""
 }
 
-func checkNetNSName(name string) error {
+func CheckNetNSName(name string) error {
 	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
 		return fmt.Errorf("netns %q: invalid name", name)
 	}
