@@ -26,10 +26,28 @@ func uniquePrefix(t *testing.T) string {
 	return "tst" + hex.EncodeToString(b)
 }
 
-func linkNames(t *testing.T, nsPath string) []string {
+// named makes the named namespace name and deletes it at cleanup.
+func named(t *testing.T, name string) NS {
+	t.Helper()
+	n, err := Named(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Delete(); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	if _, err := n.Create(); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func linkNames(t *testing.T, n NS) []string {
 	t.Helper()
 	var names []string
-	err := InNamespace(nsPath, func() error {
+	err := n.Run(func() error {
 		links, err := netlink.LinkList()
 		for _, l := range links {
 			names = append(names, l.Attrs().Name)
@@ -37,7 +55,7 @@ func linkNames(t *testing.T, nsPath string) []string {
 		return err
 	})
 	if err != nil {
-		t.Fatalf("list links in %s: %v", nsPath, err)
+		t.Fatalf("list links in %s: %v", n, err)
 	}
 	return names
 }

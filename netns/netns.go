@@ -1,3 +1,12 @@
+// Package netns is the one place that knows how this project refers to a
+// Linux network namespace: by a name under Dir, as `ip netns` makes them,
+// or by a path (a bind mount, /proc/PID/ns/net). An NS resolves either
+// form, tells whether the path is a network namespace and which one (ID),
+// runs code inside it (Run), and creates and deletes named ones. CheckIfName
+// is the one rule for the names of interfaces that live in a namespace.
+//
+// It imports no other package of the project, so that the CNI plugin, the
+// daemon, the TAP package and the test environment can all use it.
 package netns
 
 import (
@@ -5,32 +14,32 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"runtime"
-	"strings"
 
-	"github.com/vishvananda/netns"
+	vns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
-// NetNSDir is where named network namespaces are bind-mounted, as by `ip netns add`.
-const NetNSDir = "/var/run/netns"
-
-// NetNSPath returns the path of the named network namespace name.
-func NetNSPath(name string) string { return filepath.Join(NetNSDir, name) }
-
-// InNamespace runs fn on an OS thread that has joined the network namespace at
-// path, and returns fn's error. Sockets and TAP queues opened by fn stay in that
-// namespace after fn returns; goroutines started by fn do not run in it.
-func InNamespace(path string, fn func() error) error {
-	target, err := netns.GetFromPath(path)
+// Run runs fn on an OS thread that has joined the namespace, and returns
+// fn's error. Sockets and TAP queues opened by fn stay in that namespace
+// after fn returns; goroutines started by fn do not run in it. Errors
+// before fn name the namespace and wrap fs.ErrNotExist when it is missing,
+// ErrNotNetNS when the path holds no network namespace.
+func (n NS) Run(fn func() error) error {
+	h, err := n.Open()
 	if err != nil {
-		return fmt.Errorf("netns %q: %w", path, err)
+		return err
 	}
-	defer target.Close()
+	defer h.Close()
+	return h.Run(fn)
+}
+
+// Run runs fn in the open namespace, as NS.Run: in the very namespace whose
+// ID the handle holds, whatever its path names by now.
+func (h *Handle) Run(fn func() error) error {
 	return onLockedThread(func() error {
-		if err := netns.Set(target); err != nil {
-			return fmt.Errorf("netns %q: setns: %w", path, err)
+		if err := unix.Setns(h.Fd(), unix.CLONE_NEWNET); err != nil {
+			return fmt.Errorf("netns %q: setns: %w", h.f.Name(), err)
 		}
 		return fn()
 	})
@@ -45,7 +54,7 @@ func onLockedThread(fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		orig, err := netns.Get()
+		orig, err := vns.Get()
 		if err != nil {
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("netns of current thread: %w", err)
@@ -53,7 +62,7 @@ func onLockedThread(fn func() error) error {
 		}
 		defer orig.Close()
 		ferr := fn()
-		if err := netns.Set(orig); err != nil {
+		if err := vns.Set(orig); err != nil {
 			errc <- errors.Join(ferr, fmt.Errorf("restoring thread netns: %w", err))
 			return
 		}
@@ -63,24 +72,30 @@ func onLockedThread(fn func() error) error {
 	return <-errc
 }
 
-// CreateNetNS creates the named network namespace unless it exists, and reports
-// whether this call created it, so that a caller failing later knows whether to
-// delete it.
-func CreateNetNS(name string) (created bool, err error) {
-	if err := CheckNetNSName(name); err != nil {
-		return false, err
+// errNotNamed refuses to create or delete a namespace known by path only,
+// which is someone else's.
+func (n NS) errNotNamed() error {
+	return n.errorf(errors.New("not a named namespace"))
+}
+
+// Create creates the named namespace unless it exists, and reports whether
+// this call created it, so that a caller failing later knows whether to
+// delete it. It refuses a namespace known by path only.
+func (n NS) Create() (created bool, err error) {
+	if n.name == "" {
+		return false, n.errNotNamed()
 	}
-	path := NetNSPath(name)
+	name, path := n.name, PathOf(n.name)
 	if _, err := os.Stat(path); err == nil {
-		return false, checkIsNetNS(name, path)
+		return false, checkMounted(name, path)
 	}
-	if err := shareNetNSDir(); err != nil {
+	if err := shareDir(); err != nil {
 		return false, fmt.Errorf("netns %q: %w", name, err)
 	}
 	err = onLockedThread(func() error {
 		// NewNamed unshares the calling thread into the new namespace;
 		// onLockedThread moves it back.
-		h, err := netns.NewNamed(name)
+		h, err := vns.NewNamed(name)
 		if err != nil {
 			if !errors.Is(err, fs.ErrExist) {
 				// NewNamed leaves the mount point behind when the bind mount fails.
@@ -92,7 +107,7 @@ func CreateNetNS(name string) (created bool, err error) {
 	})
 	if errors.Is(err, fs.ErrExist) {
 		// Lost a race with another creator; the namespace is theirs.
-		return false, checkIsNetNS(name, path)
+		return false, checkMounted(name, path)
 	}
 	if err != nil {
 		return false, fmt.Errorf("netns %q: create: %w", name, err)
@@ -100,35 +115,36 @@ func CreateNetNS(name string) (created bool, err error) {
 	return true, nil
 }
 
-// shareNetNSDir makes NetNSDir a shared mount point of its own, as iproute2's
+// shareDir makes Dir a shared mount point of its own, as iproute2's
 // `ip netns add` does, before a namespace is mounted in it. Without it the
 // first `ip netns add` after us bind-mounts the directory over itself and
 // covers the namespaces already mounted there: they stay listed, but can be
 // neither unmounted nor removed.
-func shareNetNSDir() error {
-	if err := os.MkdirAll(NetNSDir, 0o755); err != nil {
+func shareDir() error {
+	if err := os.MkdirAll(Dir, 0o755); err != nil {
 		return err
 	}
-	err := unix.Mount("", NetNSDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+	err := unix.Mount("", Dir, "none", unix.MS_SHARED|unix.MS_REC, "")
 	if errors.Is(err, unix.EINVAL) { // not a mount point yet
-		if err = unix.Mount(NetNSDir, NetNSDir, "none", unix.MS_BIND|unix.MS_REC, ""); err == nil {
-			err = unix.Mount("", NetNSDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+		if err = unix.Mount(Dir, Dir, "none", unix.MS_BIND|unix.MS_REC, ""); err == nil {
+			err = unix.Mount("", Dir, "none", unix.MS_SHARED|unix.MS_REC, "")
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("make %s a shared mount: %w", NetNSDir, err)
+		return fmt.Errorf("make %s a shared mount: %w", Dir, err)
 	}
 	return nil
 }
 
-// DeleteNetNS removes the named network namespace. The namespace itself lives on
-// until its last process, socket or open handle is gone. A missing namespace is
-// not an error, so that deletion can be retried.
-func DeleteNetNS(name string) error {
-	if err := CheckNetNSName(name); err != nil {
-		return err
+// Delete removes the named namespace. The namespace itself lives on until
+// its last process, socket or open handle is gone. A missing namespace is
+// not an error, so that deletion can be retried. It refuses a namespace
+// known by path only.
+func (n NS) Delete() error {
+	if n.name == "" {
+		return n.errNotNamed()
 	}
-	path := NetNSPath(name)
+	name, path := n.name, PathOf(n.name)
 	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil &&
 		!errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
 		// EINVAL: not a mount point (a stale file); remove it all the same.
@@ -140,36 +156,12 @@ func DeleteNetNS(name string) error {
 	return nil
 }
 
-// ResolveNetNS accepts a namespace name or a path. name is set when the path is a
-// named namespace that this package may create and delete; a path such as
-// /proc/PID/ns/net belongs to someone else.
-func ResolveNetNS(s string) (path, name string) {
-	if !strings.ContainsRune(s, '/') {
-		return NetNSPath(s), s
-	}
-	path = filepath.Clean(s)
-	if dir := filepath.Dir(path); dir == NetNSDir || dir == "/run/netns" {
-		return path, filepath.Base(path)
-	}
-	return path, ""
-}
-
-func CheckNetNSName(name string) error {
-	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
-		return fmt.Errorf("netns %q: invalid name", name)
-	}
-	return nil
-}
-
-// checkIsNetNS refuses a leftover plain file (for instance from a crashed `ip
+// checkMounted refuses a leftover plain file (for instance from a crashed `ip
 // netns add`), which would otherwise fail later with an obscure setns EINVAL.
-func checkIsNetNS(name, path string) error {
-	var st unix.Statfs_t
-	if err := unix.Statfs(path, &st); err != nil {
-		return fmt.Errorf("netns %q: %w", name, err)
-	}
-	if st.Type != unix.NSFS_MAGIC {
+func checkMounted(name, path string) error {
+	_, err := NS{ref: name, path: path, name: name}.ID()
+	if errors.Is(err, ErrNotNetNS) {
 		return fmt.Errorf("netns %q: %s exists but is not a namespace mount", name, path)
 	}
-	return nil
+	return err
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/monitor"
 	"github.com/tapswitch/tapswitch/cmd/internal/state"
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/netns"
 	"github.com/tapswitch/tapswitch/tap"
 )
 
@@ -209,7 +210,7 @@ func (d *Daemon) adoptLocked(st *state.State) int {
 	for _, e := range ents {
 		nsName := e.Name()
 		path := tap.NetNSPath(nsName)
-		if _, err := netnsInode(path); err != nil {
+		if _, err := netns.FromPath(path).ID(); err != nil {
 			continue // a stale file, not a namespace
 		}
 		var recs []state.Pod
@@ -244,7 +245,9 @@ func (d *Daemon) adoptLocked(st *state.State) int {
 				rec.Netns = nsName
 			} else {
 				rec.Netns = path
-				rec.NetnsInode, _ = netnsInode(path)
+				if id, err := netns.FromPath(path).ID(); err == nil {
+					rec.NetnsInode = id.Ino
+				}
 			}
 			if known[rec.Name] {
 				if !sameRecord(st, rec) {
