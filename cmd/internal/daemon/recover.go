@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -126,12 +125,11 @@ func (d *Daemon) undoAdd(in state.Intent) error {
 // netnsPathOf is the path of a pod's namespace field (a name or a path),
 // and whether it is a named namespace tapswitch may create and delete.
 func netnsPathOf(ns string) (string, bool) {
-	if !strings.ContainsRune(ns, '/') {
-		return tap.NetNSPath(ns), true
+	n, err := netns.Parse(ns)
+	if err != nil { // no record holds such a name: nothing to create or delete
+		return netns.PathOf(ns), false
 	}
-	p := filepath.Clean(ns)
-	dir := filepath.Dir(p)
-	return p, dir == tap.NetNSDir || dir == "/run/netns"
+	return n.Path(), n.Name() != ""
 }
 
 // errForeign refuses to delete what another daemon instance marked.
