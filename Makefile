@@ -19,7 +19,9 @@ FUZZ     := \
 	./cmd/internal/daemon:FuzzCheckPodSpec \
 	./internal/crashpoint:FuzzParse \
 	./cmd/internal/daemon:FuzzParseMark \
-	./cmd/internal/hostnat:FuzzParseComment
+	./cmd/internal/hostnat:FuzzParseComment \
+	./netns:FuzzParse \
+	./netns:FuzzCheckIfName
 
 # The CNI plugins tapswitch-cni delegates to (host-local IPAM) and that a
 # runtime runs beside it (loopback for every sandbox, portmap chained in the

@@ -11,10 +11,10 @@ import (
 	"runtime"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/tapswitch/tapswitch/internal/crashpoint"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 // MaxQueues is the kernel's limit on queues per TAP (MAX_TAP_QUEUES).
@@ -60,9 +60,9 @@ type GatewayConfig struct {
 // Device is an open TAP: its queues, and where it lives.
 type Device struct {
 	name         string
-	index        int    // ifindex inside its namespace
-	netns        string // path; empty for the host namespace
-	netnsIno     uint64 // identifies the namespace behind the path
+	index        int      // ifindex inside its namespace
+	ns           netns.NS // by path; no path for the host namespace
+	nsID         netns.ID // identifies the namespace behind the path
 	mac          net.HardwareAddr
 	offloads     int
 	createdNetNS bool
@@ -73,7 +73,7 @@ type Device struct {
 func (d *Device) Name() string { return d.name }
 
 // NetNS returns the path of the device's network namespace, or "" for the host.
-func (d *Device) NetNS() string { return d.netns }
+func (d *Device) NetNS() string { return d.ns.Path() }
 
 // MAC returns the device's hardware address as the pod sees it.
 func (d *Device) MAC() net.HardwareAddr { return d.mac }
@@ -145,17 +145,8 @@ func (d *Device) Check() error {
 // the namespace no longer has the device; with another error if it cannot
 // tell. fn's error is returned as is.
 func (d *Device) inLink(fn func(netlink.Link) error) error {
-	if d.netns != "" {
-		ino, err := netnsInode(d.netns)
-		if errors.Is(err, fs.ErrNotExist) || err == nil && ino != d.netnsIno {
-			return fmt.Errorf("%s: %w", d.where(), ErrGone)
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", d.where(), err)
-		}
-	}
 	var lookupErr, fnErr error
-	err := d.in(func() error {
+	in := func() error {
 		link, err := netlink.LinkByIndex(d.index)
 		if err != nil {
 			lookupErr = err
@@ -163,11 +154,29 @@ func (d *Device) inLink(fn func(netlink.Link) error) error {
 		}
 		fnErr = fn(link)
 		return nil
-	})
+	}
+	var err error
+	if d.ns.Path() == "" {
+		err = in()
+	} else {
+		// The namespace is checked and entered through one open file, so
+		// that the path cannot change between the two.
+		var h *netns.Handle
+		h, err = d.ns.Open()
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, netns.ErrNotNetNS) {
+			return fmt.Errorf("%s: %w", d.where(), ErrGone)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", d.where(), err)
+		}
+		defer h.Close()
+		if h.ID() != d.nsID {
+			return fmt.Errorf("%s: %w", d.where(), ErrGone)
+		}
+		err = h.Run(in)
+	}
 	var notFound netlink.LinkNotFoundError
 	switch {
-	case errors.Is(err, fs.ErrNotExist): // the path went since the check above
-		return fmt.Errorf("%s: %w", d.where(), ErrGone)
 	case err != nil: // entering the namespace; the error names its path
 		return fmt.Errorf("tap %q: %w", d.name, err)
 	case errors.As(lookupErr, &notFound):
@@ -180,27 +189,10 @@ func (d *Device) inLink(fn func(netlink.Link) error) error {
 
 // where names the device, and its namespace if not the host's, for errors.
 func (d *Device) where() string {
-	if d.netns == "" {
+	if d.ns.Path() == "" {
 		return fmt.Sprintf("tap %q", d.name)
 	}
-	return fmt.Sprintf("tap %q: netns %q", d.name, d.netns)
-}
-
-// netnsInode identifies a namespace: bind mounts and /proc/PID/ns/net links of one
-// namespace share the nsfs inode.
-func netnsInode(path string) (uint64, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return 0, err
-	}
-	return st.Ino, nil
-}
-
-func (d *Device) in(fn func() error) error {
-	if d.netns == "" {
-		return fn()
-	}
-	return InNamespace(d.netns, fn)
+	return fmt.Sprintf("tap %q: netns %q", d.name, d.ns.Path())
 }
 
 // CreatePod creates the pod's TAP and leaves it configured as the pod's IfName
@@ -216,31 +208,31 @@ func CreatePod(cfg PodConfig) (_ *Device, err error) {
 		return nil, err
 	}
 	cfg.setDefaults()
-	path, name := resolveNetNS(cfg.NetNS)
+	ns, err := netns.Parse(cfg.NetNS)
+	if err != nil {
+		return nil, err
+	}
 
 	created := false
-	if name != "" {
-		if created, err = CreateNetNS(name); err != nil {
+	if ns.Name() != "" {
+		if created, err = ns.Create(); err != nil {
 			return nil, err
 		}
 		if created {
 			defer func() {
 				if err != nil {
-					err = errors.Join(err, DeleteNetNS(name))
+					err = errors.Join(err, ns.Delete())
 				}
 			}()
 			crashpoint.Hit("add-netns")
 		}
 	}
-	target, err := netns.GetFromPath(path)
+	target, err := ns.Open()
 	if err != nil {
-		return nil, fmt.Errorf("netns %q: %w", cfg.NetNS, err)
+		return nil, err
 	}
 	defer target.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(target), &st); err != nil {
-		return nil, fmt.Errorf("netns %q: %w", cfg.NetNS, err)
-	}
+	path := ns.Path()
 
 	// A temporary name, because the pod's name (eth0) is taken in the host.
 	tmp := newTempName()
@@ -264,11 +256,11 @@ func CreatePod(cfg PodConfig) (_ *Device, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("tap %q: %w", tmp, err)
 	}
-	if err := netlink.LinkSetNsFd(link, int(target)); err != nil {
+	if err := netlink.LinkSetNsFd(link, target.Fd()); err != nil {
 		return nil, fmt.Errorf("tap %q: move to netns %q: %w", tmp, cfg.NetNS, err)
 	}
 	crashpoint.Hit("add-moved")
-	err = InNamespace(path, func() error {
+	err = ns.Run(func() error {
 		link, err := netlink.LinkByName(tmp)
 		if err != nil {
 			return fmt.Errorf("tap %q: %w", tmp, err)
@@ -307,7 +299,7 @@ func CreatePod(cfg PodConfig) (_ *Device, err error) {
 		return nil, err
 	}
 	dev.name = cfg.IfName
-	dev.netnsIno = st.Ino
+	dev.nsID = target.ID()
 	if err := dev.persist(); err != nil {
 		return nil, err
 	}
@@ -324,25 +316,25 @@ func Attach(cfg PodConfig) (*Device, error) {
 	if cfg.Queues == 0 {
 		cfg.Queues = DefaultQueues()
 	}
-	if err := checkNetNSRef(cfg.NetNS); err != nil {
+	ns, err := netns.Parse(cfg.NetNS)
+	if err != nil {
 		return nil, fmt.Errorf("pod %q: %w", cfg.Name, err)
 	}
-	path, _ := resolveNetNS(cfg.NetNS)
-	ino, err := netnsInode(path)
+	id, err := ns.ID()
 	if err != nil {
-		return nil, fmt.Errorf("pod %q: netns %q: %w", cfg.Name, cfg.NetNS, err)
+		return nil, fmt.Errorf("pod %q: %w", cfg.Name, err)
 	}
 	var dev *Device
 	// Inside the namespace: TUNSETIFF from the host would create a new device.
-	err = InNamespace(path, func() (err error) {
+	err = ns.Run(func() (err error) {
 		dev, err = attach(cfg.IfName, cfg.Queues, fmt.Sprintf("pod %q: tap %q", cfg.Name, cfg.IfName), cfg.Polled)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pod %q: %w", cfg.Name, err)
 	}
-	dev.netns = path
-	dev.netnsIno = ino
+	dev.ns = netns.FromPath(ns.Path())
+	dev.nsID = id
 	return dev, nil
 }
 
@@ -352,20 +344,20 @@ func DeletePod(cfg PodConfig, removeNetNS bool) error {
 	if cfg.IfName == "" {
 		cfg.IfName = "eth0"
 	}
-	if err := checkNetNSRef(cfg.NetNS); err != nil {
+	ns, err := netns.Parse(cfg.NetNS)
+	if err != nil {
 		return fmt.Errorf("pod %q: %w", cfg.Name, err)
 	}
-	path, name := resolveNetNS(cfg.NetNS)
-	if removeNetNS && name == "" {
+	if removeNetNS && ns.Name() == "" {
 		return fmt.Errorf("pod %q: netns %q: not a named namespace, will not remove it", cfg.Name, cfg.NetNS)
 	}
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(ns.Path()); errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	err := InNamespace(path, func() error { return deleteTAP(cfg.IfName) })
+	err = ns.Run(func() error { return deleteTAP(cfg.IfName) })
 	if err == nil && removeNetNS {
 		crashpoint.Hit("del-tap")
-		err = DeleteNetNS(name)
+		err = ns.Delete()
 	}
 	if err != nil {
 		return fmt.Errorf("pod %q: %w", cfg.Name, err)
@@ -548,7 +540,7 @@ func deleteTAP(name string) error {
 
 // newDevice wraps fds in queues; on failure it closes them all.
 func newDevice(fds []int, name, netnsPath string, offloads int, label string, polled bool) (*Device, error) {
-	dev := &Device{name: name, netns: netnsPath, offloads: offloads}
+	dev := &Device{name: name, ns: netns.FromPath(netnsPath), offloads: offloads}
 	for i, fd := range fds {
 		q, err := newQueue(fd, fmt.Sprintf("%s queue %d", label, i), polled)
 		if err != nil {
@@ -579,7 +571,7 @@ func (cfg *PodConfig) check() error {
 	if cfg.Name == "" {
 		return errors.New("empty pod name")
 	}
-	if err := checkNetNSRef(cfg.NetNS); err != nil {
+	if _, err := netns.Parse(cfg.NetNS); err != nil {
 		return err
 	}
 	if cfg.IfName != "" {
@@ -616,24 +608,9 @@ func (cfg *PodConfig) setDefaults() {
 	}
 }
 
-func checkNetNSRef(s string) error {
-	if s == "" {
-		return errors.New("no netns")
-	}
-	if _, name := resolveNetNS(s); name != "" {
-		return checkNetNSName(name)
-	}
-	return nil
-}
-
 func checkIfName(name string) error {
-	if name == "" || len(name) >= unix.IFNAMSIZ || name == "." || name == ".." {
-		return fmt.Errorf("tap %q: invalid interface name", name)
-	}
-	for _, c := range name {
-		if c == '/' || c == ':' || c <= ' ' {
-			return fmt.Errorf("tap %q: invalid interface name", name)
-		}
+	if err := netns.CheckIfName(name); err != nil {
+		return fmt.Errorf("tap %q: invalid interface name: %w", name, err)
 	}
 	return nil
 }

@@ -1,8 +1,9 @@
 // Package tap creates, re-opens and deletes the multi-queue TAP devices that connect
 // pods (and the host gateway) to tapswitch, and moves frames through their queues.
 //
-// It knows TAP devices, network namespaces and netlink, and nothing of switching:
-// the switch sees a device only through its queues' ReadBatch and WriteBatch.
+// It knows TAP devices and netlink, network namespaces through package netns, and
+// nothing of switching: the switch sees a device only through its queues'
+// ReadBatch and WriteBatch.
 //
 // Every TAP is opened with IFF_TAP|IFF_NO_PI|IFF_VNET_HDR|IFF_MULTI_QUEUE and
 // TUNSETOFFLOAD, so frames carry a 10-byte virtio-net header and a pod's stack

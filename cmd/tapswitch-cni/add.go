@@ -13,10 +13,9 @@ import (
 	"github.com/containernetworking/cni/pkg/version"
 	"github.com/containernetworking/plugins/pkg/ipam"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 var (
@@ -182,25 +181,21 @@ func cmdAdd(args *skel.CmdArgs) error {
 // checkPodNetns refuses a CNI_NETNS that is not a namespace, or is the
 // plugin's own (the host's).
 func checkPodNetns(path string) error {
-	same, err := sameNamespace(path, "/proc/self/ns/net")
+	same, err := netns.FromPath(path).SameAs(netns.Self())
 	if err != nil {
 		return types.NewError(types.ErrInvalidNetNS, err.Error(), "")
 	}
 	if same {
 		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("netns %s: is the host's namespace", path), "")
 	}
-	var sfs unix.Statfs_t
-	if err := unix.Statfs(path, &sfs); err != nil || sfs.Type != unix.NSFS_MAGIC {
-		return types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("netns %s: not a namespace", path), "")
-	}
 	return nil
 }
 
 // hasDefaultRoute reports whether the namespace has an IPv4 default route
 // already (the pod's first interface), which a second one leaves alone.
-func hasDefaultRoute(netns string) (bool, error) {
+func hasDefaultRoute(ns string) (bool, error) {
 	found := false
-	err := tap.InNamespace(netns, func() error {
+	err := netns.FromPath(ns).Run(func() error {
 		rts, err := netlink.RouteList(nil, netlink.FAMILY_V4)
 		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 			return fmt.Errorf("routes: %w", err)
@@ -217,11 +212,11 @@ func hasDefaultRoute(netns string) (bool, error) {
 
 // addRoutes adds routes through ifName in the namespace; a route without a
 // gateway goes via the switch's gateway of its family.
-func addRoutes(netns, ifName string, routes []*types.Route, gw, gw6 netip.Addr) error {
+func addRoutes(ns, ifName string, routes []*types.Route, gw, gw6 netip.Addr) error {
 	if len(routes) == 0 {
 		return nil
 	}
-	return tap.InNamespace(netns, func() error {
+	return netns.FromPath(ns).Run(func() error {
 		l, err := netlink.LinkByName(ifName)
 		if err != nil {
 			return fmt.Errorf("%s: %w", ifName, err)
@@ -295,7 +290,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if !portUp {
 		return fmt.Errorf("pod %q: no switch port %d up", name, pod.Port)
 	}
-	same, err := sameNamespace(pod.Netns, args.Netns)
+	same, err := netns.FromPath(pod.Netns).SameAs(netns.FromPath(args.Netns))
 	if err != nil {
 		return err
 	}
@@ -336,8 +331,8 @@ func cmdCheck(args *skel.CmdArgs) error {
 // checkInside looks at the TAP from inside the namespace: its MAC, the
 // address addr and, with wantDefault, the default route of addr's family
 // via gw.
-func checkInside(netns, ifName, mac string, addr netip.Prefix, gw netip.Addr, wantDefault bool) error {
-	return tap.InNamespace(netns, func() error {
+func checkInside(ns, ifName, mac string, addr netip.Prefix, gw netip.Addr, wantDefault bool) error {
+	return netns.FromPath(ns).Run(func() error {
 		l, err := netlink.LinkByName(ifName)
 		if err != nil {
 			return fmt.Errorf("%s: %w", ifName, err)
@@ -389,16 +384,4 @@ func checkInside(netns, ifName, mac string, addr netip.Prefix, gw netip.Addr, wa
 func isZeroMask(m net.IPMask) bool {
 	ones, _ := m.Size()
 	return ones == 0
-}
-
-// sameNamespace reports whether two paths name one network namespace.
-func sameNamespace(a, b string) (bool, error) {
-	var sa, sb unix.Stat_t
-	if err := unix.Stat(a, &sa); err != nil {
-		return false, fmt.Errorf("netns %s: %w", a, err)
-	}
-	if err := unix.Stat(b, &sb); err != nil {
-		return false, fmt.Errorf("netns %s: %w", b, err)
-	}
-	return sa.Dev == sb.Dev && sa.Ino == sb.Ino, nil
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tapswitch/tapswitch/cmd/internal/logging"
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 //go:embed default.yaml
@@ -233,7 +234,7 @@ func (c Config) Validate() error {
 	if _, _, err := c.IPv6(); err != nil {
 		return err
 	}
-	if err := validIfName(c.Gateway.Interface); err != nil {
+	if err := netns.CheckIfName(c.Gateway.Interface); err != nil {
 		return fmt.Errorf("gateway.interface %q: %w", c.Gateway.Interface, err)
 	}
 	if c.Gateway.MAC != "" {
@@ -464,21 +465,4 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
 	v |= host
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-}
-
-// validIfName checks a Linux interface name: 1-15 bytes, no '/', ':' or
-// white space.
-func validIfName(s string) error {
-	if s == "" || len(s) > 15 {
-		return errors.New("want 1-15 characters")
-	}
-	if s == "." || s == ".." {
-		return errors.New("not a valid interface name")
-	}
-	for _, r := range s {
-		if r <= ' ' || r == '/' || r == ':' || r > '~' {
-			return fmt.Errorf("character %q not allowed", r)
-		}
-	}
-	return nil
 }

@@ -6,9 +6,8 @@ import (
 	"io/fs"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
+	"github.com/tapswitch/tapswitch/netns"
 	"github.com/tapswitch/tapswitch/tap"
 )
 
@@ -36,7 +35,7 @@ var errNetnsGone = errors.New("netns gone")
 func (d *Daemon) checkAttachmentLocked(s api.PodSpec, sp *spec) (attachment, error) {
 	a := attachment{ifName: podIfName, containerID: s.ContainerID, network: s.Network}
 	if s.IfName != "" {
-		if err := validIfName(s.IfName); err != nil {
+		if err := netns.CheckIfName(s.IfName); err != nil {
 			return a, invalid("pod %q: ifname %q: %v", s.Name, s.IfName, err)
 		}
 		a.ifName = s.IfName
@@ -51,24 +50,27 @@ func (d *Daemon) checkAttachmentLocked(s api.PodSpec, sp *spec) (attachment, err
 		if !filepath.IsAbs(s.NetNS) {
 			return a, invalid("pod %q: netns %q: want an absolute path", s.Name, s.NetNS)
 		}
-		path := filepath.Clean(s.NetNS)
-		ino, err := netnsInode(path)
+		ns, err := netns.Parse(s.NetNS)
+		if err != nil {
+			return a, invalid("pod %q: %v", s.Name, err)
+		}
+		id, err := ns.ID()
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			return a, invalid("pod %q: netns %q: no such namespace", s.Name, s.NetNS)
-		case errors.Is(err, errNotNetns):
+		case errors.Is(err, netns.ErrNotNetNS):
 			return a, invalid("pod %q: netns %q: not a namespace", s.Name, s.NetNS)
 		case errors.Is(err, fs.ErrPermission):
 			// Another process's namespace the daemon may not open (its
 			// /proc entry is protected): the caller named the wrong one.
-			return a, invalid("pod %q: netns %q: the daemon may not open it (%v)", s.Name, s.NetNS, err)
+			return a, invalid("pod %q: netns %q: the daemon may not open it (%v)", s.Name, s.NetNS, errors.Unwrap(err))
 		case err != nil:
-			return a, fmt.Errorf("pod %q: netns %q: %w", s.Name, s.NetNS, err)
+			return a, fmt.Errorf("pod %q: %w", s.Name, err)
 		}
-		if own, err := netnsInode("/proc/self/ns/net"); err == nil && own == ino {
+		if own, err := netns.Self().ID(); err == nil && own == id {
 			return a, invalid("pod %q: netns %q: is the daemon's own namespace", s.Name, s.NetNS)
 		}
-		a.netns, a.netnsIno = path, ino
+		a.netns, a.netnsIno = ns.Path(), id.Ino
 	}
 	for _, name := range d.podNamesLocked() {
 		p := d.pods[name]
@@ -95,38 +97,19 @@ func (d *Daemon) checkAttachmentLocked(s api.PodSpec, sp *spec) (attachment, err
 	return a, nil
 }
 
-var errNotNetns = errors.New("not a namespace")
-
-// netnsInode identifies the namespace at path (a bind mount or a
-// /proc/PID/ns/net link): its nsfs inode.
-func netnsInode(path string) (uint64, error) {
-	var sfs unix.Statfs_t
-	if err := unix.Statfs(path, &sfs); err != nil {
-		return 0, err
-	}
-	if sfs.Type != unix.NSFS_MAGIC {
-		return 0, errNotNetns
-	}
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return 0, err
-	}
-	return st.Ino, nil
-}
-
 // sameNetns checks that a path-attached pod's path still names the
 // namespace it was added in; errNetnsGone if not.
 func (p *pod) sameNetns() error {
 	if p.rec.NetnsInode == 0 {
 		return nil
 	}
-	ino, err := netnsInode(p.rec.Netns)
+	id, err := netns.FromPath(p.rec.Netns).ID()
 	switch {
-	case errors.Is(err, fs.ErrNotExist), errors.Is(err, errNotNetns):
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, netns.ErrNotNetNS):
 		return fmt.Errorf("netns %q: %w", p.rec.Netns, errNetnsGone)
 	case err != nil:
-		return fmt.Errorf("netns %q: %w", p.rec.Netns, err)
-	case ino != p.rec.NetnsInode:
+		return err
+	case id.Ino != p.rec.NetnsInode:
 		return fmt.Errorf("netns %q: now another namespace: %w", p.rec.Netns, errNetnsGone)
 	}
 	return nil
@@ -142,19 +125,6 @@ func (p *pod) deleteTAP() error {
 		return fmt.Errorf("pod %q: %w", p.rec.Name, err)
 	}
 	return tap.DeletePod(p.tapConfig(), p.rec.NetnsCreated)
-}
-
-// validIfName checks a Linux interface name.
-func validIfName(name string) error {
-	if name == "" || len(name) >= unix.IFNAMSIZ || name == "." || name == ".." {
-		return fmt.Errorf("want 1-%d bytes, not . or ..", unix.IFNAMSIZ-1)
-	}
-	for _, c := range name {
-		if c == '/' || c == ':' || c <= ' ' || c > '~' {
-			return errors.New("contains '/', ':', a space or a non-ASCII character")
-		}
-	}
-	return nil
 }
 
 // validCNIName checks a container ID or network name as the CNI spec

@@ -132,6 +132,11 @@ func TestBadInputs(t *testing.T) {
 		// (a protected /proc entry); either way the input is at fault.
 		{"InitNetns", api.PodSpec{Name: "web-1", IP: e.CIDR(9), NetNS: "/proc/1/ns/net"}, api.ErrInvalid, `pod "web-1": netns "/proc/1/ns/net": `},
 		{"InitNetnsSlash", api.PodSpec{Name: "web-1", IP: e.CIDR(9), NetNS: "/proc/1/ns/net/"}, api.ErrInvalid, `pod "web-1": netns "/proc/1/ns/net/": `},
+		{"PlainFileNetns", api.PodSpec{Name: "web-1", IP: e.CIDR(9), NetNS: "/proc/self/status"}, api.ErrInvalid, `pod "web-1": netns "/proc/self/status": not a namespace`},
+		// Interface names: the one rule of package netns.
+		{"LongIfName", api.PodSpec{Name: "web-1", IP: e.CIDR(9), IfName: "abcdefghijklmnop"}, api.ErrInvalid, `pod "web-1": ifname "abcdefghijklmnop": want 1-15 bytes`},
+		{"NonASCIIIfName", api.PodSpec{Name: "web-1", IP: e.CIDR(9), IfName: "ethé"}, api.ErrInvalid, `pod "web-1": ifname "ethé": character 'é' not allowed`},
+		{"SlashIfName", api.PodSpec{Name: "web-1", IP: e.CIDR(9), IfName: "a/b"}, api.ErrInvalid, `pod "web-1": ifname "a/b": character '/' not allowed`},
 	}
 	before := take(t, e)
 	for _, c := range cases {

@@ -19,6 +19,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/state"
 	"github.com/tapswitch/tapswitch/fdb"
 	"github.com/tapswitch/tapswitch/internal/crashpoint"
+	"github.com/tapswitch/tapswitch/netns"
 	vswitch "github.com/tapswitch/tapswitch/switch"
 	"github.com/tapswitch/tapswitch/tap"
 )
@@ -445,14 +446,14 @@ func (d *Daemon) reclaimLocked(sp spec) error {
 // ifName (some other tool's pod), before anything is made. ns is a name or
 // a path.
 func checkNetns(pod, ns, ifName string) error {
-	path := ns
-	if !strings.ContainsRune(ns, '/') {
-		path = tap.NetNSPath(ns)
+	n, err := netns.Parse(ns)
+	if err != nil {
+		return invalid("pod %q: %v", pod, err)
 	}
-	if _, err := os.Stat(path); err != nil {
+	if _, err := os.Stat(n.Path()); err != nil {
 		return nil // missing: CreatePod makes it
 	}
-	err := tap.InNamespace(path, func() error {
+	err = n.Run(func() error {
 		_, err := netlink.LinkByName(ifName)
 		return err
 	})

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -16,6 +15,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/monitor"
 	"github.com/tapswitch/tapswitch/cmd/internal/state"
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/netns"
 	"github.com/tapswitch/tapswitch/tap"
 )
 
@@ -125,12 +125,11 @@ func (d *Daemon) undoAdd(in state.Intent) error {
 // netnsPathOf is the path of a pod's namespace field (a name or a path),
 // and whether it is a named namespace tapswitch may create and delete.
 func netnsPathOf(ns string) (string, bool) {
-	if !strings.ContainsRune(ns, '/') {
-		return tap.NetNSPath(ns), true
+	n, err := netns.Parse(ns)
+	if err != nil { // no record holds such a name: nothing to create or delete
+		return netns.PathOf(ns), false
 	}
-	p := filepath.Clean(ns)
-	dir := filepath.Dir(p)
-	return p, dir == tap.NetNSDir || dir == "/run/netns"
+	return n.Path(), n.Name() != ""
 }
 
 // errForeign refuses to delete what another daemon instance marked.
@@ -209,7 +208,7 @@ func (d *Daemon) adoptLocked(st *state.State) int {
 	for _, e := range ents {
 		nsName := e.Name()
 		path := tap.NetNSPath(nsName)
-		if _, err := netnsInode(path); err != nil {
+		if _, err := netns.FromPath(path).ID(); err != nil {
 			continue // a stale file, not a namespace
 		}
 		var recs []state.Pod
@@ -244,7 +243,9 @@ func (d *Daemon) adoptLocked(st *state.State) int {
 				rec.Netns = nsName
 			} else {
 				rec.Netns = path
-				rec.NetnsInode, _ = netnsInode(path)
+				if id, err := netns.FromPath(path).ID(); err == nil {
+					rec.NetnsInode = id.Ino
+				}
 			}
 			if known[rec.Name] {
 				if !sameRecord(st, rec) {

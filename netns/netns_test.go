@@ -1,7 +1,8 @@
-package tap
+package netns
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,67 +11,80 @@ import (
 	"testing"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	vns "github.com/vishvananda/netns"
 )
 
-func TestCreateNetNSReportsCreation(t *testing.T) {
+func TestCreateReportsCreation(t *testing.T) {
 	needRoot(t)
-	name := uniquePrefix(t)
-	t.Cleanup(func() { DeleteNetNS(name) })
-	created, err := CreateNetNS(name)
+	n, err := Named(uniquePrefix(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Delete() })
+	created, err := n.Create()
 	if err != nil || !created {
-		t.Fatalf("first CreateNetNS = %v, %v; want true", created, err)
+		t.Fatalf("first Create = %v, %v; want true", created, err)
 	}
-	created, err = CreateNetNS(name)
+	created, err = n.Create()
 	if err != nil || created {
-		t.Fatalf("second CreateNetNS = %v, %v; want false", created, err)
+		t.Fatalf("second Create = %v, %v; want false", created, err)
 	}
-	if names := linkNames(t, NetNSPath(name)); !slices.Equal(names, []string{"lo"}) {
+	if names := linkNames(t, n); !slices.Equal(names, []string{"lo"}) {
 		t.Fatalf("links in a new netns: %v", names)
 	}
 	for range 2 {
-		if err := DeleteNetNS(name); err != nil {
-			t.Fatalf("DeleteNetNS: %v", err)
+		if err := n.Delete(); err != nil {
+			t.Fatalf("Delete: %v", err)
 		}
 	}
-	if _, err := os.Stat(NetNSPath(name)); err == nil {
-		t.Fatal("netns still mounted after DeleteNetNS")
+	if _, err := os.Stat(n.Path()); err == nil {
+		t.Fatal("netns still mounted after Delete")
 	}
 }
 
-func TestCreateNetNSRefusesStaleFile(t *testing.T) {
+func TestCreateRefusesStaleFile(t *testing.T) {
 	needRoot(t)
-	name := uniquePrefix(t)
-	if err := os.MkdirAll(NetNSDir, 0o755); err != nil {
+	n, err := Named(uniquePrefix(t))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(NetNSPath(name), nil, 0o444); err != nil {
+	if err := os.MkdirAll(Dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.Remove(NetNSPath(name)) })
-	if _, err := CreateNetNS(name); err == nil || !strings.Contains(err.Error(), "not a namespace mount") {
-		t.Fatalf("CreateNetNS over a plain file: %v", err)
+	if err := os.WriteFile(n.Path(), nil, 0o444); err != nil {
+		t.Fatal(err)
 	}
-	if err := DeleteNetNS(name); err != nil {
-		t.Fatalf("DeleteNetNS of a plain file: %v", err)
+	t.Cleanup(func() { os.Remove(n.Path()) })
+	if _, err := n.Create(); err == nil || !strings.Contains(err.Error(), "not a namespace mount") {
+		t.Fatalf("Create over a plain file: %v", err)
+	}
+	if err := n.Delete(); err != nil {
+		t.Fatalf("Delete of a plain file: %v", err)
 	}
 }
 
-func TestInNamespaceRunsThereAndComesBack(t *testing.T) {
-	needRoot(t)
-	name := uniquePrefix(t)
-	t.Cleanup(func() { DeleteNetNS(name) })
-	if _, err := CreateNetNS(name); err != nil {
-		t.Fatal(err)
+// TestCreateDeleteRefuseAPath: a namespace known by path is someone else's.
+func TestCreateDeleteRefuseAPath(t *testing.T) {
+	n := FromPath("/proc/1/ns/net")
+	if _, err := n.Create(); err == nil || err.Error() != `netns "/proc/1/ns/net": not a named namespace` {
+		t.Errorf("Create: %v", err)
 	}
-	host, err := netns.Get()
+	if err := n.Delete(); err == nil || err.Error() != `netns "/proc/1/ns/net": not a named namespace` {
+		t.Errorf("Delete: %v", err)
+	}
+}
+
+func TestRunRunsThereAndComesBack(t *testing.T) {
+	needRoot(t)
+	n := named(t, uniquePrefix(t))
+	host, err := vns.Get()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer host.Close()
 	want := errors.New("from fn")
-	err = InNamespace(NetNSPath(name), func() error {
-		inside, err := netns.Get()
+	err = n.Run(func() error {
+		inside, err := vns.Get()
 		if err != nil {
 			return err
 		}
@@ -81,17 +95,17 @@ func TestInNamespaceRunsThereAndComesBack(t *testing.T) {
 		return want
 	})
 	if err != want {
-		t.Fatalf("InNamespace returned %v, want fn's error", err)
+		t.Fatalf("Run returned %v, want fn's error", err)
 	}
 	// Many calls: a thread left behind in the pod namespace would sooner or later
 	// run this goroutine.
 	for range 50 {
-		InNamespace(NetNSPath(name), func() error { return nil })
+		n.Run(func() error { return nil })
 	}
 	if _, err := netlink.LinkByName("lo"); err != nil {
 		t.Fatal(err)
 	}
-	now, err := netns.Get()
+	now, err := vns.Get()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,8 +113,9 @@ func TestInNamespaceRunsThereAndComesBack(t *testing.T) {
 	if !now.Equal(host) {
 		t.Fatal("caller's thread changed namespace")
 	}
-	if err := InNamespace("/nonexistent/ns", func() error { return nil }); err == nil || !strings.Contains(err.Error(), `netns "/nonexistent/ns"`) {
-		t.Fatalf("InNamespace on a missing path: %v", err)
+	err = FromPath("/nonexistent/ns").Run(func() error { return nil })
+	if !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), `netns "/nonexistent/ns"`) {
+		t.Fatalf("Run on a missing path: %v", err)
 	}
 }
 
@@ -112,29 +127,34 @@ func TestNetNSCoexistsWithIPNetns(t *testing.T) {
 	if err != nil {
 		t.Skip("no ip(8) to check against")
 	}
-	ours, theirs := uniquePrefix(t)+"o", uniquePrefix(t)+"i"
+	p := uniquePrefix(t)
+	ours, err := Named(p + "o")
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := p + "i"
 	t.Cleanup(func() {
-		DeleteNetNS(ours)
+		ours.Delete()
 		exec.Command(ip, "netns", "del", theirs).Run()
 	})
-	if _, err := CreateNetNS(ours); err != nil {
+	if _, err := ours.Create(); err != nil {
 		t.Fatal(err)
 	}
 	// What makes the two coexist, whatever state the host's directory was
 	// in before: it is now a shared mount point of its own (on a host where
 	// ip already made it one, the rest of the test alone would prove
 	// nothing).
-	if !sharedMountPoint(t, NetNSDir) {
-		t.Fatalf("%s is not a shared mount point after CreateNetNS", NetNSDir)
+	if !sharedMountPoint(t, Dir) {
+		t.Fatalf("%s is not a shared mount point after Create", Dir)
 	}
 	if out, err := exec.Command(ip, "netns", "add", theirs).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v: %s", err, out)
 	}
-	if err := DeleteNetNS(ours); err != nil {
+	if err := ours.Delete(); err != nil {
 		t.Fatalf("delete after ip netns add: %v", err)
 	}
-	if _, err := os.Stat(NetNSPath(ours)); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("%s still there after delete: %v", NetNSPath(ours), err)
+	if _, err := os.Stat(ours.Path()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s still there after delete: %v", ours.Path(), err)
 	}
 }
 
