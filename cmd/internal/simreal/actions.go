@@ -17,13 +17,9 @@ import (
 // why in plan; a kind missing from the table is refused as not realised.
 var realActions = map[string]realAction{
 	"ping": entry(realKind[*sim.Ping]{
-		plan: func(_ *plan, a *sim.Ping, _ int) (time.Duration, error) {
-			return time.Duration(a.Count-1)*a.Interval + settle, nil
-		},
+		plan: func(_ *plan, a *sim.Ping, _ int) (time.Duration, error) { return probeBusy(a.Count, a.Interval), nil },
 		scale: func(a *sim.Ping, f float64) *sim.Ping {
-			c := *a
-			c.Interval = scaleDuration(c.Interval, f)
-			return &c
+			return withInterval(a, f, func(c *sim.Ping) *time.Duration { return &c.Interval })
 		},
 		prepare: func(r *runner, a *sim.Ping, _ *sinkPlan) error {
 			pg := &pinger{spec: a, got: map[int]bool{}, sentAt: map[int]time.Time{}, ttl: -1}
@@ -41,13 +37,9 @@ var realActions = map[string]realAction{
 		},
 	}),
 	"arping": entry(realKind[*sim.Arping]{
-		plan: func(_ *plan, a *sim.Arping, _ int) (time.Duration, error) {
-			return time.Duration(a.Count-1)*a.Interval + settle, nil
-		},
+		plan: func(_ *plan, a *sim.Arping, _ int) (time.Duration, error) { return probeBusy(a.Count, a.Interval), nil },
 		scale: func(a *sim.Arping, f float64) *sim.Arping {
-			c := *a
-			c.Interval = scaleDuration(c.Interval, f)
-			return &c
+			return withInterval(a, f, func(c *sim.Arping) *time.Duration { return &c.Interval })
 		},
 		prepare: func(r *runner, a *sim.Arping, _ *sinkPlan) error {
 			ap := &arpinger{spec: a}
@@ -151,9 +143,7 @@ var realActions = map[string]realAction{
 			return time.Duration(a.Count-1) * a.Interval, nil
 		},
 		scale: func(a *sim.SpoofARP, f float64) *sim.SpoofARP {
-			c := *a
-			c.Interval = scaleDuration(c.Interval, f)
-			return &c
+			return withInterval(a, f, func(c *sim.SpoofARP) *time.Duration { return &c.Interval })
 		},
 		act: func(r *runner, ctx context.Context, a *sim.SpoofARP) error {
 			mac, err := r.macOf(a.MAC, a.From)
@@ -305,6 +295,20 @@ type sinkPlan struct {
 	flows []*flower
 	byDst map[sinkKey][]*flower
 	keys  []sinkKey
+}
+
+// probeBusy is how long a ping or arping of count probes interval apart
+// keeps the node busy: until its last answer has had time to come.
+func probeBusy(count int, interval time.Duration) time.Duration {
+	return time.Duration(count-1)*interval + settle
+}
+
+// withInterval is a copy of a whose interval (iv) runs f times as fast.
+func withInterval[T any](a *T, f float64, iv func(*T) *time.Duration) *T {
+	c := *a
+	d := iv(&c)
+	*d = scaleDuration(*d, f)
+	return &c
 }
 
 // scaleDuration is x when time runs f times as fast.
