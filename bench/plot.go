@@ -3,13 +3,13 @@ package bench
 import (
 	"fmt"
 	"image/color"
-	"os"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/tapswitch/tapswitch/internal/chart"
 )
 
 // systemColours keeps a system's colour the same in every panel.
@@ -85,33 +85,12 @@ func Plot(r *Report, path string) error {
 		grid[i/cols][i%cols] = p
 	}
 	w, h := vg.Points(float64(cols)*190), vg.Points(float64(rows)*170+24)
-	img := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseBackgroundColor(color.White))
-	dc := draw.New(img)
-	head := fmt.Sprintf("tapswitch vs kernel bridge: median, min-max over %d rounds of %s; %d CPUs, kernel %s",
-		r.Rounds, r.Duration, r.Machine.CPUs, r.Machine.Kernel)
-	ts := draw.TextStyle{Color: color.Black, Font: plot.DefaultFont, Handler: plot.DefaultTextHandler}
-	ts.Font.Size = vg.Points(10)
-	dc.FillText(ts, vg.Point{X: vg.Points(10), Y: h - vg.Points(16)}, head)
-	body := draw.Crop(dc, 0, 0, 0, -vg.Points(24))
-	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Points(12), PadY: vg.Points(12),
-		PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(4)}
-	canvases := plot.Align(grid, tiles, body)
-	for i, row := range grid {
-		for j, p := range row {
-			if p != nil {
-				p.Draw(canvases[i][j])
-			}
-		}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("plot: %w", err)
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return fmt.Errorf("plot %s: %w", path, err)
-	}
-	return f.Close()
+	page := chart.NewPage(w, h)
+	page.Text(vg.Points(10), h-vg.Points(16), 10, fmt.Sprintf("tapswitch vs kernel bridge: median, min-max over %d rounds of %s; %d CPUs, kernel %s",
+		r.Rounds, r.Duration, r.Machine.CPUs, r.Machine.Kernel))
+	chart.Grid(draw.Crop(page.Canvas, 0, 0, 0, -vg.Points(24)), grid, draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Points(12), PadY: vg.Points(12),
+		PadTop: vg.Points(4), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(4)})
+	return page.WritePNG(path)
 }
 
 func allZero(res Result) bool {

@@ -1,74 +1,152 @@
 package sim
 
 import (
-	"encoding/binary"
-	"math"
+	"strings"
 
-	"github.com/tapswitch/tapswitch/fdb"
+	"go.yaml.in/yaml/v3"
 )
 
-// probeRef names a ping or an arping (they share a namespace in
-// assertions).
-type probeRef struct {
-	arping bool
-	i      int32
+// Action is one of the timeline's actions: *Ping, *Arping, *Flow,
+// *StopFlow, *Move, *SpoofARP, *MACFlood, *LinkState, *GARP, *RemovePort.
+//
+// Each kind is written in one place (action_probes.go, action_attacks.go,
+// action_topology.go): its type, how Parse reads it, how New checks it
+// against the built topology, and what it does when its step comes. The
+// ranges its fields may take are declared once there, next to the type,
+// and read by both the parser and the builder.
+type Action interface {
+	// Kind is the kind's name: its YAML key, "link" for link_down and
+	// link_up.
+	Kind() string
+	// parse fills the action from the YAML value of its key (one of the
+	// kind's keys in actionKinds), defaults first.
+	parse(p *parser, key string, v *yaml.Node)
+	// build checks the action against the built topology (line is its
+	// step's) and sets up its state; stops collects the flows that a
+	// stop_flow stops.
+	build(s *Sim, line int, stops map[string]bool) error
+	// run carries the action out when its step's time comes.
+	run(s *Sim)
 }
 
-type pingState struct {
-	spec     *Ping
-	host     int32
-	dst      ip4
-	interval int64
-	sent     int
-	received int
-	dups     int
-	errors   int
-	seen     []uint64
-	rttMin   int64
-	rttMax   int64
-	rttSum   int64
-	ttl      int // of the last reply; -1: none
+// actionKinds is the one table of the timeline's actions: the YAML keys a
+// step takes, in the order they are checked and listed in messages, each
+// with the Action it makes.
+var actionKinds = []struct {
+	key string
+	new func() Action
+}{
+	{"ping", func() Action { return new(Ping) }},
+	{"arping", func() Action { return new(Arping) }},
+	{"flow", func() Action { return new(Flow) }},
+	{"stop_flow", func() Action { return new(StopFlow) }},
+	{"move", func() Action { return new(Move) }},
+	{"spoof_arp", func() Action { return new(SpoofARP) }},
+	{"mac_flood", func() Action { return new(MACFlood) }},
+	{"link_down", func() Action { return new(LinkState) }},
+	{"link_up", func() Action { return new(LinkState) }},
+	{"garp", func() Action { return new(GARP) }},
+	{"remove_port", func() Action { return new(RemovePort) }},
 }
 
-type arpingState struct {
-	spec     *Arping
-	host     int32
-	dst      ip4
-	interval int64
-	sent     int
-	replies  int
+// actionKeys are the keys of actionKinds, in its order.
+var actionKeys = func() []string {
+	keys := make([]string, len(actionKinds))
+	for i, k := range actionKinds {
+		keys[i] = k.key
+	}
+	return keys
+}()
+
+// intRange is the whole numbers an action's field takes: Parse accepts
+// lo-hi; New, which also sees scenarios built in Go and scaled copies,
+// refuses what falls below lo.
+type intRange struct{ lo, hi int }
+
+func (r intRange) below(v int) bool { return v < r.lo }
+func (r intRange) in(v int) bool    { return v >= r.lo && v <= r.hi }
+
+// optRange is optInt over r.
+func (p *parser) optRange(f map[string]*yaml.Node, key string, dst *int, r intRange) {
+	p.optInt(f, key, dst, int64(r.lo), int64(r.hi))
 }
 
-type flowState struct {
-	spec     *Flow
-	host     int32
-	dst      ip4
-	start    int64
-	interval float64 // ns
-	sent     int
-	received int
-	dups     int
-	seen     []uint64
-	stopped  bool
-	running  bool
+// numRange is intRange for numbers with a fraction (rates).
+type numRange struct{ lo, hi float64 }
+
+func (p *parser) optNumber(f map[string]*yaml.Node, key string, dst *float64, r numRange) {
+	if x := f[key]; x != nil {
+		*dst = p.number(x, key, r.lo, r.hi)
+	}
 }
 
-type floodState struct {
-	spec     *MACFlood
-	host     int32
-	start    int64
-	interval float64
-	sent     int
+func (p *parser) step(n *yaml.Node) Step {
+	f := p.fields(n, "timeline step", append([]string{"at", "wait"}, actionKeys...)...)
+	st := Step{Line: n.Line}
+	if v := f["at"]; v != nil {
+		st.At, st.HasAt = p.duration(v, "at"), true
+	}
+	if v := f["wait"]; v != nil {
+		if st.HasAt {
+			p.fail(v, "timeline step: give at or wait, not both")
+		}
+		st.Wait = p.duration(v, "wait")
+	}
+	var key string
+	for _, k := range actionKinds {
+		v := f[k.key]
+		if v == nil {
+			continue
+		}
+		if key != "" {
+			p.fail(later(v, f[key]), "timeline step: one action per step (%s and %s)", key, k.key)
+		}
+		key = k.key
+		st.Action = k.new()
+		st.Action.parse(p, k.key, v)
+	}
+	if key == "" && f["at"] == nil && f["wait"] == nil {
+		p.fail(n, "timeline step: empty (want at, wait or one of %s)", strings.Join(actionKeys, ", "))
+	}
+	return st
 }
 
-type spoofState struct {
-	spec   *SpoofARP
-	host   int32
-	mac    fdb.MAC
-	target int32 // host, -1: broadcast
-	tmac   fdb.MAC
-	tip    ip4
-	sent   int
+func (s *Sim) buildTimeline() error {
+	sc := s.sc
+	s.steps = sc.Timeline
+	var at int64
+	stops := map[string]bool{}
+	for i := range s.steps {
+		st := &s.steps[i]
+		if st.HasAt {
+			at = int64(st.At)
+		} else {
+			at += int64(st.Wait)
+		}
+		if st.At < 0 || st.Wait < 0 || at > int64(maxDuration) {
+			return sc.errorf(st.Line, "timeline: time %v out of range", at)
+		}
+		if st.Action == nil {
+			continue
+		}
+		if err := st.Action.build(s, st.Line, stops); err != nil {
+			return err
+		}
+		s.schedule(at, evStep, int32(i), 0, 0)
+	}
+	for _, f := range s.flows {
+		if f.spec.Count == 0 && !stops[f.spec.Name] && s.duration == 0 {
+			return sc.errorf(f.line(s), "flow %q never ends: give it a count, a stop_flow step, or set run.duration", f.spec.Name)
+		}
+	}
+	return nil
+}
+
+func (s *Sim) runStep(i int) {
+	st := &s.steps[i]
+	if st.Action != nil {
+		st.Action.run(s)
+	}
 }
 
 // mark sets bit i of a growing bitset and reports whether it was clear.
@@ -83,325 +161,4 @@ func mark(set *[]uint64, i int) bool {
 	}
 	(*set)[w] |= bit
 	return true
-}
-
-func (s *Sim) runStep(i int) {
-	st := &s.steps[i]
-	switch a := st.Action.(type) {
-	case *Ping:
-		s.tr.printf(s, "timeline: %s pings %s (%d x %d bytes)", a.From, a.To, a.Count, a.Size)
-		s.pingSend(s.probeByName[a.Name].i, 1)
-	case *Arping:
-		s.tr.printf(s, "timeline: %s arpings %s", a.From, a.To)
-		s.arpingSend(s.probeByName[a.Name].i)
-	case *Flow:
-		fi := s.flowByName[a.Name]
-		f := s.flows[fi]
-		f.start, f.running = s.now, true
-		s.tr.printf(s, "timeline: flow %s starts: %s -> %s udp/%d, %s/s x %d bytes", a.Name, a.From, a.To, a.Port, fmtNum(a.Rate), a.Size)
-		s.flowSend(fi)
-	case *StopFlow:
-		f := s.flows[s.flowByName[a.Flow]]
-		f.stopped = true
-		s.tr.printf(s, "timeline: flow %s stops after %d datagrams", a.Flow, f.sent)
-	case *MACFlood:
-		for j, fl := range s.floods {
-			if fl.spec == a {
-				fl.start = s.now
-				s.tr.printf(s, "timeline: %s starts a MAC flood: %d frames at %s/s", a.From, a.Count, fmtNum(a.Rate))
-				s.floodSend(int32(j))
-			}
-		}
-	case *SpoofARP:
-		for j, sp := range s.spoofs {
-			if sp.spec == a {
-				s.tr.printf(s, "timeline: %s sends forged ARP: %v is-at %s", a.From, a.IP, sp.mac)
-				s.spoofSend(int32(j))
-			}
-		}
-	case *LinkState:
-		s.setLink(s.links[s.linkByName[a.Link]], a.Up)
-	case *GARP:
-		hi, ifc, _ := s.hostRef(a.Host, 0)
-		h := s.hosts[hi]
-		s.tr.printf(s, "timeline: %s announces itself (gratuitous ARP)", h.ifName(ifc))
-		s.garp(h, ifc)
-	case *Move:
-		s.move(st, a)
-	case *RemovePort:
-		s.removePort(a.Port)
-	}
-}
-
-func (s *Sim) pingSend(pi int32, seq uint16) {
-	p := s.pings[pi]
-	h := s.hosts[p.host]
-	n := icmpLen + p.spec.Size
-	buf, ifc, nh, ok := s.sendIP(h, p.dst, protoICMP, uint8(p.spec.TTL), n)
-	p.sent++
-	if ok {
-		b := s.pool.bytes(buf)[ethLen+ipLen:]
-		pay := b[icmpLen:]
-		fill(pay)
-		if len(pay) >= 8 {
-			binary.BigEndian.PutUint64(pay, uint64(s.now))
-		}
-		putICMPEcho(b, icmpEcho, uint16(pi+1), seq, p.spec.Size)
-		if s.tr != nil {
-			s.tr.printf(s, "%s: echo request to %v seq %d", h.name, p.dst, seq)
-		}
-		s.output(h, ifc, nh, buf)
-	} else {
-		p.errors++
-		s.tr.printf(s, "%s: ping %v: no route", h.name, p.dst)
-	}
-	if int(seq) < p.spec.Count {
-		s.schedule(s.now+p.interval, evPing, pi, uint32(seq)+1, 0)
-	}
-}
-
-func (s *Sim) pingReply(h *host, src ip4, id, seq uint16, ttl uint8, pay []byte) {
-	pi := int(id) - 1
-	if pi < 0 || pi >= len(s.pings) {
-		return
-	}
-	p := s.pings[pi]
-	if p.host != h.idx || p.dst != src || seq == 0 || int(seq) > p.spec.Count {
-		return
-	}
-	if !mark(&p.seen, int(seq)) {
-		p.dups++
-		return
-	}
-	p.received++
-	p.ttl = int(ttl)
-	rtt := int64(-1)
-	if len(pay) >= 8 {
-		rtt = s.now - int64(binary.BigEndian.Uint64(pay))
-		if p.received == 1 || rtt < p.rttMin {
-			p.rttMin = rtt
-		}
-		p.rttMax = max(p.rttMax, rtt)
-		p.rttSum += rtt
-	}
-	if s.tr != nil {
-		s.tr.printf(s, "%s: echo reply from %v seq %d ttl %d time %s", h.name, src, seq, ttl, fmtDur(rtt))
-	}
-}
-
-func (s *Sim) pingError(h *host, from ip4, typ uint8, id, seq uint16) {
-	pi := int(id) - 1
-	if pi < 0 || pi >= len(s.pings) || s.pings[pi].host != h.idx {
-		return
-	}
-	s.pings[pi].errors++
-	what := "time exceeded"
-	if typ == icmpUnreach {
-		what = "destination unreachable"
-	}
-	s.tr.printf(s, "%s: ping seq %d: %s from %v", h.name, seq, what, from)
-}
-
-func (s *Sim) arpingSend(ai int32) {
-	a := s.arpings[ai]
-	h := s.hosts[a.host]
-	ifc, ok := h.onLink(a.dst)
-	if !ok {
-		ifc = 0
-	}
-	f := &h.ifs[ifc]
-	a.sent++
-	s.sendARP(h, ifc, arpRequest, broadcast, f.mac, f.ip, fdb.MAC{}, a.dst)
-	if a.sent < a.spec.Count {
-		s.schedule(s.now+a.interval, evArping, ai, 0, 0)
-	}
-}
-
-func (s *Sim) flowSend(fi int32) {
-	f := s.flows[fi]
-	if f.stopped {
-		return
-	}
-	h := s.hosts[f.host]
-	n := udpLen + f.spec.Size
-	buf, ifc, nh, ok := s.sendIP(h, f.dst, protoUDP, defaultTTL, n)
-	seq := f.sent
-	f.sent++
-	if ok {
-		b := s.pool.bytes(buf)[ethLen+ipLen:]
-		pay := b[udpLen:]
-		fill(pay)
-		binary.BigEndian.PutUint32(pay[0:], uint32(fi))
-		binary.BigEndian.PutUint32(pay[4:], uint32(seq))
-		putUDP(b, 40000+uint16(fi%20000), uint16(f.spec.Port), f.spec.Size)
-		s.output(h, ifc, nh, buf)
-	}
-	if f.spec.Count == 0 || f.sent < f.spec.Count {
-		s.schedule(f.start+int64(math.Round(float64(f.sent)*f.interval)), evFlow, fi, 0, 0)
-	}
-}
-
-func (s *Sim) flowReceive(h *host, dst ip4, port uint16, pay []byte) {
-	fi := int(binary.BigEndian.Uint32(pay[0:]))
-	if fi >= len(s.flows) {
-		return
-	}
-	f := s.flows[fi]
-	if f.dst != dst || uint16(f.spec.Port) != port {
-		return
-	}
-	if mark(&f.seen, int(binary.BigEndian.Uint32(pay[4:]))) {
-		f.received++
-	} else {
-		f.dups++
-	}
-}
-
-func (s *Sim) floodSend(i int32) {
-	fl := s.floods[i]
-	h := s.hosts[fl.host]
-	buf := s.pool.get(60)
-	b := s.pool.bytes(buf)
-	src := s.randomMAC()
-	dst := broadcast
-	if fl.spec.RandomTo {
-		dst = s.randomMAC()
-	}
-	putEth(b, dst, src, etherFlood)
-	fill(b[ethLen:])
-	s.transmit(h.ifs[0].ep, buf)
-	fl.sent++
-	if fl.sent < fl.spec.Count {
-		s.schedule(fl.start+int64(math.Round(float64(fl.sent)*fl.interval)), evFlood, i, 0, 0)
-	} else {
-		s.tr.printf(s, "%s: MAC flood done, %d frames", h.name, fl.sent)
-	}
-}
-
-// randomMAC draws a locally administered unicast address from the run's RNG.
-func (s *Sim) randomMAC() fdb.MAC {
-	r := s.rng.Uint64()
-	m := fdb.MAC{byte(r >> 40), byte(r >> 32), byte(r >> 24), byte(r >> 16), byte(r >> 8), byte(r)}
-	m[0] = m[0]&^1 | 2
-	return m
-}
-
-func (s *Sim) spoofSend(i int32) {
-	sp := s.spoofs[i]
-	h := s.hosts[sp.host]
-	ip := ipOf(sp.spec.IP)
-	dst, tha, tpa := broadcast, fdb.MAC{}, ip
-	if sp.spec.Op == arpReply {
-		tha = broadcast
-	}
-	if sp.target >= 0 {
-		dst, tha, tpa = sp.tmac, sp.tmac, sp.tip
-	}
-	buf := s.pool.get(ethLen + arpLen)
-	b := s.pool.bytes(buf)
-	putEth(b, dst, sp.mac, etherARP)
-	putARP(b[ethLen:], sp.spec.Op, sp.mac, ip, tha, tpa)
-	s.transmit(h.ifs[0].ep, buf)
-	sp.sent++
-	if sp.sent < sp.spec.Count {
-		s.schedule(s.now+int64(sp.spec.Interval), evSpoof, i, 0, 0)
-	}
-}
-
-func (s *Sim) garp(h *host, ifc int32) {
-	f := &h.ifs[ifc]
-	if f.bits < 0 {
-		return
-	}
-	s.sendARP(h, ifc, arpRequest, broadcast, f.mac, f.ip, fdb.MAC{}, f.ip)
-}
-
-// setLink takes l down or up. Down drops what is on the wire and, like the
-// Linux bridge on carrier loss, flushes the learned entries of switch ports
-// at its ends.
-func (s *Sim) setLink(l *link, up bool) {
-	if l.up == up {
-		return
-	}
-	l.up = up
-	l.epoch = s.newEpoch()
-	l.dirs = [2]linkDir{}
-	if up {
-		s.tr.printf(s, "timeline: link %s up", l.name)
-		return
-	}
-	flushed := 0
-	for _, e := range l.ends {
-		if e >= 0 && s.eps[e].sw >= 0 {
-			ep := &s.eps[e]
-			flushed += s.switches[ep.sw].sw.FDB().FlushPort(ep.port, s.now)
-		}
-	}
-	s.tr.printf(s, "timeline: link %s down; %d FDB entries flushed", l.name, flushed)
-}
-
-// move replugs a host interface into a new port on a switch.
-func (s *Sim) move(st *Step, a *Move) {
-	hi, ifc, _ := s.hostRef(a.Host, 0)
-	h := s.hosts[hi]
-	he := h.ifs[ifc].ep
-	swName, portName := splitRef(a.To)
-	n := s.switches[s.swByName[swName]]
-	var l *link
-	var old int32 = -1
-	var side uint8
-	if li := s.eps[he].link; li >= 0 {
-		l = s.links[li]
-		side = s.eps[he].side
-		old = l.ends[1-side]
-	}
-	if l == nil {
-		spec := LinkSpec{Name: h.ifName(ifc) + "--" + a.To, A: h.ifName(ifc), B: a.To, Latency: DefaultLatency, Bandwidth: DefaultBandwidth, Queue: DefaultQueue}
-		l = s.addLink(spec)
-		s.plug(he, l, 0)
-		side = 0
-	}
-	e, err := s.addSwitchPort(n, portName, hi, ifc)
-	if err != nil {
-		s.tr.printf(s, "timeline: move %s to %s failed: %v", h.ifName(ifc), a.To, err)
-		return
-	}
-	if old >= 0 {
-		s.unplug(old)
-	}
-	s.plug(e, l, 1-side)
-	s.plug(he, l, side) // the epoch moved on: frames in flight are lost
-	what := "unplugged"
-	if old >= 0 && a.RemoveOld && s.eps[old].sw >= 0 {
-		oe := &s.eps[old]
-		if err := s.switches[oe.sw].sw.RemovePort(oe.port); err == nil {
-			what = "removed"
-		}
-	}
-	if old >= 0 {
-		s.tr.printf(s, "timeline: %s moves from %s (%s) to %s (port %d)", h.ifName(ifc), s.eps[old].portName, what, s.eps[e].portName, s.eps[e].port)
-	} else {
-		s.tr.printf(s, "timeline: %s plugged into %s (port %d)", h.ifName(ifc), s.eps[e].portName, s.eps[e].port)
-	}
-	if a.GARP {
-		s.garp(h, ifc)
-	}
-}
-
-func (s *Sim) removePort(ref string) {
-	swName, portName := splitRef(ref)
-	n := s.switches[s.swByName[swName]]
-	e, ok := n.byName[portName]
-	if !ok {
-		s.tr.printf(s, "timeline: remove_port %s: no such port (yet)", ref)
-		return
-	}
-	ep := &s.eps[e]
-	before := n.sw.FDB().Len()
-	if err := n.sw.RemovePort(ep.port); err != nil {
-		s.tr.printf(s, "timeline: remove_port %s: %v", ref, err)
-		return
-	}
-	s.unplug(e)
-	s.tr.printf(s, "timeline: port %s removed; %d FDB entries flushed", ref, before-n.sw.FDB().Len())
 }

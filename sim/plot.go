@@ -2,12 +2,8 @@ package sim
 
 import (
 	"fmt"
-	"image"
 	"image/color"
-	"image/color/palette"
-	"image/png"
 	"math"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,7 +13,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/tapswitch/tapswitch/internal/chart"
 )
 
 // plotLines caps the lines of one panel: the ones with the largest peak are
@@ -344,45 +341,18 @@ func drawGrid(grid [][]*plot.Plot, titles []string, foot, path string, cellW, ce
 		footH = 14
 	}
 	w, h := vg.Points(float64(cols)*cellW), vg.Points(float64(rows)*cellH+head+footH)
-	img := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseBackgroundColor(color.White))
-	dc := draw.New(img)
-	ts := draw.TextStyle{Color: color.Black, Font: plot.DefaultFont, Handler: plot.DefaultTextHandler}
-	ts.Font.Size = vg.Points(10)
+	page := chart.NewPage(w, h)
 	for c, t := range titles {
 		if c < cols {
-			dc.FillText(ts, vg.Point{X: vg.Points(float64(c)*cellW + 10), Y: h - vg.Points(14)}, t)
+			page.Text(vg.Points(float64(c)*cellW+10), h-vg.Points(14), 10, t)
 		}
 	}
 	if foot != "" {
-		fs := ts
-		fs.Font.Size = vg.Points(8)
-		dc.FillText(fs, vg.Point{X: vg.Points(10), Y: vg.Points(4)}, foot)
+		page.Text(vg.Points(10), vg.Points(4), 8, foot)
 	}
-	body := draw.Crop(dc, 0, 0, vg.Points(footH), -vg.Points(head))
-	tiles := draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Points(10), PadY: vg.Points(10),
-		PadTop: vg.Points(2), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(8)}
-	canvases := plot.Align(grid, tiles, body)
-	for i, row := range grid {
-		for j, p := range row {
-			if p != nil {
-				p.Draw(canvases[i][j])
-			}
-		}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("plot: %w", err)
-	}
-	// 256 colours (each pixel to the nearest, no dithering) and the best
-	// compression: a third of the bytes of the full-colour image, for
-	// pictures that go into READMEs, with no visible difference in charts.
-	pal := toPaletted(img.Image())
-	enc := png.Encoder{CompressionLevel: png.BestCompression}
-	if err := enc.Encode(f, pal); err != nil {
-		f.Close()
-		return fmt.Errorf("plot %s: %w", path, err)
-	}
-	return f.Close()
+	chart.Grid(draw.Crop(page.Canvas, 0, 0, vg.Points(footH), -vg.Points(head)), grid, draw.Tiles{Rows: rows, Cols: cols, PadX: vg.Points(10), PadY: vg.Points(10),
+		PadTop: vg.Points(2), PadBottom: vg.Points(4), PadLeft: vg.Points(4), PadRight: vg.Points(8)})
+	return page.WriteSmallPNG(path)
 }
 
 // PlotSweep draws metric against the parameter x (its index in
@@ -494,29 +464,6 @@ func PlotSweep(sw *Sweep, sum []PointSummary, metric string, x int, path string)
 type errXY struct {
 	plotter.XYs
 	plotter.YErrors
-}
-
-// toPaletted maps every pixel to the nearest Plan 9 colour. A chart has a
-// few hundred distinct colours (antialiased edges), so each is looked up
-// once: image/draw's per-pixel search of the palette takes seconds for a
-// tall picture.
-func toPaletted(src image.Image) *image.Paletted {
-	b := src.Bounds()
-	dst := image.NewPaletted(b, palette.Plan9)
-	seen := map[color.RGBA]uint8{}
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			r, g, bl, a := src.At(x, y).RGBA()
-			c := color.RGBA{uint8(r >> 8), uint8(g >> 8), uint8(bl >> 8), uint8(a >> 8)}
-			i, ok := seen[c]
-			if !ok {
-				i = uint8(dst.Palette.Index(c))
-				seen[c] = i
-			}
-			dst.SetColorIndex(x, y, i)
-		}
-	}
-	return dst
 }
 
 // valueTicks labels a log axis at the swept values themselves.

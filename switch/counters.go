@@ -47,7 +47,7 @@ func DropReasons() []DropReason {
 }
 
 // Counters are one port's totals. Bytes count Ethernet frames, not the
-// virtio-net header.
+// virtio-net header. The JSON form is the simulator's, as PortInfo's.
 type Counters struct {
 	RxFrames uint64 `json:"rx_frames"`
 	RxBytes  uint64 `json:"rx_bytes"`

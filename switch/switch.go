@@ -257,7 +257,9 @@ func (sw *Switch) ClearMirror(id fdb.PortID, m Mirror) {
 	}
 }
 
-// PortInfo describes a port and its counters.
+// PortInfo describes a port and its counters. Its JSON form is the
+// simulator's (sim's results and metrics); the control API has wire types
+// of its own.
 type PortInfo struct {
 	ID       fdb.PortID `json:"id"`
 	Name     string     `json:"name"`

@@ -1,6 +1,10 @@
 // Package api is the daemon's control API: HTTP with JSON bodies on a
 // root-only unix socket. It holds the wire types, the server (which serves a
 // Backend, the daemon) and the client the CLI uses.
+//
+// The wire types are the API's own: the core packages' types (switch, fdb,
+// arp) become them in convert.go and nowhere else, so that renaming a core
+// field cannot change the API's JSON (wire_test.go pins it).
 package api
 
 import (
@@ -9,9 +13,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/tapswitch/tapswitch/arp"
 	"github.com/tapswitch/tapswitch/fdb"
-	vswitch "github.com/tapswitch/tapswitch/switch"
 )
 
 // DefaultSocket is where the daemon listens unless configured otherwise.
@@ -102,11 +104,21 @@ const (
 // Port is a switch port with its counters. A gone pod keeps the counters it
 // had when its port was removed.
 type Port struct {
-	vswitch.PortInfo
-	Kind  string `json:"kind"`
-	State string `json:"state"`
-	MAC   string `json:"mac,omitempty"`
-	IP    string `json:"ip,omitempty"` // the IPv4 address
+	ID       fdb.PortID `json:"id"`
+	Name     string     `json:"name"`
+	PVID     uint16     `json:"pvid"` // access VLAN, or a trunk's native VLAN
+	Trunk    bool       `json:"trunk"`
+	Allowed  []uint16   `json:"allowed,omitempty"` // a trunk's VLANs
+	Hairpin  bool       `json:"hairpin"`
+	MTU      int        `json:"mtu"`
+	Storm    int        `json:"storm,omitempty"`   // broadcast/unknown frames per second allowed in
+	LockMAC  fdb.MAC    `json:"lock_mac,omitzero"` // zero: not locked
+	FDB      int        `json:"fdb_entries"`       // learned, static and local
+	Counters Counters   `json:"counters"`
+	Kind     string     `json:"kind"`
+	State    string     `json:"state"`
+	MAC      string     `json:"mac,omitempty"`
+	IP       string     `json:"ip,omitempty"` // the IPv4 address
 	// IPs are the port's addresses, IPv4 first (a dual-stack pod or
 	// gateway has an IPv6 one too).
 	IPs []string `json:"ips,omitempty"`
@@ -114,6 +126,23 @@ type Port struct {
 	// (the kernel's tx_dropped of the TAP: its queue was full, or
 	// lock_pod_mac's filter refused the frame); absent for a gone port.
 	DeviceDrops *uint64 `json:"device_drops,omitempty"`
+}
+
+// Counters are one port's totals, or the switch's summed over its ports.
+// Bytes count Ethernet frames.
+type Counters struct {
+	RxFrames uint64 `json:"rx_frames"`
+	RxBytes  uint64 `json:"rx_bytes"`
+	TxFrames uint64 `json:"tx_frames"`
+	TxBytes  uint64 `json:"tx_bytes"`
+	// Flooded counts frames received on the port that went to every other
+	// port of their VLAN (broadcast, multicast, unknown unicast).
+	Flooded uint64 `json:"flooded"`
+	// Unknown counts the unknown-unicast part of Flooded.
+	Unknown uint64 `json:"unknown_unicast"`
+	// Drops counts the frames the switch dropped by reason; only reasons
+	// with drops are present.
+	Drops map[string]uint64 `json:"drops,omitempty"`
 }
 
 // FDBEntry is one forwarding table row.
@@ -157,12 +186,40 @@ type Status struct {
 
 // Stats are the switch-wide counters.
 type Stats struct {
-	Switch   string           `json:"switch"`
-	Uptime   float64          `json:"uptime"` // seconds
-	Ports    int              `json:"ports"`
-	PodsUp   int              `json:"pods_up"`
-	PodsGone int              `json:"pods_gone"`
-	FDB      fdb.Stats        `json:"fdb"`
-	ARP      arp.Stats        `json:"arp"`
-	Totals   vswitch.Counters `json:"totals"` // summed over the live ports
+	Switch   string   `json:"switch"`
+	Uptime   float64  `json:"uptime"` // seconds
+	Ports    int      `json:"ports"`
+	PodsUp   int      `json:"pods_up"`
+	PodsGone int      `json:"pods_gone"`
+	FDB      FDBStats `json:"fdb"`
+	ARP      ARPStats `json:"arp"`
+	Totals   Counters `json:"totals"` // summed over the live ports
+}
+
+// FDBStats are the forwarding table's counters.
+type FDBStats struct {
+	Entries  int    `json:"entries"` // all entries, static included
+	Learned  uint64 `json:"learned"` // inserts by learning
+	Moved    uint64 `json:"moved"`
+	Flaps    uint64 `json:"flaps"` // moves that made a MAC count as flapping
+	Aged     uint64 `json:"aged"`
+	Evicted  uint64 `json:"evicted"` // removed to make room under evict-fair
+	Refused  uint64 `json:"refused"` // not learned at a limit
+	Flushed  uint64 `json:"flushed"`
+	Limit    int    `json:"limit"`
+	Capacity int    `json:"capacity"` // slots allocated
+}
+
+// ARPStats are the neighbour snooping's counters: Neighbours counts both
+// families, the NDP and RA ones are IPv6's, the others ARP's.
+type ARPStats struct {
+	Neighbours    int    `json:"neighbours"`
+	Snooped       uint64 `json:"snooped"`
+	Suppressed    uint64 `json:"suppressed"`
+	GuardDrops    uint64 `json:"guard_drops"`
+	Malformed     uint64 `json:"malformed"`
+	NDPSnooped    uint64 `json:"ndp_snooped"`     // NS and NA that taught the table
+	NDPGuardDrops uint64 `json:"ndp_guard_drops"` // NDP the guard dropped
+	RAGuardDrops  uint64 `json:"ra_guard_drops"`  // router advertisements and redirects from pods
+	NDPMalformed  uint64 `json:"ndp_malformed"`   // NDP no host would accept
 }

@@ -85,7 +85,8 @@ func (d *Daemon) Ports() []api.Port {
 		byName[p.rec.Name] = p
 	}
 	for _, pi := range live {
-		ap := api.Port{PortInfo: pi, State: api.PodUp}
+		ap := api.PortFrom(pi)
+		ap.State = api.PodUp
 		if p, ok := byName[pi.Name]; ok {
 			ap.Kind, ap.MAC, ap.IP, ap.IPs = api.KindPod, p.mac.String(), p.rec.IP, p.cidrs()
 		} else if d.gw != nil && pi.Name == d.gw.name {
@@ -103,12 +104,16 @@ func (d *Daemon) Ports() []api.Port {
 		}
 		pi := p.last
 		pi.ID, pi.Name, pi.PVID = p.id, n, p.rec.VLAN
-		out = append(out, api.Port{PortInfo: pi, Kind: api.KindPod, State: api.PodGone, MAC: p.mac.String(), IP: p.rec.IP, IPs: p.cidrs()})
+		ap := api.PortFrom(pi)
+		ap.Kind, ap.State, ap.MAC, ap.IP, ap.IPs = api.KindPod, api.PodGone, p.mac.String(), p.rec.IP, p.cidrs()
+		out = append(out, ap)
 	}
 	if d.gw != nil && d.gw.gone != "" {
 		pi := d.gw.last
 		pi.Name = d.gw.name
-		out = append(out, api.Port{PortInfo: pi, Kind: api.KindGateway, State: api.PodGone, MAC: d.gw.mac.String(), IP: d.gwAddr.String(), IPs: d.gwIPs()})
+		ap := api.PortFrom(pi)
+		ap.Kind, ap.State, ap.MAC, ap.IP, ap.IPs = api.KindGateway, api.PodGone, d.gw.mac.String(), d.gwAddr.String(), d.gwIPs()
+		out = append(out, ap)
 	}
 	return out
 }
@@ -131,13 +136,6 @@ func (d *Daemon) portNames() map[fdb.PortID]string {
 	return m
 }
 
-func age(now, last int64) float64 {
-	if last == 0 || now < last {
-		return 0
-	}
-	return float64(time.Duration(now-last).Milliseconds()) / 1000
-}
-
 // FDB lists the forwarding table.
 func (d *Daemon) FDB() []api.FDBEntry {
 	names := d.portNames()
@@ -145,11 +143,7 @@ func (d *Daemon) FDB() []api.FDBEntry {
 	ents := d.sw.FDB().Entries()
 	out := make([]api.FDBEntry, 0, len(ents))
 	for _, e := range ents {
-		fe := api.FDBEntry{MAC: fdb.MACFrom(e.MAC), VLAN: e.VLAN, Port: e.Port, PortName: names[e.Port], Kind: e.Kind.String()}
-		if e.Kind == fdb.Learned {
-			fe.Age = age(now, e.LastSeen)
-		}
-		out = append(out, fe)
+		out = append(out, api.FDBEntryFrom(e, names[e.Port], now))
 	}
 	return out
 }
@@ -161,7 +155,7 @@ func (d *Daemon) Neighbours() []api.Neighbour {
 	ns := d.sw.ARP().Neighbours()
 	out := make([]api.Neighbour, 0, len(ns))
 	for _, n := range ns {
-		out = append(out, api.Neighbour{IP: n.IP, MAC: n.MAC, VLAN: n.VLAN, Port: n.Port, PortName: names[n.Port], Age: age(now, n.LastSeen)})
+		out = append(out, api.NeighbourFrom(n, names[n.Port], now))
 	}
 	return out
 }
@@ -182,9 +176,9 @@ func (d *Daemon) Stats() api.Stats {
 	ports := d.sw.Ports()
 	st := api.Stats{
 		Switch: d.cfg.Switch.Name, Uptime: time.Since(started).Seconds(), Ports: len(ports),
-		PodsUp: up, PodsGone: gone, FDB: d.sw.FDB().Stats(), ARP: d.sw.ARP().Stats(),
+		PodsUp: up, PodsGone: gone, FDB: api.FDBStatsFrom(d.sw.FDB().Stats()), ARP: api.ARPStatsFrom(d.sw.ARP().Stats()),
 	}
-	st.Totals = sumCounters(ports)
+	st.Totals = api.CountersFrom(sumCounters(ports))
 	return st
 }
 

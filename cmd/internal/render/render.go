@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
-	vswitch "github.com/tapswitch/tapswitch/switch"
 )
 
 func newTable(w io.Writer) *tabwriter.Writer {
@@ -41,20 +40,20 @@ func Ports(w io.Writer, ports []api.Port) error {
 }
 
 // Drops renders the drop counters as "total (reason=n,...)".
-func Drops(c vswitch.Counters) string {
-	if len(c.DropMap) == 0 {
+func Drops(c api.Counters) string {
+	if len(c.Drops) == 0 {
 		return "0"
 	}
 	var total uint64
-	keys := make([]string, 0, len(c.DropMap))
-	for k, v := range c.DropMap {
+	keys := make([]string, 0, len(c.Drops))
+	for k, v := range c.Drops {
 		keys = append(keys, k)
 		total += v
 	}
 	sort.Strings(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%d", k, c.DropMap[k])
+		parts[i] = fmt.Sprintf("%s=%d", k, c.Drops[k])
 	}
 	return fmt.Sprintf("%d (%s)", total, strings.Join(parts, ","))
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/fdb"
-	vswitch "github.com/tapswitch/tapswitch/switch"
 )
 
 func TestFDBLooksLikeBridgeFDBShow(t *testing.T) {
@@ -28,8 +27,8 @@ func TestPortsShowsTAPDrops(t *testing.T) {
 	var b bytes.Buffer
 	n := uint64(42)
 	err := Ports(&b, []api.Port{
-		{PortInfo: vswitch.PortInfo{ID: 1, Name: "pod1"}, Kind: api.KindPod, State: api.PodUp, DeviceDrops: &n},
-		{PortInfo: vswitch.PortInfo{Name: "pod2"}, Kind: api.KindPod, State: api.PodGone},
+		{ID: 1, Name: "pod1", Kind: api.KindPod, State: api.PodUp, DeviceDrops: &n},
+		{Name: "pod2", Kind: api.KindPod, State: api.PodGone},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
@@ -268,33 +267,15 @@ func (p *plan) timeline() error {
 		}
 		p.starts = append(p.starts, t)
 		busy := time.Duration(0)
-		switch a := st.Action.(type) {
-		case nil:
-		case *sim.Ping:
-			busy = time.Duration(a.Count-1)*a.Interval + settle
-		case *sim.Flow:
-			if a.Count > 0 {
-				busy = time.Duration(float64(a.Count) / a.Rate * float64(time.Second))
+		if a := st.Action; a != nil {
+			k, ok := realActions[a.Kind()]
+			if !ok {
+				return refuse(sc, st.Line, "timeline %s: not realised yet", a.Kind())
 			}
-		case *sim.StopFlow:
-		case *sim.Arping:
-			busy = time.Duration(a.Count-1)*a.Interval + settle
-		case *sim.RemovePort:
-			swName, port, _ := strings.Cut(a.Port, ":")
-			if swName != p.sw.Name || p.hostOf[port] == "" {
-				return refuse(sc, st.Line, "timeline remove_port %s: not a port a host is linked to", a.Port)
+			var err error
+			if busy, err = k.plan(p, a, st.Line); err != nil {
+				return err
 			}
-		case *sim.LinkState:
-			return refuse(sc, st.Line, "timeline %s: the daemon does not flush a port whose TAP loses its carrier, as the simulator (and the Linux bridge) does", actionName(st.Action))
-		case *sim.Move:
-			return refuse(sc, st.Line, "timeline move: the daemon cannot plug a pod's interface into another port and keep the old one")
-		case *sim.SpoofARP:
-			busy = time.Duration(a.Count-1) * a.Interval
-		case *sim.MACFlood:
-			busy = time.Duration(float64(a.Count) / a.Rate * float64(time.Second))
-		case *sim.GARP:
-		default:
-			return refuse(sc, st.Line, "timeline %s: not realised yet", actionName(st.Action))
 		}
 		end = max(end, t+busy)
 	}
@@ -336,22 +317,6 @@ func stopped(sc *sim.Scenario, i int, name string) bool {
 		}
 	}
 	return false
-}
-
-func actionName(a sim.Action) string {
-	switch a.(type) {
-	case *sim.Arping:
-		return "arping"
-	case *sim.StopFlow:
-		return "stop_flow"
-	case *sim.Move:
-		return "move"
-	case *sim.LinkState:
-		return "link_down/link_up"
-	case *sim.RemovePort:
-		return "remove_port"
-	}
-	return fmt.Sprintf("%T", a)
 }
 
 // IsRefusal says whether err is Check's (or Run's) refusal of a scenario.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/netip"
 	"os"
 	"sort"
@@ -148,46 +147,20 @@ func needRoot() error {
 // prepare makes a pinger per ping, a flower per flow and a UDP sink per
 // flow destination.
 func (r *runner) prepare() ([]*sink, error) {
-	type key struct {
-		host string
-		ap   netip.AddrPort
-	}
-	byDst := map[key][]*flower{}
-	var keys []key
-	var fl []*flower
+	sp := &sinkPlan{byDst: map[sinkKey][]*flower{}}
 	for _, st := range r.p.sc.Timeline {
-		switch a := st.Action.(type) {
-		case *sim.Ping:
-			pg := &pinger{spec: a, got: map[int]bool{}, sentAt: map[int]time.Time{}, ttl: -1}
-			r.pings[a.Name] = pg
-			r.order = append(r.order, pg)
-		case *sim.Arping:
-			ap := &arpinger{spec: a}
-			r.arps[a.Name] = ap
-			r.aorder = append(r.aorder, ap)
-		case *sim.Flow:
-			f := &flower{spec: a, idx: uint32(len(fl)), seen: make([]bool, a.Count)}
-			fl = append(fl, f)
-			r.flows[a.Name] = f
-			r.forder = append(r.forder, f)
-			dst, err := r.n.addrOf(a.To)
-			if err != nil {
-				return nil, fmt.Errorf("flow %s: to %w", a.Name, err)
+		if st.Action == nil {
+			continue
+		}
+		if k, ok := realActions[st.Action.Kind()]; ok {
+			if err := k.prepare(r, st.Action, sp); err != nil {
+				return nil, err
 			}
-			host := r.hostWith(dst)
-			if host == "" {
-				continue // nobody receives it
-			}
-			k := key{host, netip.AddrPortFrom(dst, uint16(a.Port))}
-			if _, ok := byDst[k]; !ok {
-				keys = append(keys, k)
-			}
-			byDst[k] = append(byDst[k], f)
 		}
 	}
 	var sinks []*sink
-	for _, k := range keys {
-		s, err := openSink(r.n.nsOf(k.host), k.ap, fl)
+	for _, k := range sp.keys {
+		s, err := openSink(r.n.nsOf(k.host), k.ap, sp.flows)
 		if err != nil {
 			return sinks, err
 		}
@@ -311,112 +284,8 @@ func (r *runner) run(ctx context.Context) (*sim.Result, error) {
 
 // act carries out one timeline action.
 func (r *runner) act(ctx context.Context, a sim.Action) error {
-	switch a := a.(type) {
-	case *sim.Ping:
-		dst, err := r.n.addrOf(a.To)
-		if err != nil {
-			return err
-		}
-		r.tracef("timeline: %s pings %s (%d x %d bytes)", a.From, a.To, a.Count, a.Size)
-		return r.pings[a.Name].run(ctx, r.n.nsOf(a.From), dst)
-	case *sim.Flow:
-		dst, err := r.n.addrOf(a.To)
-		if err != nil {
-			return err
-		}
-		r.tracef("timeline: flow %s from %s to %s:%d, %g/s", a.Name, a.From, a.To, a.Port, a.Rate)
-		return r.flows[a.Name].run(ctx, r.n.nsOf(a.From), netip.AddrPortFrom(dst, uint16(a.Port)))
-	case *sim.GARP:
-		h := r.p.hosts[a.Host]
-		ip, mac := h.Interfaces[0].IP.Addr(), r.n.macs[a.Host]
-		r.tracef("timeline: %s announces %v", a.Host, ip)
-		return r.raw(a.Host, func(w *rawWriter) error {
-			return w.write(arpFrame(broadcast, mac, 1, mac, ip, fdb.MAC{}, ip))
-		})
-	case *sim.SpoofARP:
-		mac, err := r.macOf(a.MAC, a.From)
-		if err != nil {
-			return err
-		}
-		dst, tha, tpa := broadcast, fdb.MAC{}, a.IP
-		if a.Op == 2 {
-			tha = broadcast
-		}
-		if a.Target != "" {
-			dst, tha, tpa = r.n.macs[a.Target], r.n.macs[a.Target], r.p.hosts[a.Target].Interfaces[0].IP.Addr()
-		}
-		r.tracef("timeline: %s claims %v is at %v (%d x)", a.From, a.IP, mac, a.Count)
-		f := arpFrame(dst, r.n.macs[a.From], a.Op, mac, a.IP, tha, tpa)
-		return r.raw(a.From, func(w *rawWriter) error {
-			start := time.Now()
-			for i := 0; i < a.Count; i++ {
-				if !sleepUntil(ctx, start.Add(time.Duration(i)*a.Interval)) {
-					return nil
-				}
-				if err := w.write(f); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	case *sim.MACFlood:
-		r.tracef("timeline: %s floods %d frames from random MACs at %g/s", a.From, a.Count, a.Rate)
-		rng := rand.New(rand.NewPCG(r.p.sc.Seed, 0x6d6163))
-		randomMAC := func() fdb.MAC {
-			v := rng.Uint64()
-			m := fdb.MAC{byte(v >> 40), byte(v >> 32), byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}
-			m[0] = m[0]&^1 | 2
-			return m
-		}
-		f := make([]byte, 60)
-		f[12], f[13] = 0x88, 0xb5 // IEEE local experimental, as the simulator's filler
-		for i := 14; i < len(f); i++ {
-			f[i] = byte(i - 14)
-		}
-		return r.raw(a.From, func(w *rawWriter) error {
-			start := time.Now()
-			for i := 0; i < a.Count; i++ {
-				if !sleepUntil(ctx, start.Add(time.Duration(float64(i)/a.Rate*float64(time.Second)))) {
-					return nil
-				}
-				dst := broadcast
-				if a.RandomTo {
-					dst = randomMAC()
-				}
-				src := randomMAC()
-				copy(f[0:6], dst[:])
-				copy(f[6:12], src[:])
-				if err := w.write(f); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-	case *sim.StopFlow:
-		r.tracef("timeline: stop flow %s", a.Flow)
-		if f := r.flows[a.Flow]; f != nil {
-			f.stop()
-		}
-		return nil
-	case *sim.Arping:
-		dst, err := r.n.addrOf(a.To)
-		if err != nil {
-			return err
-		}
-		h := r.p.hosts[a.From]
-		r.tracef("timeline: %s arpings %v (%d x)", a.From, dst, a.Count)
-		return r.raw(a.From, func(w *rawWriter) error {
-			return r.arps[a.Name].run(ctx, w, r.obs[a.From], r.n.macs[a.From], h.Interfaces[0].IP.Addr(), dst)
-		})
-	case *sim.RemovePort:
-		_, port, _ := strings.Cut(a.Port, ":")
-		host := r.p.hostOf[port]
-		r.tracef("timeline: remove port %s (pod %s)", a.Port, host)
-		ports, _ := r.ports()
-		r.mu.Lock()
-		r.gone[port] = ports[port]
-		r.mu.Unlock()
-		return r.n.inNode(func() error { return r.n.d.DeletePod(ctx, host) })
+	if k, ok := realActions[a.Kind()]; ok {
+		return k.act(r, ctx, a)
 	}
 	return fmt.Errorf("timeline: %T not realised", a)
 }

@@ -22,7 +22,7 @@ func Scale(sc *sim.Scenario, f float64) (*sim.Scenario, error) {
 	if f == 1 {
 		return sc, nil
 	}
-	d := func(x time.Duration) time.Duration { return time.Duration(float64(x) * f) }
+	d := func(x time.Duration) time.Duration { return scaleDuration(x, f) }
 	out := *sc
 	out.Run.Duration = d(sc.Run.Duration)
 	out.Run.Tick = max(d(sc.Run.Tick), time.Millisecond)
@@ -44,27 +44,10 @@ func Scale(sc *sim.Scenario, f float64) (*sim.Scenario, error) {
 	for i := range out.Timeline {
 		st := &out.Timeline[i]
 		st.At, st.Wait = d(st.At), d(st.Wait)
-		switch a := st.Action.(type) {
-		case *sim.Ping:
-			c := *a
-			c.Interval = d(c.Interval)
-			st.Action = &c
-		case *sim.Arping:
-			c := *a
-			c.Interval = d(c.Interval)
-			st.Action = &c
-		case *sim.SpoofARP:
-			c := *a
-			c.Interval = d(c.Interval)
-			st.Action = &c
-		case *sim.Flow:
-			c := *a
-			c.Rate /= f
-			st.Action = &c
-		case *sim.MACFlood:
-			c := *a
-			c.Rate /= f
-			st.Action = &c
+		if a := st.Action; a != nil {
+			if k, ok := realActions[a.Kind()]; ok {
+				st.Action = k.scale(a, f)
+			}
 		}
 	}
 	out.Assertions = append([]sim.Assertion(nil), sc.Assertions...)
