@@ -35,6 +35,9 @@ type Queue struct {
 	rn      int
 	rerr    error
 	readFn  func(fd uintptr) bool
+	rring   *readRing // bursts of reads in one call; nil: one read(2) per frame
+	rtried  bool
+	rbulk   int // >0: frames longer than a page came lately; read(2) for this many more calls
 
 	wmu       sync.Mutex
 	ring      *uring // batches of writes in one call; nil: one write(2) per frame
@@ -97,6 +100,17 @@ func (q *Queue) ReadBatch(arena []byte, frames [][]byte) (int, error) {
 	}
 	q.rmu.Lock()
 	defer q.rmu.Unlock()
+	if !q.rtried && useURingRead {
+		q.setUpReadRing(len(frames))
+	}
+	if q.rring != nil && q.rring.held {
+		// Frames of the last burst that did not fit the caller's arena
+		// come first.
+		if q.closed.Load() {
+			return 0, q.ioErr("read", os.ErrClosed)
+		}
+		return q.rring.deliver(arena, frames, 0, 0), nil
+	}
 	q.rarena, q.rframes, q.rn, q.rerr = arena, frames, 0, nil
 	err := q.conn.Read(q.readFn)
 	n, rerr := q.rn, q.rerr
@@ -114,9 +128,34 @@ func (q *Queue) ReadBatch(arena []byte, frames [][]byte) (int, error) {
 	return 0, nil
 }
 
+// setUpReadRing gives the queue a ring for bursts of up to n reads, once,
+// unless it is closed. Without one (io_uring disabled or refused), it reads
+// one frame per read(2). The caller holds rmu.
+func (q *Queue) setUpReadRing(n int) {
+	q.rtried = true
+	if !q.closed.Load() {
+		q.rring, _ = newReadRing(n)
+	}
+}
+
 func (q *Queue) read(fd uintptr) bool {
+	if rr := q.rring; rr != nil && q.rbulk == 0 && len(q.rframes) > 1 {
+		return q.readRing(fd, rr)
+	}
+	if q.rring != nil {
+		q.rring.release()
+	}
 	n, err := readArena(fd, q.rarena, q.rframes, sysRead)
 	q.rn = n
+	if q.rring != nil && n > 0 {
+		q.rbulk = max(q.rbulk-1, 0)
+		for _, f := range q.rframes[:n] {
+			if len(f) > q.rring.page {
+				q.rbulk = bulkHold
+				break
+			}
+		}
+	}
 	switch err {
 	case nil:
 		return true
@@ -128,6 +167,52 @@ func (q *Queue) read(fd uintptr) bool {
 		q.rerr = err
 		return true
 	}
+}
+
+// readRing reads the first frame with read(2), straight into the arena:
+// that read is also the check whether the queue is empty at all, which
+// read(2) answers for less than a ring's round. Only after a frame does it
+// read the rest of a burst through the ring.
+func (q *Queue) readRing(fd uintptr, rr *readRing) bool {
+	var m int
+	for {
+		var err error
+		m, err = unix.Read(int(fd), q.rarena)
+		switch err {
+		case nil:
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false // park in the netpoller until the queue is readable
+		default:
+			q.rerr = err
+			return true
+		}
+		break
+	}
+	q.rframes[0] = q.rarena[:m:m]
+	q.rn = 1
+	if m > rr.page {
+		// Large frames: read(2) for a while (see readRing).
+		q.rbulk = bulkHold
+		return true
+	}
+	_, err := rr.round(int(fd), min(len(q.rframes)-1, rr.want))
+	_, ringFailed := err.(ringError) // as is: errors.As would allocate
+	switch {
+	case err == nil:
+		q.rn = rr.deliver(q.rarena, q.rframes, 1, m)
+		if rr.dirty {
+			q.rbulk = bulkHold
+		}
+	case ringFailed:
+		// The ring cannot read here: read(2) from now on.
+		rr.close()
+		q.rring = nil
+	}
+	// Any other error recurs on the next call, which reports it; this one
+	// delivers its frame.
+	return true
 }
 
 // ArenaSize is an arena for ReadBatch that holds a frame of any size, or a
@@ -251,6 +336,14 @@ func (q *Queue) Close() error {
 	}
 	q.ringTried = true
 	q.wmu.Unlock()
+	// After the file's close, which wakes a ReadBatch waiting for frames.
+	q.rmu.Lock()
+	if q.rring != nil {
+		q.rring.close()
+		q.rring = nil
+	}
+	q.rtried = true
+	q.rmu.Unlock()
 	if err != nil {
 		return fmt.Errorf("%s: %w", q.label, err)
 	}
