@@ -169,49 +169,66 @@ func (q *Queue) read(fd uintptr) bool {
 	}
 }
 
-// readRing reads the first frame with read(2), straight into the arena:
-// that read is also the check whether the queue is empty at all, which
-// read(2) answers for less than a ring's round. Only after a frame does it
-// read the rest of a burst through the ring.
+// readRing reads a burst through the queue's ring. After a burst that
+// ended with the queue empty, it first reads one frame with read(2),
+// straight into the arena: that read is also the check whether the queue
+// holds anything at all, which read(2) answers for less than a round of
+// the ring; only after a frame does the rest come through the ring. After
+// a burst that found a frame in every read, the queue most likely holds
+// more, and the whole burst comes through the ring.
 func (q *Queue) readRing(fd uintptr, rr *readRing) bool {
-	var m int
-	for {
-		var err error
-		m, err = unix.Read(int(fd), q.rarena)
-		switch err {
-		case nil:
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false // park in the netpoller until the queue is readable
-		default:
-			q.rerr = err
+	n, off := 0, 0
+	if !rr.full {
+		var m int
+		for {
+			var err error
+			m, err = unix.Read(int(fd), q.rarena)
+			switch err {
+			case nil:
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false // park in the netpoller until the queue is readable
+			default:
+				q.rerr = err
+				return true
+			}
+			break
+		}
+		q.rframes[0] = q.rarena[:m:m]
+		q.rn, n, off = 1, 1, m
+		if m > rr.page {
+			// Large frames: read(2) for a while (see readRing).
+			q.rbulk = bulkHold
 			return true
 		}
-		break
 	}
-	q.rframes[0] = q.rarena[:m:m]
-	q.rn = 1
-	if m > rr.page {
-		// Large frames: read(2) for a while (see readRing).
-		q.rbulk = bulkHold
-		return true
-	}
-	_, err := rr.round(int(fd), min(len(q.rframes)-1, rr.want))
+	_, err := rr.round(int(fd), min(len(q.rframes)-n, rr.want))
 	_, ringFailed := err.(ringError) // as is: errors.As would allocate
 	switch {
 	case err == nil:
-		q.rn = rr.deliver(q.rarena, q.rframes, 1, m)
+		q.rn = rr.deliver(q.rarena, q.rframes, n, off)
 		if rr.dirty {
 			q.rbulk = bulkHold
 		}
-	case ringFailed:
+		return true
+	case n > 0:
+		// Any error but the ring's own recurs on the next call, which
+		// reports it; this one delivers its frame.
+	case err == unix.EAGAIN:
+		return false
+	case !ringFailed:
+		q.rerr = err
+		return true
+	}
+	if ringFailed {
 		// The ring cannot read here: read(2) from now on.
 		rr.close()
 		q.rring = nil
+		if n == 0 {
+			return q.read(fd)
+		}
 	}
-	// Any other error recurs on the next call, which reports it; this one
-	// delivers its frame.
 	return true
 }
 

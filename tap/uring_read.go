@@ -45,6 +45,7 @@ type readRing struct {
 	held  bool
 	dirty bool   // a slot was written past its first page
 	want  int    // reads the next round submits: what the last one found, and one more
+	full  bool   // every read of the last round found a frame
 	read  int    // frames read through the ring, for tests
 	flags uint32 // of each read: RWF_NOWAIT (tests take it away)
 }
@@ -159,7 +160,8 @@ func (rr *readRing) round(fd int, k int) (int, error) {
 	// A read that finds the queue empty costs about as much as one that
 	// finds a frame: the next round asks for what this one found and one
 	// more, twice as many when all of them found one.
-	if got == k {
+	rr.full = got == k
+	if rr.full {
 		rr.want = min(2*k, len(rr.lens))
 	} else {
 		rr.want = got + 1
