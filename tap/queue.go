@@ -89,6 +89,12 @@ func newQueue(fd int, label string, polled bool) (*Queue, error) {
 // memory of a BufSize buffer per frame: with 32 pods of 4 queues, each queue
 // with a reader, that difference is most of the daemon's RSS.
 //
+// Where io_uring is available (and not turned off with
+// TAPSWITCH_TAP_URING_READ=0 or TAPSWITCH_TAP_URING=0), the frames after
+// the first of a burst come through the queue's ring in one system call
+// instead of a read(2) each (see readRing); the frames, their order and
+// the arena's layout are the same either way.
+//
 // It fails with an error wrapping os.ErrClosed after Close, and one for
 // which IsGone reports true when the device or its namespace has gone away.
 func (q *Queue) ReadBatch(arena []byte, frames [][]byte) (int, error) {
