@@ -35,6 +35,9 @@ type Queue struct {
 	rn      int
 	rerr    error
 	readFn  func(fd uintptr) bool
+	rring   *readRing // bursts of reads in one call; nil: one read(2) per frame
+	rtried  bool
+	rbulk   int // >0: frames longer than a page came lately; read(2) for this many more calls
 
 	wmu       sync.Mutex
 	ring      *uring // batches of writes in one call; nil: one write(2) per frame
@@ -86,6 +89,12 @@ func newQueue(fd int, label string, polled bool) (*Queue, error) {
 // memory of a BufSize buffer per frame: with 32 pods of 4 queues, each queue
 // with a reader, that difference is most of the daemon's RSS.
 //
+// Where io_uring is available (and not turned off with
+// TAPSWITCH_TAP_URING_READ=0 or TAPSWITCH_TAP_URING=0), the frames after
+// the first of a burst come through the queue's ring in one system call
+// instead of a read(2) each (see readRing); the frames, their order and
+// the arena's layout are the same either way.
+//
 // It fails with an error wrapping os.ErrClosed after Close, and one for
 // which IsGone reports true when the device or its namespace has gone away.
 func (q *Queue) ReadBatch(arena []byte, frames [][]byte) (int, error) {
@@ -97,6 +106,17 @@ func (q *Queue) ReadBatch(arena []byte, frames [][]byte) (int, error) {
 	}
 	q.rmu.Lock()
 	defer q.rmu.Unlock()
+	if !q.rtried && useURingRead {
+		q.setUpReadRing(len(frames))
+	}
+	if q.rring != nil && q.rring.held {
+		// Frames of the last burst that did not fit the caller's arena
+		// come first.
+		if q.closed.Load() {
+			return 0, q.ioErr("read", os.ErrClosed)
+		}
+		return q.rring.deliver(arena, frames, 0, 0), nil
+	}
 	q.rarena, q.rframes, q.rn, q.rerr = arena, frames, 0, nil
 	err := q.conn.Read(q.readFn)
 	n, rerr := q.rn, q.rerr
@@ -114,9 +134,34 @@ func (q *Queue) ReadBatch(arena []byte, frames [][]byte) (int, error) {
 	return 0, nil
 }
 
+// setUpReadRing gives the queue a ring for bursts of up to n reads, once,
+// unless it is closed. Without one (io_uring disabled or refused), it reads
+// one frame per read(2). The caller holds rmu.
+func (q *Queue) setUpReadRing(n int) {
+	q.rtried = true
+	if !q.closed.Load() {
+		q.rring, _ = newReadRing(n)
+	}
+}
+
 func (q *Queue) read(fd uintptr) bool {
+	if rr := q.rring; rr != nil && q.rbulk == 0 && len(q.rframes) > 1 {
+		return q.readRing(fd, rr)
+	}
+	if q.rring != nil {
+		q.rring.release()
+	}
 	n, err := readArena(fd, q.rarena, q.rframes, sysRead)
 	q.rn = n
+	if q.rring != nil && n > 0 {
+		q.rbulk = max(q.rbulk-1, 0)
+		for _, f := range q.rframes[:n] {
+			if len(f) > q.rring.page {
+				q.rbulk = bulkHold
+				break
+			}
+		}
+	}
 	switch err {
 	case nil:
 		return true
@@ -128,6 +173,69 @@ func (q *Queue) read(fd uintptr) bool {
 		q.rerr = err
 		return true
 	}
+}
+
+// readRing reads a burst through the queue's ring. After a burst that
+// ended with the queue empty, it first reads one frame with read(2),
+// straight into the arena: that read is also the check whether the queue
+// holds anything at all, which read(2) answers for less than a round of
+// the ring; only after a frame does the rest come through the ring. After
+// a burst that found a frame in every read, the queue most likely holds
+// more, and the whole burst comes through the ring.
+func (q *Queue) readRing(fd uintptr, rr *readRing) bool {
+	n, off := 0, 0
+	if !rr.full {
+		var m int
+		for {
+			var err error
+			m, err = unix.Read(int(fd), q.rarena)
+			switch err {
+			case nil:
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN:
+				return false // park in the netpoller until the queue is readable
+			default:
+				q.rerr = err
+				return true
+			}
+			break
+		}
+		q.rframes[0] = q.rarena[:m:m]
+		q.rn, n, off = 1, 1, m
+		if m > rr.page {
+			// Large frames: read(2) for a while (see readRing).
+			q.rbulk = bulkHold
+			return true
+		}
+	}
+	_, err := rr.round(int(fd), min(len(q.rframes)-n, rr.want))
+	_, ringFailed := err.(ringError) // as is: errors.As would allocate
+	switch {
+	case err == nil:
+		q.rn = rr.deliver(q.rarena, q.rframes, n, off)
+		if rr.dirty {
+			q.rbulk = bulkHold
+		}
+		return true
+	case n > 0:
+		// Any error but the ring's own recurs on the next call, which
+		// reports it; this one delivers its frame.
+	case err == unix.EAGAIN:
+		return false
+	case !ringFailed:
+		q.rerr = err
+		return true
+	}
+	if ringFailed {
+		// The ring cannot read here: read(2) from now on.
+		rr.close()
+		q.rring = nil
+		if n == 0 {
+			return q.read(fd)
+		}
+	}
+	return true
 }
 
 // ArenaSize is an arena for ReadBatch that holds a frame of any size, or a
@@ -251,6 +359,14 @@ func (q *Queue) Close() error {
 	}
 	q.ringTried = true
 	q.wmu.Unlock()
+	// After the file's close, which wakes a ReadBatch waiting for frames.
+	q.rmu.Lock()
+	if q.rring != nil {
+		q.rring.close()
+		q.rring = nil
+	}
+	q.rtried = true
+	q.rmu.Unlock()
 	if err != nil {
 		return fmt.Errorf("%s: %w", q.label, err)
 	}

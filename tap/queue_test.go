@@ -16,7 +16,7 @@ import (
 // podSender returns a UDP socket inside the pod, connected to a fake neighbour
 // with a static MAC, so that each write puts exactly one frame on the pod's TAP
 // without waiting for ARP.
-func podSender(t *testing.T, cfg PodConfig) int {
+func podSender(t testing.TB, cfg PodConfig) int {
 	t.Helper()
 	peer := cfg.Addr.Addr().Next().Next().Next()
 	fd := -1
