@@ -22,7 +22,7 @@ import (
 	"github.com/tapswitch/tapswitch/bench"
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
-	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
+	"github.com/tapswitch/tapswitch/internal/podnet"
 	"github.com/tapswitch/tapswitch/tap"
 )
 
@@ -61,7 +61,7 @@ func runChild(spec string) error {
 	}
 	switch role {
 	case "flood":
-		w, err := OpenWriter(ns, "eth0", false)
+		w, err := podnet.OpenFrameWriter(ns, "eth0", podnet.FrameOptions{BypassQdisc: true})
 		if err != nil {
 			return err
 		}
@@ -389,7 +389,7 @@ func benchPodFlood(b *testing.B, bc podFlood, endCPUs float64) {
 	addLabeledPod(b, e, "a", 2)
 	addLabeledPod(b, e, "b", 3)
 	addLabeledPod(b, e, "evil", 4)
-	mustPing(b, e, "a", 3, 2)
+	e.MustPing(b, "a", 3, 2)
 	fl := startChild(b, cpuCgroup(b, "flood", 0.5), "flood:"+tap.NetNSPath(e.Netns("evil")))
 
 	const size = 512 << 20

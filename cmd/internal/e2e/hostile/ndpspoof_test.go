@@ -21,6 +21,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/internal/testenv"
 	vswitch "github.com/tapswitch/tapswitch/switch"
 	"github.com/tapswitch/tapswitch/tap"
 )
@@ -198,10 +199,10 @@ func TestNDPSpoofing(t *testing.T) {
 			b := addDualStackPod(t, e, "b", 3)
 			c := addDualStackPod(t, e, "c", 4)
 			evil := addDualStackPod(t, e, "evil", 5)
-			bm, cm, em := podMAC(t, b), podMAC(t, c), podMAC(t, evil)
+			bm, cm, em := nodetest.MAC(t, b), nodetest.MAC(t, c), nodetest.MAC(t, evil)
 			b6, c6 := podIPv6(3), podIPv6(4)
 
-			mustPing(t, e, "c", 3, 2)
+			e.MustPing(t, "c", 3, 2)
 			if !ping6(t, e, "c", b6, 5) {
 				t.Fatalf("c cannot ping b over IPv6 (%s)", b6)
 			}
@@ -272,7 +273,7 @@ func TestNDPSpoofing(t *testing.T) {
 				if drops != 0 {
 					t.Errorf("ndp-guard drops %d with the guard off", drops)
 				}
-				if !eventually(2*time.Second, func() bool { m, _ := neighbour6(t, e, "c", b6); return m == em }) {
+				if !testenv.Eventually(2*time.Second, func() bool { m, _ := neighbour6(t, e, "c", b6); return m == em }) {
 					t.Errorf("without the guard the forgery did not show: c's entry for %s is %v, want evil's %v", b6, got, em)
 				}
 				return
@@ -304,7 +305,7 @@ func TestNDPSpoofing(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if !eventually(2*time.Second, func() bool { return ports(sw)["evil"].Counters.Drops[vswitch.DropRAGuard]-raDrops0 == 3 }) {
+			if !testenv.Eventually(2*time.Second, func() bool { return ports(sw)["evil"].Counters.Drops[vswitch.DropRAGuard]-raDrops0 == 3 }) {
 				t.Errorf("ra-guard drops %d, want 3", ports(sw)["evil"].Counters.Drops[vswitch.DropRAGuard]-raDrops0)
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -317,7 +318,7 @@ func TestNDPSpoofing(t *testing.T) {
 			if err := w.Write(ra); err != nil {
 				t.Fatal(err)
 			}
-			if !eventually(2*time.Second, func() bool { return icmp6In(t, e, "c", "Icmp6InRouterAdvertisements") > in0 }) {
+			if !testenv.Eventually(2*time.Second, func() bool { return icmp6In(t, e, "c", "Icmp6InRouterAdvertisements") > in0 }) {
 				t.Errorf("allowed, evil's router advertisement did not reach c either: the check above proves nothing")
 			}
 		})
