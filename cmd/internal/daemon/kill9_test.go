@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -92,14 +91,7 @@ func startProcess(t *testing.T, e *nodetest.Env, cfgPath string) *exec.Cmd {
 func TestRestartAfterKill9(t *testing.T) {
 	e := nodetest.New(t)
 	e.Cfg.LogLevel = "warn"
-	b, err := e.Cfg.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(e.Dir, "config.yaml")
-	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := e.WriteConfig()
 	first := startProcess(t, e, cfgPath)
 	e.AddQuietPod("p1", 2)
 	e.AddQuietPod("p2", 3)

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"testing"
@@ -147,6 +148,21 @@ func (e *Env) NodeSysctl(name, value string) {
 	if err != nil {
 		e.T.Fatalf("netns %s: sysctl %s=%s: %v", e.NodeNS, name, value, err)
 	}
+}
+
+// WriteConfig writes the environment's config to DIR/config.yaml, for a
+// daemon started as its own process, and returns the path.
+func (e *Env) WriteConfig() string {
+	e.T.Helper()
+	b, err := e.Cfg.Marshal()
+	if err != nil {
+		e.T.Fatal(err)
+	}
+	path := filepath.Join(e.Dir, "config.yaml")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		e.T.Fatal(err)
+	}
+	return path
 }
 
 // Start runs a daemon in this process with the environment's config and

@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/internal/podnet"
 	"github.com/tapswitch/tapswitch/sim"
 	vswitch "github.com/tapswitch/tapswitch/switch"
 	"github.com/tapswitch/tapswitch/tap"
@@ -330,8 +331,8 @@ func (r *runner) act(ctx context.Context, a sim.Action) error {
 		h := r.p.hosts[a.Host]
 		ip, mac := h.Interfaces[0].IP.Addr(), r.n.macs[a.Host]
 		r.tracef("timeline: %s announces %v", a.Host, ip)
-		return r.raw(a.Host, func(w *rawWriter) error {
-			return w.write(arpFrame(broadcast, mac, 1, mac, ip, fdb.MAC{}, ip))
+		return r.raw(a.Host, func(w *podnet.FrameWriter) error {
+			return w.Write(arpFrame(broadcast, mac, 1, mac, ip, fdb.MAC{}, ip))
 		})
 	case *sim.SpoofARP:
 		mac, err := r.macOf(a.MAC, a.From)
@@ -347,13 +348,13 @@ func (r *runner) act(ctx context.Context, a sim.Action) error {
 		}
 		r.tracef("timeline: %s claims %v is at %v (%d x)", a.From, a.IP, mac, a.Count)
 		f := arpFrame(dst, r.n.macs[a.From], a.Op, mac, a.IP, tha, tpa)
-		return r.raw(a.From, func(w *rawWriter) error {
+		return r.raw(a.From, func(w *podnet.FrameWriter) error {
 			start := time.Now()
 			for i := 0; i < a.Count; i++ {
 				if !sleepUntil(ctx, start.Add(time.Duration(i)*a.Interval)) {
 					return nil
 				}
-				if err := w.write(f); err != nil {
+				if err := w.Write(f); err != nil {
 					return err
 				}
 			}
@@ -373,7 +374,7 @@ func (r *runner) act(ctx context.Context, a sim.Action) error {
 		for i := 14; i < len(f); i++ {
 			f[i] = byte(i - 14)
 		}
-		return r.raw(a.From, func(w *rawWriter) error {
+		return r.raw(a.From, func(w *podnet.FrameWriter) error {
 			start := time.Now()
 			for i := 0; i < a.Count; i++ {
 				if !sleepUntil(ctx, start.Add(time.Duration(float64(i)/a.Rate*float64(time.Second)))) {
@@ -386,7 +387,7 @@ func (r *runner) act(ctx context.Context, a sim.Action) error {
 				src := randomMAC()
 				copy(f[0:6], dst[:])
 				copy(f[6:12], src[:])
-				if err := w.write(f); err != nil {
+				if err := w.Write(f); err != nil {
 					return err
 				}
 			}
@@ -405,7 +406,7 @@ func (r *runner) act(ctx context.Context, a sim.Action) error {
 		}
 		h := r.p.hosts[a.From]
 		r.tracef("timeline: %s arpings %v (%d x)", a.From, dst, a.Count)
-		return r.raw(a.From, func(w *rawWriter) error {
+		return r.raw(a.From, func(w *podnet.FrameWriter) error {
 			return r.arps[a.Name].run(ctx, w, r.obs[a.From], r.n.macs[a.From], h.Interfaces[0].IP.Addr(), dst)
 		})
 	case *sim.RemovePort:
@@ -421,12 +422,15 @@ func (r *runner) act(ctx context.Context, a sim.Action) error {
 	return fmt.Errorf("timeline: %T not realised", a)
 }
 
-func (r *runner) raw(host string, fn func(*rawWriter) error) error {
-	w, err := openRawWriter(r.n.nsOf(host))
+// raw hands fn a packet socket on host's eth0, as a pod with CAP_NET_RAW
+// has: spoofed ARP, MAC floods. Unlike an attack tool's it goes through the
+// qdisc, so that the host's observer sees what it sent.
+func (r *runner) raw(host string, fn func(*podnet.FrameWriter) error) error {
+	w, err := podnet.OpenFrameWriter(r.n.nsOf(host), "eth0", podnet.FrameOptions{Retry: true})
 	if err != nil {
 		return err
 	}
-	defer w.close()
+	defer w.Close()
 	return fn(w)
 }
 

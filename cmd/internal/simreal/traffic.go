@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/internal/podnet"
 	"github.com/tapswitch/tapswitch/sim"
 	"github.com/tapswitch/tapswitch/tap"
 )
@@ -171,52 +172,6 @@ func (o *observer) close() error {
 	}
 	return nil
 }
-
-// rawWriter sends hand-made Ethernet frames out of a host's eth0, as a
-// pod with CAP_NET_RAW can (spoofed ARP, MAC floods). Unlike an attack
-// tool it goes through the qdisc, so the host's observer sees what it
-// sent.
-type rawWriter struct {
-	fd      int
-	ifindex int
-}
-
-func openRawWriter(ns string) (*rawWriter, error) {
-	w := &rawWriter{fd: -1}
-	err := tap.InNamespace(tap.NetNSPath(ns), func() error {
-		ifi, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		w.ifindex = ifi.Index
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("packet socket: %w", err)
-		}
-		w.fd = fd
-		return unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifi.Index})
-	})
-	if err != nil {
-		if w.fd >= 0 {
-			unix.Close(w.fd)
-		}
-		return nil, fmt.Errorf("netns %s: %w", ns, err)
-	}
-	return w, nil
-}
-
-func (w *rawWriter) write(f []byte) error {
-	for {
-		err := unix.Sendto(w.fd, f, 0, &unix.SockaddrLinklayer{Ifindex: w.ifindex})
-		if errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.EAGAIN) {
-			time.Sleep(100 * time.Microsecond)
-			continue
-		}
-		return err
-	}
-}
-
-func (w *rawWriter) close() { unix.Close(w.fd) }
 
 // arpFrame is an Ethernet/IPv4 ARP frame, as the simulator builds it.
 func arpFrame(dst, src fdb.MAC, op uint16, sha fdb.MAC, spa netip.Addr, tha fdb.MAC, tpa netip.Addr) []byte {
@@ -420,7 +375,7 @@ func (a *arpinger) counts() (sent, replies int) {
 	return a.sent, a.ob.arpReplies(a.target) - a.base
 }
 
-func (a *arpinger) run(ctx context.Context, w *rawWriter, ob *observer, mac fdb.MAC, ip, target netip.Addr) error {
+func (a *arpinger) run(ctx context.Context, w *podnet.FrameWriter, ob *observer, mac fdb.MAC, ip, target netip.Addr) error {
 	a.mu.Lock()
 	a.started, a.ob, a.target, a.base = true, ob, target, ob.arpReplies(target)
 	a.mu.Unlock()
@@ -430,7 +385,7 @@ func (a *arpinger) run(ctx context.Context, w *rawWriter, ob *observer, mac fdb.
 		if !sleepUntil(ctx, start.Add(time.Duration(i)*a.spec.Interval)) {
 			break
 		}
-		if err := w.write(f); err != nil {
+		if err := w.Write(f); err != nil {
 			return err
 		}
 		a.mu.Lock()
