@@ -159,7 +159,7 @@ func (r *runner) prepare() ([]*sink, error) {
 	for _, st := range r.p.sc.Timeline {
 		switch a := st.Action.(type) {
 		case *sim.Ping:
-			pg := &pinger{spec: a, got: map[int]bool{}, sentAt: map[int]time.Time{}, ttl: -1}
+			pg := &pinger{spec: a, ttl: -1}
 			r.pings[a.Name] = pg
 			r.order = append(r.order, pg)
 		case *sim.Arping:
