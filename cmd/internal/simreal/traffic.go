@@ -357,15 +357,11 @@ type sink struct {
 }
 
 func openSink(ns string, addr netip.AddrPort, flows []*flower) (*sink, error) {
-	var c *net.UDPConn
-	err := tap.InNamespace(tap.NetNSPath(ns), func() error {
-		var err error
-		c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(addr))
-		return err
-	})
+	pc, err := podnet.ListenPacket(context.Background(), ns, "udp4", addr.String())
 	if err != nil {
-		return nil, fmt.Errorf("udp sink %v in %s: %w", addr, ns, err)
+		return nil, fmt.Errorf("udp sink: %w", err)
 	}
+	c := pc.(*net.UDPConn)
 	c.SetReadBuffer(8 << 20)
 	s := &sink{conn: c, done: make(chan struct{})}
 	go func() {
@@ -404,12 +400,7 @@ func (f *flower) run(ctx context.Context, ns string, dst netip.AddrPort) error {
 	if stopped {
 		return nil
 	}
-	var c *net.UDPConn
-	err := tap.InNamespace(tap.NetNSPath(ns), func() error {
-		var err error
-		c, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(dst))
-		return err
-	})
+	c, err := podnet.Dial(ctx, ns, "udp4", dst.String())
 	if err != nil {
 		return fmt.Errorf("flow %s: %w", f.spec.Name, err)
 	}

@@ -13,14 +13,13 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 
 	"github.com/tapswitch/tapswitch/arp"
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/internal/podnet"
 	"github.com/tapswitch/tapswitch/internal/testenv"
 	vswitch "github.com/tapswitch/tapswitch/switch"
 	"github.com/tapswitch/tapswitch/tap"
@@ -79,36 +78,16 @@ func addDualStackPod(t *testing.T, e *nodetest.Env, name string, n int) api.Pod 
 // whether one was answered.
 func ping6(t testing.TB, e *nodetest.Env, pod string, dst netip.Addr, count int) bool {
 	t.Helper()
-	var c *icmp.PacketConn
-	err := tap.InNamespace(tap.NetNSPath(e.Netns(pod)), func() (err error) {
-		c, err = icmp.ListenPacket("ip6:ipv6-icmp", "::")
-		return err
-	})
-	if err != nil {
-		t.Fatalf("ping6 from %s: %v", pod, err)
-	}
-	defer c.Close()
-	id := os.Getpid() & 0xffff
-	buf := make([]byte, 1500)
-	for seq := 1; seq <= count; seq++ {
-		m := icmp.Message{Type: ipv6.ICMPTypeEchoRequest, Body: &icmp.Echo{ID: id, Seq: seq, Data: []byte("tapswitch")}}
-		b, _ := m.Marshal(nil) // the kernel fills in an ICMPv6 raw socket's checksum
-		if _, err := c.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+	for range count {
+		r, err := podnet.Ping(bg, e.Netns(pod), dst, podnet.PingOptions{Count: 1, Timeout: time.Second})
+		if err != nil && r.Sent == 0 {
+			t.Fatalf("ping6 from %s: %v", pod, err)
+		}
+		if err != nil {
 			t.Logf("ping6 %s -> %s: %v", pod, dst, err)
 		}
-		c.SetReadDeadline(time.Now().Add(time.Second))
-		for {
-			n, _, err := c.ReadFrom(buf)
-			if err != nil {
-				break
-			}
-			r, err := icmp.ParseMessage(58, buf[:n])
-			if err != nil || r.Type != ipv6.ICMPTypeEchoReply {
-				continue
-			}
-			if echo, ok := r.Body.(*icmp.Echo); ok && echo.ID == id && echo.Seq == seq {
-				return true
-			}
+		if r.Received() > 0 {
+			return true
 		}
 	}
 	return false

@@ -90,11 +90,7 @@ func runChild(spec string) error {
 			}
 		}
 	case "recv":
-		var ln net.Listener
-		err := tap.InNamespace(ns, func() (err error) {
-			ln, err = net.Listen("tcp4", net.JoinHostPort(addr, "0"))
-			return err
-		})
+		ln, err := podnet.Listen(context.Background(), ns, "tcp4", net.JoinHostPort(addr, "0"))
 		if err != nil {
 			return err
 		}
@@ -141,11 +137,7 @@ func recvStream(c net.Conn) {
 // time runs from the first byte sent to the receiver's hash of the last,
 // one round trip more than podnet's, and the hashes must match.
 func sendStream(ns, dst string, size int64) (time.Duration, error) {
-	var conn net.Conn
-	err := tap.InNamespace(ns, func() (err error) {
-		conn, err = net.DialTimeout("tcp4", dst, 5*time.Second)
-		return err
-	})
+	conn, err := podnet.Dial(context.Background(), ns, "tcp4", dst)
 	if err != nil {
 		return 0, err
 	}
