@@ -70,7 +70,7 @@ build:
 # starve the timing-sensitive hostile and benchmark tests of a 2-core runner.
 test: lint cni-plugins test-tools image
 	TAPSWITCH_CNI_BIN=$(abspath $(CNI_BIN)) \
-		$(GO) test -race -timeout 20m -count=1 $$($(GO) list $(PKGS) | grep -v /e2e/)
+		$(GO) test -race -timeout 20m -count=1 $$($(GO) list $(PKGS) | grep -v /tapswitch/e2e/)
 	TAPSWITCH_CNI_BIN=$(abspath $(CNI_BIN)) TAPSWITCH_IMAGE=$(abspath $(IMAGE_TAR)) \
 		$(GO) test -race -timeout 5m -count=1 ./e2e/...
 	$(MAKE) --no-print-directory cnicompat
@@ -147,7 +147,7 @@ clean:
 # Mixed traffic with pods added and removed every second for SOAK, sampling
 # goroutines, fds, heap and RSS (a 15 s version runs in `make test`).
 soak:
-	TAPSWITCH_SOAK=$(SOAK) $(GO) test -run '^TestSoak$$' -count=1 -timeout 0 -v ./cmd/internal/hostile
+	TAPSWITCH_SOAK=$(SOAK) $(GO) test -run '^TestSoak$$' -count=1 -timeout 0 -v ./cmd/internal/e2e/soak
 
 # CRASHES is how many times `make crash` kills the daemon inside a pod add
 # or delete (root); `make test` runs TestCrashInjection with 20.

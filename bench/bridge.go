@@ -10,6 +10,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
+	"github.com/tapswitch/tapswitch/internal/testenv"
 	"github.com/tapswitch/tapswitch/tap"
 )
 
@@ -149,11 +150,11 @@ func (b *Bridge) Close() error {
 	b.closed = true
 	var errs []error
 	if l, err := netlink.LinkByName(b.name); err == nil {
-		if err := netlink.LinkDel(l); err != nil && !isNotFound(err) {
+		if err := netlink.LinkDel(l); err != nil && !testenv.IsNotFound(err) {
 			errs = append(errs, fmt.Errorf("bridge %q: delete: %w", b.name, err))
 		}
 	}
 	// The namespaces take the veth pairs with them; Sweep catches the rest.
-	errs = append(errs, sweepMatching([]string{b.prefix + "b", b.prefix + "v", b.prefix + "e"}))
+	errs = append(errs, testenv.Sweep(b.prefix+"b", b.prefix+"v", b.prefix+"e"))
 	return errors.Join(errs...)
 }

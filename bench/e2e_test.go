@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/tapswitch/tapswitch/internal/testenv"
 )
 
 // buildTapswitch compiles the tapswitch binary for the test, which runs the
@@ -30,7 +32,7 @@ func buildTapswitch(t *testing.T) string {
 // f.To and checks both ends' SHA-256 agree.
 func sendIntact(t *testing.T, ctx context.Context, f Flow, size int) {
 	t.Helper()
-	l, _, err := listenIn(ctx, f.To, "tcp4")
+	l, err := listenIn(ctx, f.To)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,11 +120,11 @@ func bothSystems(t *testing.T, pods int, timeout time.Duration) (ctx context.Con
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	t.Cleanup(cancel)
 	prefix = testPrefix(t)
-	bsub, err := FreeSubnet(252)
+	bsub, err := testenv.FreeSubnet(252)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tsub, err := FreeSubnet(251)
+	tsub, err := testenv.FreeSubnet(251)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/tapswitch/tapswitch/internal/testenv"
 	"github.com/tapswitch/tapswitch/tap"
 )
 
@@ -191,7 +192,7 @@ func (o *OVS) Close() error {
 	if _, err := vsctl("--if-exists", "del-br", o.bridge); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, sweepMatching([]string{o.prefix + "o"}))
+	errs = append(errs, testenv.Sweep(o.prefix+"o"))
 	return errors.Join(errs...)
 }
 

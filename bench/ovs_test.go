@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/tapswitch/tapswitch/internal/testenv"
 )
 
 // TestOVS builds the Open vSwitch userspace topology, checks that data
@@ -30,7 +32,7 @@ func TestOVS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	prefix := testPrefix(t)
-	sub, err := FreeSubnet(253)
+	sub, err := testenv.FreeSubnet(253)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tapswitch/tapswitch/internal/testenv"
 	"github.com/tapswitch/tapswitch/tap"
 )
 
@@ -100,7 +101,7 @@ func (r *TapswitchRun) YAML() []byte {
 // Cleanup sweeps whatever of the run is left (namespaces, gateway TAP) and
 // removes its directory. Safe to call after the daemon cleaned up itself.
 func (r *TapswitchRun) Cleanup() error {
-	err := sweepMatching([]string{r.NetnsPrefix, r.GatewayIf})
+	err := testenv.Sweep(r.NetnsPrefix, r.GatewayIf)
 	os.RemoveAll(r.Dir)
 	return err
 }

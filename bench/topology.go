@@ -1,18 +1,14 @@
 package bench
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"strings"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
+	"github.com/tapswitch/tapswitch/internal/testenv"
 	"github.com/tapswitch/tapswitch/tap"
 )
 
@@ -37,66 +33,7 @@ type Topology interface {
 
 // NewPrefix returns a fresh name prefix for a run, e.g. "tb3f2a": short
 // enough to leave room in a 15-byte interface name.
-func NewPrefix() string {
-	var b [2]byte
-	rand.Read(b[:])
-	return "tb" + hex.EncodeToString(b[:])
-}
-
-// FreeSubnet returns 10.<second>.X.0/24 for an X whose /24 no address or
-// route on the host overlaps.
-func FreeSubnet(second byte) (netip.Prefix, error) {
-	var taken []netip.Prefix
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-		return netip.Prefix{}, fmt.Errorf("free subnet: %w", err)
-	}
-	for _, a := range addrs {
-		if p, ok := prefixOf(a.IPNet); ok {
-			taken = append(taken, p)
-		}
-	}
-	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-		return netip.Prefix{}, fmt.Errorf("free subnet: %w", err)
-	}
-	for _, r := range routes {
-		if p, ok := prefixOf(r.Dst); ok && p.Bits() > 0 {
-			taken = append(taken, p)
-		}
-	}
-	var b [1]byte
-	rand.Read(b[:])
-	for i := range 254 {
-		x := byte((int(b[0])+i)%254 + 1)
-		cand := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, second, x, 0}), 24)
-		if !overlapsAny(cand, taken) {
-			return cand, nil
-		}
-	}
-	return netip.Prefix{}, fmt.Errorf("free subnet: every 10.%d.X.0/24 is in use on this host", second)
-}
-
-func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
-	if n == nil {
-		return netip.Prefix{}, false
-	}
-	a, ok := netip.AddrFromSlice(n.IP)
-	if !ok {
-		return netip.Prefix{}, false
-	}
-	ones, _ := n.Mask.Size()
-	return netip.PrefixFrom(a.Unmap(), ones).Masked(), true
-}
-
-func overlapsAny(p netip.Prefix, ps []netip.Prefix) bool {
-	for _, q := range ps {
-		if p.Overlaps(q) {
-			return true
-		}
-	}
-	return false
-}
+func NewPrefix() string { return testenv.NewPrefix("tb", 4) }
 
 // hostAddr is the subnet's address number n, e.g. 10.251.7.n.
 func hostAddr(sub netip.Prefix, n int) netip.Addr {
@@ -117,50 +54,7 @@ func Sweep(prefix string) error {
 		return fmt.Errorf("sweep: prefix %q too short to be a run's", prefix)
 	}
 	// The bridges first: ovs-vswitchd deletes their TAPs itself.
-	return errors.Join(sweepOVS(prefix), sweepMatching([]string{prefix}))
-}
-
-// sweepMatching removes the host links and named namespaces whose names
-// start with one of names.
-func sweepMatching(names []string) error {
-	match := func(s string) bool {
-		for _, n := range names {
-			if strings.HasPrefix(s, n) {
-				return true
-			}
-		}
-		return false
-	}
-	prefix := strings.Join(names, ",")
-	var errs []error
-	links, err := netlink.LinkList()
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-		errs = append(errs, fmt.Errorf("sweep %s: %w", prefix, err))
-	}
-	for _, l := range links {
-		if match(l.Attrs().Name) {
-			if err := netlink.LinkDel(l); err != nil && !isNotFound(err) {
-				errs = append(errs, fmt.Errorf("sweep: link %q: %w", l.Attrs().Name, err))
-			}
-		}
-	}
-	ents, err := os.ReadDir(tap.NetNSDir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		errs = append(errs, fmt.Errorf("sweep %s: %w", prefix, err))
-	}
-	for _, e := range ents {
-		if match(e.Name()) {
-			if err := tap.DeleteNetNS(e.Name()); err != nil {
-				errs = append(errs, fmt.Errorf("sweep: %w", err))
-			}
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func isNotFound(err error) bool {
-	var nf netlink.LinkNotFoundError
-	return errors.As(err, &nf) || errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ENODEV)
+	return errors.Join(sweepOVS(prefix), testenv.Sweep(prefix))
 }
 
 // StaticNeighbours gives every pod a permanent neighbour entry for every

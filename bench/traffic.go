@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/internal/podnet"
 )
 
 // Flow is one direction of traffic between two pods.
@@ -30,35 +30,13 @@ func AllPairs(pods []Pod) []Flow {
 	return fs
 }
 
-func listenIn(ctx context.Context, p Pod, network string) (l net.Listener, pc net.PacketConn, err error) {
-	addr := net.JoinHostPort(p.IP.String(), "0")
-	err = tap.InNamespace(p.NetNS, func() error {
-		var lc net.ListenConfig
-		if network == "udp4" {
-			pc, err = lc.ListenPacket(ctx, network, addr)
-		} else {
-			l, err = lc.Listen(ctx, network, addr)
-		}
-		return err
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("listen %s on %s in %s: %w", network, p.IP, p.NetNS, err)
-	}
-	return l, pc, nil
+// listenIn listens on a free port of p's address inside p's namespace.
+func listenIn(ctx context.Context, p Pod) (net.Listener, error) {
+	return podnet.Listen(ctx, p.NetNS, "tcp4", net.JoinHostPort(p.IP.String(), "0"))
 }
 
 func dialIn(ctx context.Context, from Pod, network string, to netip.AddrPort) (net.Conn, error) {
-	var c net.Conn
-	err := tap.InNamespace(from.NetNS, func() error {
-		d := net.Dialer{Timeout: 5 * time.Second}
-		var err error
-		c, err = d.DialContext(ctx, network, to.String())
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("dial %s %s from %s: %w", network, to, from.NetNS, err)
-	}
-	return c, nil
+	return podnet.Dial(ctx, from.NetNS, network, to.String())
 }
 
 // Throughput is bytes received over a measured window.
@@ -148,7 +126,7 @@ func TCPThroughput(ctx context.Context, flows []Flow, warm, dur time.Duration, m
 		if _, ok := lns[f.To.IP]; ok {
 			continue
 		}
-		l, _, err := listenIn(ctx, f.To, "tcp4")
+		l, err := listenIn(ctx, f.To)
 		if err != nil {
 			return Throughput{}, err
 		}
@@ -257,7 +235,7 @@ func (r RR) TPS() float64 { return float64(r.Transactions) / r.Elapsed.Seconds()
 // TCPRR is netperf's TCP_RR: one connection, a 1-byte request answered by
 // a 1-byte response, one at a time, for dur after warm.
 func TCPRR(ctx context.Context, f Flow, warm, dur time.Duration) (RR, error) {
-	l, _, err := listenIn(ctx, f.To, "tcp4")
+	l, err := listenIn(ctx, f.To)
 	if err != nil {
 		return RR{}, err
 	}

@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tapswitch/tapswitch/internal/podnet"
 )
 
 // The UDP traffic engine. A sender that writes one datagram per system call
@@ -288,7 +290,7 @@ func UDPSend(ctx context.Context, flows []Flow, l UDPLoad, dur time.Duration, ma
 	}
 	for _, f := range flows {
 		for range senders {
-			_, pc, err := listenIn(ctx, f.To, "udp4")
+			pc, err := podnet.ListenPacket(ctx, f.To.NetNS, "udp4", net.JoinHostPort(f.To.IP.String(), "0"))
 			if err != nil {
 				return UDP{}, err
 			}

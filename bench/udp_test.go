@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapswitch/tapswitch/internal/testenv"
 	"github.com/tapswitch/tapswitch/tap"
 )
 
@@ -213,7 +214,7 @@ func TestUDPSendCounts(t *testing.T) {
 		t.Skip("needs root: creates network namespaces, a bridge and veth pairs")
 	}
 	prefix := testPrefix(t)
-	sub, err := FreeSubnet(252)
+	sub, err := testenv.FreeSubnet(252)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/config"
 	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
+	"github.com/tapswitch/tapswitch/internal/testenv"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -253,17 +254,17 @@ func buildTopologies(ctx context.Context, exe string, n int, inProcess, ovs bool
 		errs = append(errs, bench.Sweep(prefix))
 		return errors.Join(errs...)
 	}
-	bsub, err := bench.FreeSubnet(252)
+	bsub, err := testenv.FreeSubnet(252)
 	if err != nil {
 		return nil, cleanup, err
 	}
-	tsub, err := bench.FreeSubnet(251)
+	tsub, err := testenv.FreeSubnet(251)
 	if err != nil {
 		return nil, cleanup, err
 	}
 	var osub netip.Prefix
 	if ovs {
-		if osub, err = bench.FreeSubnet(253); err != nil {
+		if osub, err = testenv.FreeSubnet(253); err != nil {
 			return nil, cleanup, err
 		}
 		fmt.Fprintf(os.Stderr, "building %d pods behind a kernel bridge (%s), tapswitch (%s) and Open vSwitch's userspace datapath (%s), prefix %s\n", n, bsub, tsub, osub, prefix)

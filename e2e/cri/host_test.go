@@ -1,37 +1,27 @@
 package cri
 
 import (
+	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/internal/podnet"
+	"github.com/tapswitch/tapswitch/internal/testenv"
 )
 
-// What the test needs of the host, here rather than in cmd/internal (which
-// Go keeps to cmd/): root, a free pod subnet, a gateway name of its own,
-// pings from inside a namespace, and the daemon's JSON listings.
+// What the test needs of the host: root, a free pod subnet and pings from
+// inside a namespace (packages testenv and podnet), a gateway name of its
+// own, and the daemon's JSON listings.
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: skipping the real-runtime test (containerd, namespaces, TAPs)")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: runs containerd and the tapswitch daemon (run `sudo go test`)")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("needs /dev/net/tun: %v", err)
+	if why := testenv.RootSkip(testing.Short()); why != "" {
+		t.Skip(why + ": runs containerd and the tapswitch daemon")
 	}
 }
 
@@ -75,31 +65,11 @@ func (iso *isolation) useIPv6(t *testing.T) {
 }
 
 func isolate(t *testing.T) isolation {
-	id := fmt.Sprintf("e%05x", rand.Uint32()&0xfffff)
+	id := testenv.NewPrefix("e", 5)
 	iso := isolation{Prefix: id, GwIf: id + "gw"}
-	routes, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: 0}, netlink.RT_FILTER_TABLE)
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+	var err error
+	if iso.Subnet, err = testenv.FreeSubnet(249); err != nil {
 		t.Fatal(err)
-	}
-	for try := 0; try < 64 && !iso.Subnet.IsValid(); try++ {
-		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 249, byte(rand.IntN(256)), 0}), 24)
-		free := true
-		for _, rt := range routes {
-			if rt.Dst == nil {
-				continue
-			}
-			a, ok := netip.AddrFromSlice(rt.Dst.IP.To4())
-			ones, _ := rt.Dst.Mask.Size()
-			if ok && ones > 0 && netip.PrefixFrom(a, ones).Masked().Overlaps(p) {
-				free = false
-			}
-		}
-		if free {
-			iso.Subnet = p
-		}
-	}
-	if !iso.Subnet.IsValid() {
-		t.Fatal("no free 10.249.X.0/24 for the test")
 	}
 	iso.GwAddr = iso.Subnet.Addr().Next()
 	t.Cleanup(func() {
@@ -117,51 +87,8 @@ func isolate(t *testing.T) isolation {
 // from inside the namespace at path to dst and returns how many were
 // answered.
 func pingFrom(path string, dst netip.Addr, count int) (int, error) {
-	network, laddr, proto := "ip4:icmp", "0.0.0.0", 1
-	var echo, reply icmp.Type = ipv4.ICMPTypeEcho, ipv4.ICMPTypeEchoReply
-	if dst.Is6() && !dst.Is4In6() {
-		// The kernel fills in the ICMPv6 checksum of a raw socket's
-		// messages (it knows the pseudo-header; Marshal without one
-		// leaves it zero).
-		network, laddr, proto = "ip6:ipv6-icmp", "::", 58
-		echo, reply = ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply
-	}
-	var conn *icmp.PacketConn
-	if err := tap.InNamespace(path, func() (err error) {
-		conn, err = icmp.ListenPacket(network, laddr)
-		return err
-	}); err != nil {
-		return 0, err
-	}
-	defer conn.Close()
-	id := rand.IntN(0xffff) + 1
-	peer := &net.IPAddr{IP: dst.AsSlice()}
-	got := map[int]bool{}
-	buf := make([]byte, 1500)
-	for seq := 1; seq <= count; seq++ {
-		b, _ := (&icmp.Message{Type: echo, Body: &icmp.Echo{ID: id, Seq: seq, Data: []byte("tapswitch e2e")}}).Marshal(nil)
-		if _, err := conn.WriteTo(b, peer); err != nil {
-			return len(got), err
-		}
-		conn.SetReadDeadline(time.Now().Add(2 * time.Second))
-		for !got[seq] {
-			n, from, err := conn.ReadFrom(buf)
-			if err != nil {
-				break // this one is lost
-			}
-			if a, ok := from.(*net.IPAddr); !ok || !a.IP.Equal(peer.IP) {
-				continue
-			}
-			m, err := icmp.ParseMessage(proto, buf[:n])
-			if err != nil || m.Type != reply {
-				continue
-			}
-			if e, ok := m.Body.(*icmp.Echo); ok && e.ID == id {
-				got[e.Seq] = true
-			}
-		}
-	}
-	return len(got), nil
+	r, err := podnet.Ping(context.Background(), path, dst, podnet.PingOptions{Count: count, Timeout: 2 * time.Second})
+	return r.Received(), err
 }
 
 // pod and port are the parts of `tapswitch pod list -o json` and

@@ -2,6 +2,7 @@ package daemon_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,8 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	"github.com/tapswitch/tapswitch/tap"
 )
+
+var bg = context.Background()
 
 var tempTAP = regexp.MustCompile(`^tsw[0-9a-f]{8}$`)
 
@@ -249,7 +252,7 @@ func TestBadInputs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ping(t, e, "web-1", 1, 1) // the gateway, whose MAC is a local entry already
+		e.MustPing(t, "web-1", 1, 1) // the gateway, whose MAC is a local entry already
 		if err := e.Client.DeletePod(bg, p.Name); err != nil {
 			t.Fatal(err)
 		}

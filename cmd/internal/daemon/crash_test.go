@@ -17,8 +17,8 @@ import (
 
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
-	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
 	"github.com/tapswitch/tapswitch/internal/crashpoint"
+	"github.com/tapswitch/tapswitch/internal/podnet"
 	"github.com/tapswitch/tapswitch/tap"
 )
 
@@ -60,14 +60,7 @@ func TestCrashInjection(t *testing.T) {
 	t.Logf("seed %d (TAPSWITCH_CRASH_SEED=%d reproduces), %d crashes", seed, seed, crashes)
 	rng := rand.New(rand.NewPCG(seed, 0))
 
-	b, err := e.Cfg.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(e.Dir, "config.yaml")
-	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := e.WriteConfig()
 
 	// Foreign things the daemon must never touch: a namespace with a TAP
 	// eth0 of its own, and one with a TAP another instance marked.

@@ -16,8 +16,8 @@ import (
 
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
-	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
 	"github.com/tapswitch/tapswitch/cmd/internal/state"
+	"github.com/tapswitch/tapswitch/internal/podnet"
 	"github.com/tapswitch/tapswitch/tap"
 )
 
@@ -104,7 +104,7 @@ func TestDualStackPods(t *testing.T) {
 		ping6(t, e, "a", e.IP6(3), 3)
 		ping6(t, e, "b", e.IP6(2), 3)
 		ping6(t, e, "a", e.GwAddr6, 3)
-		ping(t, e, "a", 3, 2)
+		e.MustPing(t, "a", 3, 2)
 		res, err := podnet.Transfer(bg, e.Netns("a"), e.Netns("b"), e.IP6(3), 16<<20)
 		if err != nil {
 			t.Fatalf("IPv6 transfer a -> b: %v", err)
@@ -117,7 +117,7 @@ func TestDualStackPods(t *testing.T) {
 	if err != nil || st.SubnetV6 != e.Subnet6.String() || st.GatewayV6 != e.GwAddr6.String() {
 		t.Errorf("status: %+v %v", st, err)
 	}
-	ports := counters(t, e)
+	ports := e.Ports(t)
 	if p := ports["b"]; p.IP != e.CIDR(3) || !slices.Equal(p.IPs, []string{e.CIDR(3), e.CIDR6(3)}) {
 		t.Errorf("port b: ip %s ips %v", p.IP, p.IPs)
 	}
@@ -200,7 +200,7 @@ func TestSingleStackStateFile(t *testing.T) {
 	if ps["a"].State != api.PodUp || ps["a"].IP != e.CIDR(2) || !slices.Equal(ps["a"].IPs, []string{e.CIDR(2)}) {
 		t.Fatalf("pod a from the old file: %+v", ps["a"])
 	}
-	ping(t, e, "a", 3, 2)
+	e.MustPing(t, "a", 3, 2)
 }
 
 // TestDualStackPodInIPv6OffNamespace: a dual-stack pod in a namespace with

@@ -83,8 +83,8 @@ func TestGonePodNameReclaimed(t *testing.T) {
 		t.Fatalf("re-added pod: %+v", p)
 	}
 	reclaimLogged(t, e, "a", "a", "name")
-	ping(t, e, "a", 3, 2)
-	ping(t, e, "a", 1, 2)
+	e.MustPing(t, "a", 3, 2)
+	e.MustPing(t, "a", 1, 2)
 	if ps := pods(t, e); len(ps) != 2 || ps["a"].IP != e.CIDR(4) {
 		t.Errorf("pods after the reclaim: %+v", ps)
 	}
@@ -122,8 +122,8 @@ func TestGonePodAddressReclaimed(t *testing.T) {
 	if _, ok := pods(t, e)["cni-old"]; ok {
 		t.Error("the gone pod is still listed")
 	}
-	ping(t, e, "new", 1, 2)
-	ports := counters(t, e)
+	e.MustPing(t, "new", 1, 2)
+	ports := e.Ports(t)
 	if _, ok := ports["cni-old"]; ok {
 		t.Error("the gone pod's port is still listed")
 	}
@@ -158,7 +158,7 @@ func TestGonePodDeleted(t *testing.T) {
 		t.Errorf("second pod del: %v, want not found", err)
 	}
 	e.AddQuietPod("c", 2)
-	ping(t, e, "c", 3, 2)
+	e.MustPing(t, "c", 3, 2)
 }
 
 // TestGoneStaticPodMadeAgain: a static pod whose namespace vanished while
@@ -178,5 +178,5 @@ func TestGoneStaticPodMadeAgain(t *testing.T) {
 	if p := pods(t, e)["s"]; p.State != api.PodUp || p.IP != e.CIDR(6) {
 		t.Fatalf("static pod after its namespace vanished: %+v", p)
 	}
-	ping(t, e, "s", 1, 2)
+	e.MustPing(t, "s", 1, 2)
 }

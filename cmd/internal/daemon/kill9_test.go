@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -15,7 +14,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
 	"github.com/tapswitch/tapswitch/cmd/internal/logging"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
-	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
+	"github.com/tapswitch/tapswitch/internal/podnet"
 )
 
 // daemonEnv makes the test binary run `tapswitch run --config FILE`
@@ -92,18 +91,11 @@ func startProcess(t *testing.T, e *nodetest.Env, cfgPath string) *exec.Cmd {
 func TestRestartAfterKill9(t *testing.T) {
 	e := nodetest.New(t)
 	e.Cfg.LogLevel = "warn"
-	b, err := e.Cfg.Marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(e.Dir, "config.yaml")
-	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := e.WriteConfig()
 	first := startProcess(t, e, cfgPath)
 	e.AddQuietPod("p1", 2)
 	e.AddQuietPod("p2", 3)
-	ping(t, e, "p1", 3, 2)
+	e.MustPing(t, "p1", 3, 2)
 
 	// The kernel's linkwatch handles link events at most once a second,
 	// host-wide: a kill within a second of the pods' creation would add
@@ -139,7 +131,7 @@ func TestRestartAfterKill9(t *testing.T) {
 	if st.Reattached != 2 {
 		t.Errorf("re-attached %d pods, want 2", st.Reattached)
 	}
-	ping(t, e, "p2", 2, 3)
+	e.MustPing(t, "p2", 2, 3)
 	// A clean stop that removes everything, as `run --remove-pods` would.
 	second.Process.Signal(syscall.SIGTERM)
 	second.Wait()

@@ -82,9 +82,9 @@ func TestMonitorMetricsAndCapture(t *testing.T) {
 		ev.wait(t, "port p2 added", func(x monitor.Event) bool {
 			return x.Type == monitor.PortAdded && x.Port == "p2" && x.Kind == api.KindPod
 		})
-		ping(t, e, "p1", 3, 2)
+		e.MustPing(t, "p1", 3, 2)
 		for _, p := range []api.Pod{p1, p2} {
-			m := mac(t, p)
+			m := nodetest.MAC(t, p)
 			got := ev.wait(t, "learned "+p.MAC, func(x monitor.Event) bool {
 				return x.Type == monitor.Learned && x.MAC != nil && *x.MAC == m
 			})
@@ -106,7 +106,7 @@ func TestMonitorMetricsAndCapture(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		text := string(b)
-		c := counters(t, e)
+		c := e.Ports(t)
 		for _, want := range []string{
 			`tapswitch_port_rx_frames_total{port="p1"} ` + itoa(c["p1"].Counters.RxFrames),
 			`tapswitch_port_tx_frames_total{port="p2"} ` + itoa(c["p2"].Counters.TxFrames),
@@ -146,7 +146,7 @@ func TestMonitorMetricsAndCapture(t *testing.T) {
 		if _, err := e.Client.Capture(bg, api.CaptureSpec{Port: "nope", Count: 1}, func(gopacket.CaptureInfo, []byte) error { return nil }); !errors.Is(err, api.ErrNotFound) {
 			t.Errorf("capture of an unknown port: %v, want not found", err)
 		}
-		ping(t, e, "p1", 3, 3)
+		e.MustPing(t, "p1", 3, 3)
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +189,7 @@ func TestMonitorMetricsAndCapture(t *testing.T) {
 		if err := e.Client.DeletePod(bg, "p2"); err != nil {
 			t.Fatal(err)
 		}
-		m := mac(t, p2)
+		m := nodetest.MAC(t, p2)
 		ev.wait(t, "flushed "+p2.MAC, func(x monitor.Event) bool {
 			return x.Type == monitor.Flushed && x.MAC != nil && *x.MAC == m && x.Port == "p2"
 		})

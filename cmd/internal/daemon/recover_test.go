@@ -86,7 +86,7 @@ func TestLostStateFileAdoptsMarkedPods(t *testing.T) {
 				t.Errorf("state file %s: pod %d adopted as %+v, was %+v", lose.name, i, p, b)
 			}
 		}
-		ping(t, e, "q1", 3, 2)
+		e.MustPing(t, "q1", 3, 2)
 	}
 	// pod del of adopted pods: the namespace the daemon made goes, the
 	// runtime's stays without the TAP.
@@ -194,5 +194,5 @@ func TestReattachChecksMarks(t *testing.T) {
 	if a := alias(); a != own {
 		t.Errorf("unmarked TAP re-attached with alias %q, want %q", a, own)
 	}
-	ping(t, e, "r1", 3, 2)
+	e.MustPing(t, "r1", 3, 2)
 }

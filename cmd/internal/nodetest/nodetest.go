@@ -7,17 +7,15 @@ package nodetest
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest"
@@ -26,7 +24,9 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/config"
 	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
-	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
+	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/internal/podnet"
+	"github.com/tapswitch/tapswitch/internal/testenv"
 	"github.com/tapswitch/tapswitch/tap"
 )
 
@@ -34,14 +34,8 @@ import (
 // -short mode (`make test-short` leaves out root-only tests).
 func RequireRoot(t testing.TB) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: skipping a root test that makes namespaces and TAPs")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces and TAP devices (run `sudo go test`)")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("needs /dev/net/tun: %v", err)
+	if why := testenv.RootSkip(testing.Short()); why != "" {
+		t.Skip(why + ": makes network namespaces and TAP devices")
 	}
 }
 
@@ -81,10 +75,10 @@ type Env struct {
 func New(t testing.TB) *Env {
 	t.Helper()
 	RequireRoot(t)
-	id := fmt.Sprintf("t%05x", rand.Uint32()&0xfffff)
+	id := testenv.NewPrefix("t", 5)
 	e := &Env{T: t, Prefix: id + "-", GwIf: id + "gw", log: zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))}
 	var err error
-	if e.Subnet, err = freeSubnet(); err != nil {
+	if e.Subnet, err = testenv.FreeSubnet(250); err != nil {
 		t.Fatal(err)
 	}
 	e.GwAddr = e.Subnet.Addr().Next()
@@ -99,7 +93,10 @@ func New(t testing.TB) *Env {
 	e.Client = api.NewClient(cfg.Socket)
 	t.Cleanup(func() {
 		e.Stop(true)
-		if left := Sweep(e.Prefix, e.GwIf); len(left) > 0 {
+		if err := testenv.Sweep(e.Prefix, e.GwIf); err != nil {
+			t.Error(err)
+		}
+		if left := testenv.Left(e.Prefix, e.GwIf); len(left) > 0 {
 			t.Errorf("left behind after the test: %s", strings.Join(left, ", "))
 		}
 		os.RemoveAll(e.Dir)
@@ -116,19 +113,7 @@ func NewNode(t testing.TB, subnet netip.Prefix) *Env {
 	t.Helper()
 	e := New(t)
 	e.NodeNS = e.Prefix + "node"
-	if _, err := tap.CreateNetNS(e.NodeNS); err != nil {
-		t.Fatal(err)
-	}
-	if err := podnet.DisableIPv6(e.NodeNS); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.InNode(func() error {
-		lo, err := netlink.LinkByName("lo")
-		if err != nil {
-			return err
-		}
-		return netlink.LinkSetUp(lo)
-	}); err != nil {
+	if err := testenv.QuietNamespace(e.NodeNS); err != nil {
 		t.Fatal(err)
 	}
 	e.Subnet = subnet.Masked()
@@ -165,31 +150,19 @@ func (e *Env) NodeSysctl(name, value string) {
 	}
 }
 
-// freeSubnet picks 10.250.X.0/24 that no host route overlaps.
-func freeSubnet() (netip.Prefix, error) {
-	routes, err := netlink.RouteList(nil, netlink.FAMILY_V4)
-	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-		return netip.Prefix{}, err
+// WriteConfig writes the environment's config to DIR/config.yaml, for a
+// daemon started as its own process, and returns the path.
+func (e *Env) WriteConfig() string {
+	e.T.Helper()
+	b, err := e.Cfg.Marshal()
+	if err != nil {
+		e.T.Fatal(err)
 	}
-	for try := 0; try < 64; try++ {
-		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 250, byte(rand.IntN(256)), 0}), 24)
-		free := true
-		for _, rt := range routes {
-			if rt.Dst == nil {
-				continue
-			}
-			a, ok := netip.AddrFromSlice(rt.Dst.IP.To4())
-			ones, _ := rt.Dst.Mask.Size()
-			if ok && ones > 0 && netip.PrefixFrom(a, ones).Masked().Overlaps(p) {
-				free = false
-				break
-			}
-		}
-		if free {
-			return p, nil
-		}
+	path := filepath.Join(e.Dir, "config.yaml")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		e.T.Fatal(err)
 	}
-	return netip.Prefix{}, errors.New("no free 10.250.X.0/24 for the test")
+	return path
 }
 
 // Start runs a daemon in this process with the environment's config and
@@ -367,44 +340,58 @@ func (e *Env) AddQuietPodContext(ctx context.Context, name string, n int) api.Po
 }
 
 // Namespaces lists the namespaces carrying the prefix.
-func (e *Env) Namespaces() []string { return namespaces(e.Prefix) }
+func (e *Env) Namespaces() []string { return testenv.Namespaces(e.Prefix) }
 
-func namespaces(prefix string) []string {
-	var out []string
-	ents, _ := os.ReadDir(tap.NetNSDir)
-	for _, en := range ents {
-		if strings.HasPrefix(en.Name(), prefix) {
-			out = append(out, en.Name())
-		}
+// MustPing pings IP(n) count times from pod from's namespace and fails t
+// unless every request is answered.
+func (e *Env) MustPing(t testing.TB, from string, n, count int) podnet.PingResult {
+	t.Helper()
+	r, err := podnet.Ping(context.Background(), e.Netns(from), e.IP(n), podnet.PingOptions{Count: count, Interval: 10 * time.Millisecond, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatalf("ping %s -> %s: %v", from, e.IP(n), err)
 	}
-	return out
+	if r.Received() != count {
+		t.Fatalf("ping %s -> %s: %s", from, e.IP(n), r)
+	}
+	return r
 }
 
-// Sweep deletes namespaces named prefix* (with their TAPs) and the link
-// gwIf, and returns what it could not delete.
-func Sweep(prefix, gwIf string) []string {
-	for _, ns := range namespaces(prefix) {
-		if tap.DeletePod(tap.PodConfig{Name: ns, NetNS: ns}, true) != nil {
-			// Not a TAP as eth0 (a test's own veth): the namespace takes
-			// its links with it.
-			tap.DeleteNetNS(ns)
-		}
+// Ports is the daemon's port listing by port name.
+func (e *Env) Ports(t testing.TB) map[string]api.Port {
+	t.Helper()
+	ports, err := e.Client.Ports(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := netlink.LinkByName(gwIf); err == nil {
-		if err := tap.DeleteGateway(gwIf); err != nil {
-			if l, err := netlink.LinkByName(gwIf); err == nil {
-				netlink.LinkDel(l)
-			}
-		}
+	m := make(map[string]api.Port)
+	for _, p := range ports {
+		m[p.Name] = p
 	}
-	var left []string
-	for _, ns := range namespaces(prefix) {
-		left = append(left, "netns "+ns)
+	return m
+}
+
+// FDB is the daemon's forwarding table by MAC.
+func (e *Env) FDB(t testing.TB) map[fdb.MAC]api.FDBEntry {
+	t.Helper()
+	ents, err := e.Client.FDB(context.Background())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := netlink.LinkByName(gwIf); err == nil {
-		left = append(left, "link "+gwIf)
+	m := make(map[fdb.MAC]api.FDBEntry)
+	for _, x := range ents {
+		m[x.MAC] = x
 	}
-	return left
+	return m
+}
+
+// MAC is pod p's MAC address.
+func MAC(t testing.TB, p api.Pod) fdb.MAC {
+	t.Helper()
+	m, err := fdb.ParseMAC(p.MAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // ReadModes runs body, as a subtest on an Env of its own, once for each way

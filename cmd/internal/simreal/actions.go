@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/internal/podnet"
 	"github.com/tapswitch/tapswitch/sim"
 )
 
@@ -22,7 +23,7 @@ var realActions = map[string]realAction{
 			return withInterval(a, f, func(c *sim.Ping) *time.Duration { return &c.Interval })
 		},
 		prepare: func(r *runner, a *sim.Ping, _ *sinkPlan) error {
-			pg := &pinger{spec: a, got: map[int]bool{}, sentAt: map[int]time.Time{}, ttl: -1}
+			pg := &pinger{spec: a, ttl: -1}
 			r.pings[a.Name] = pg
 			r.order = append(r.order, pg)
 			return nil
@@ -54,7 +55,7 @@ var realActions = map[string]realAction{
 			}
 			h := r.p.hosts[a.From]
 			r.tracef("timeline: %s arpings %v (%d x)", a.From, dst, a.Count)
-			return r.raw(a.From, func(w *rawWriter) error {
+			return r.raw(a.From, func(w *podnet.FrameWriter) error {
 				return r.arps[a.Name].run(ctx, w, r.obs[a.From], r.n.macs[a.From], h.Interfaces[0].IP.Addr(), dst)
 			})
 		},
@@ -159,13 +160,13 @@ var realActions = map[string]realAction{
 			}
 			r.tracef("timeline: %s claims %v is at %v (%d x)", a.From, a.IP, mac, a.Count)
 			f := arpFrame(dst, r.n.macs[a.From], a.Op, mac, a.IP, tha, tpa)
-			return r.raw(a.From, func(w *rawWriter) error {
+			return r.raw(a.From, func(w *podnet.FrameWriter) error {
 				start := time.Now()
 				for i := 0; i < a.Count; i++ {
 					if !sleepUntil(ctx, start.Add(time.Duration(i)*a.Interval)) {
 						return nil
 					}
-					if err := w.write(f); err != nil {
+					if err := w.Write(f); err != nil {
 						return err
 					}
 				}
@@ -196,7 +197,7 @@ var realActions = map[string]realAction{
 			for i := 14; i < len(f); i++ {
 				f[i] = byte(i - 14)
 			}
-			return r.raw(a.From, func(w *rawWriter) error {
+			return r.raw(a.From, func(w *podnet.FrameWriter) error {
 				start := time.Now()
 				for i := 0; i < a.Count; i++ {
 					if !sleepUntil(ctx, start.Add(time.Duration(float64(i)/a.Rate*float64(time.Second)))) {
@@ -209,7 +210,7 @@ var realActions = map[string]realAction{
 					src := randomMAC()
 					copy(f[0:6], dst[:])
 					copy(f[6:12], src[:])
-					if err := w.write(f); err != nil {
+					if err := w.Write(f); err != nil {
 						return err
 					}
 				}
@@ -222,8 +223,8 @@ var realActions = map[string]realAction{
 			h := r.p.hosts[a.Host]
 			ip, mac := h.Interfaces[0].IP.Addr(), r.n.macs[a.Host]
 			r.tracef("timeline: %s announces %v", a.Host, ip)
-			return r.raw(a.Host, func(w *rawWriter) error {
-				return w.write(arpFrame(broadcast, mac, 1, mac, ip, fdb.MAC{}, ip))
+			return r.raw(a.Host, func(w *podnet.FrameWriter) error {
+				return w.Write(arpFrame(broadcast, mac, 1, mac, ip, fdb.MAC{}, ip))
 			})
 		},
 	}),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/netip"
 	"os"
 	"strings"
@@ -16,8 +15,9 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/config"
 	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
-	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/internal/podnet"
+	"github.com/tapswitch/tapswitch/internal/testenv"
 	"github.com/tapswitch/tapswitch/tap"
 )
 
@@ -41,7 +41,7 @@ func (n *node) nsOf(h string) string { return n.prefix + h }
 // newNode builds the node. On failure it removes what it made.
 func newNode(ctx context.Context, p *plan, id string, log *zap.Logger) (n *node, err error) {
 	if id == "" {
-		id = fmt.Sprintf("sr%05x", rand.Uint32()&0xfffff)
+		id = testenv.NewPrefix("sr", 5)
 	}
 	if len(id) > 8 {
 		return nil, fmt.Errorf("prefix %q: longer than 8 characters (the gateway's name is PREFIX+\"gw\", at most 15)", id)
@@ -60,19 +60,7 @@ func newNode(ctx context.Context, p *plan, id string, log *zap.Logger) (n *node,
 	if n.dir, err = os.MkdirTemp("", "tssim"); err != nil {
 		return n, err
 	}
-	if _, err = tap.CreateNetNS(n.nodeNS); err != nil {
-		return n, err
-	}
-	if err = podnet.DisableIPv6(n.nodeNS); err != nil {
-		return n, err
-	}
-	if err = n.inNode(func() error {
-		lo, err := netlink.LinkByName("lo")
-		if err != nil {
-			return err
-		}
-		return netlink.LinkSetUp(lo)
-	}); err != nil {
+	if err = testenv.QuietNamespace(n.nodeNS); err != nil {
 		return n, err
 	}
 	cfg, err := n.config()

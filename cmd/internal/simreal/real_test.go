@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,34 +14,21 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
+	"github.com/tapswitch/tapswitch/internal/testenv"
 	"github.com/tapswitch/tapswitch/sim"
-	"github.com/tapswitch/tapswitch/tap"
 )
 
 // testPrefix is a unique prefix for one run's namespaces, and a cleanup
 // that fails the test if any of them is left.
 func testPrefix(t *testing.T) string {
-	p := fmt.Sprintf("sq%05x", rand.Uint32()&0xfffff)
+	p := testenv.NewPrefix("sq", 5)
 	t.Cleanup(func() {
-		if left := namespacesWith(p); len(left) > 0 {
+		if left := testenv.Left(p); len(left) > 0 {
 			t.Errorf("left behind: %s", strings.Join(left, ", "))
-			for _, ns := range left {
-				tap.DeleteNetNS(ns)
-			}
+			testenv.Sweep(p)
 		}
 	})
 	return p
-}
-
-func namespacesWith(prefix string) []string {
-	var out []string
-	ents, _ := os.ReadDir(tap.NetNSDir)
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), prefix) {
-			out = append(out, e.Name())
-		}
-	}
-	return out
 }
 
 // TestShippedCompare runs every shipped scenario that the real node can
@@ -211,7 +197,7 @@ func TestRealCancelCleansUp(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want the context's deadline", err)
 	}
-	if left := namespacesWith(prefix); len(left) > 0 {
+	if left := testenv.Namespaces(prefix); len(left) > 0 {
 		t.Fatalf("left behind: %v", left)
 	}
 }

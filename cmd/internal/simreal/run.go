@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/internal/podnet"
 	"github.com/tapswitch/tapswitch/sim"
 	vswitch "github.com/tapswitch/tapswitch/switch"
 	"github.com/tapswitch/tapswitch/tap"
@@ -290,12 +291,15 @@ func (r *runner) act(ctx context.Context, a sim.Action) error {
 	return fmt.Errorf("timeline: %T not realised", a)
 }
 
-func (r *runner) raw(host string, fn func(*rawWriter) error) error {
-	w, err := openRawWriter(r.n.nsOf(host))
+// raw hands fn a packet socket on host's eth0, as a pod with CAP_NET_RAW
+// has: spoofed ARP, MAC floods. Unlike an attack tool's it goes through the
+// qdisc, so that the host's observer sees what it sent.
+func (r *runner) raw(host string, fn func(*podnet.FrameWriter) error) error {
+	w, err := podnet.OpenFrameWriter(r.n.nsOf(host), "eth0", podnet.FrameOptions{Retry: true})
 	if err != nil {
 		return err
 	}
-	defer w.close()
+	defer w.Close()
 	return fn(w)
 }
 

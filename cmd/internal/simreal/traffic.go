@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -16,11 +15,10 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/internal/podnet"
 	"github.com/tapswitch/tapswitch/sim"
 	"github.com/tapswitch/tapswitch/tap"
 )
@@ -172,52 +170,6 @@ func (o *observer) close() error {
 	return nil
 }
 
-// rawWriter sends hand-made Ethernet frames out of a host's eth0, as a
-// pod with CAP_NET_RAW can (spoofed ARP, MAC floods). Unlike an attack
-// tool it goes through the qdisc, so the host's observer sees what it
-// sent.
-type rawWriter struct {
-	fd      int
-	ifindex int
-}
-
-func openRawWriter(ns string) (*rawWriter, error) {
-	w := &rawWriter{fd: -1}
-	err := tap.InNamespace(tap.NetNSPath(ns), func() error {
-		ifi, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		w.ifindex = ifi.Index
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return fmt.Errorf("packet socket: %w", err)
-		}
-		w.fd = fd
-		return unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifi.Index})
-	})
-	if err != nil {
-		if w.fd >= 0 {
-			unix.Close(w.fd)
-		}
-		return nil, fmt.Errorf("netns %s: %w", ns, err)
-	}
-	return w, nil
-}
-
-func (w *rawWriter) write(f []byte) error {
-	for {
-		err := unix.Sendto(w.fd, f, 0, &unix.SockaddrLinklayer{Ifindex: w.ifindex})
-		if errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.EAGAIN) {
-			time.Sleep(100 * time.Microsecond)
-			continue
-		}
-		return err
-	}
-}
-
-func (w *rawWriter) close() { unix.Close(w.fd) }
-
 // arpFrame is an Ethernet/IPv4 ARP frame, as the simulator builds it.
 func arpFrame(dst, src fdb.MAC, op uint16, sha fdb.MAC, spa netip.Addr, tha fdb.MAC, tpa netip.Addr) []byte {
 	b := make([]byte, 14+28)
@@ -239,105 +191,62 @@ func arpFrame(dst, src fdb.MAC, op uint16, sha fdb.MAC, spa netip.Addr, tha fdb.
 
 var broadcast = fdb.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
-// pinger is one ping action's state.
+// pinger is one ping action's state, read while it runs.
 type pinger struct {
 	spec     *sim.Ping
 	mu       sync.Mutex
 	sent     int
-	got      map[int]bool
 	dups     int
 	errors   int
 	rttSum   time.Duration
 	rttMin   time.Duration
 	rttMax   time.Duration
 	ttl      int
-	sentAt   map[int]time.Time
 	received int
 }
 
 // run sends the pings from namespace ns and collects the replies until a
 // second after the last request.
 func (p *pinger) run(ctx context.Context, ns string, dst netip.Addr) error {
-	var conn *icmp.PacketConn
-	err := tap.InNamespace(tap.NetNSPath(ns), func() error {
-		c, err := icmp.ListenPacket("ip4:icmp", "0.0.0.0")
-		conn = c
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("ping %s: %w", p.spec.Name, err)
-	}
-	defer conn.Close()
-	pc := conn.IPv4PacketConn()
-	pc.SetControlMessage(ipv4.FlagTTL, true)
-	if p.spec.TTL > 0 {
-		pc.SetTTL(p.spec.TTL)
-	}
-	id := rand.IntN(0xfffe) + 1
 	payload := make([]byte, p.spec.Size)
 	for i := range payload {
 		payload[i] = byte(i)
 	}
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		buf := make([]byte, 65536)
-		for {
-			n, cm, _, err := pc.ReadFrom(buf)
-			if err != nil {
+	o := podnet.PingOptions{
+		Count: p.spec.Count, Interval: p.spec.Interval, Timeout: settle,
+		Payload: payload, TTL: p.spec.TTL, Linger: true,
+		OnSend: func(int) {
+			p.mu.Lock()
+			p.sent++
+			p.mu.Unlock()
+		},
+		OnReply: func(r podnet.Reply, dup bool) {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if dup {
+				p.dups++
 				return
 			}
-			at := time.Now()
-			m, err := icmp.ParseMessage(1, buf[:n])
-			if err != nil || m.Type != ipv4.ICMPTypeEchoReply {
-				continue
+			p.received++
+			p.rttSum += r.RTT
+			if p.received == 1 || r.RTT < p.rttMin {
+				p.rttMin = r.RTT
 			}
-			e, ok := m.Body.(*icmp.Echo)
-			if !ok || e.ID != id {
-				continue
+			p.rttMax = max(p.rttMax, r.RTT)
+			if r.TTL >= 0 {
+				p.ttl = r.TTL
 			}
-			p.mu.Lock()
-			sentAt, ok := p.sentAt[e.Seq]
-			if ok {
-				if p.got[e.Seq] {
-					p.dups++
-				} else {
-					p.got[e.Seq] = true
-					p.received++
-					rtt := at.Sub(sentAt)
-					p.rttSum += rtt
-					if p.received == 1 || rtt < p.rttMin {
-						p.rttMin = rtt
-					}
-					p.rttMax = max(p.rttMax, rtt)
-					if cm != nil {
-						p.ttl = cm.TTL
-					}
-				}
-			}
-			p.mu.Unlock()
-		}
-	}()
-	peer := &net.IPAddr{IP: dst.AsSlice()}
-	start := time.Now()
-	for seq := 1; seq <= p.spec.Count; seq++ {
-		if !sleepUntil(ctx, start.Add(time.Duration(seq-1)*p.spec.Interval)) {
-			break
-		}
-		b, _ := (&icmp.Message{Type: ipv4.ICMPTypeEcho, Body: &icmp.Echo{ID: id, Seq: seq, Data: payload}}).Marshal(nil)
-		p.mu.Lock()
-		p.sentAt[seq] = time.Now()
-		p.sent++
-		p.mu.Unlock()
-		if _, err := conn.WriteTo(b, peer); err != nil {
-			p.mu.Lock()
-			p.errors++
-			p.mu.Unlock()
-		}
+		},
 	}
-	sleepUntil(ctx, time.Now().Add(settle))
-	conn.Close()
-	<-readDone
+	res, err := podnet.Ping(ctx, ns, dst, o)
+	p.mu.Lock()
+	p.errors = res.SendErrors
+	p.mu.Unlock()
+	// A cancelled run, or requests the kernel refused, are in the counts;
+	// only a ping that could not start is an error.
+	if err != nil && res.Sent == 0 && ctx.Err() == nil {
+		return fmt.Errorf("ping %s: %w", p.spec.Name, err)
+	}
 	return nil
 }
 
@@ -420,7 +329,7 @@ func (a *arpinger) counts() (sent, replies int) {
 	return a.sent, a.ob.arpReplies(a.target) - a.base
 }
 
-func (a *arpinger) run(ctx context.Context, w *rawWriter, ob *observer, mac fdb.MAC, ip, target netip.Addr) error {
+func (a *arpinger) run(ctx context.Context, w *podnet.FrameWriter, ob *observer, mac fdb.MAC, ip, target netip.Addr) error {
 	a.mu.Lock()
 	a.started, a.ob, a.target, a.base = true, ob, target, ob.arpReplies(target)
 	a.mu.Unlock()
@@ -430,7 +339,7 @@ func (a *arpinger) run(ctx context.Context, w *rawWriter, ob *observer, mac fdb.
 		if !sleepUntil(ctx, start.Add(time.Duration(i)*a.spec.Interval)) {
 			break
 		}
-		if err := w.write(f); err != nil {
+		if err := w.Write(f); err != nil {
 			return err
 		}
 		a.mu.Lock()
@@ -448,15 +357,11 @@ type sink struct {
 }
 
 func openSink(ns string, addr netip.AddrPort, flows []*flower) (*sink, error) {
-	var c *net.UDPConn
-	err := tap.InNamespace(tap.NetNSPath(ns), func() error {
-		var err error
-		c, err = net.ListenUDP("udp4", net.UDPAddrFromAddrPort(addr))
-		return err
-	})
+	pc, err := podnet.ListenPacket(context.Background(), ns, "udp4", addr.String())
 	if err != nil {
-		return nil, fmt.Errorf("udp sink %v in %s: %w", addr, ns, err)
+		return nil, fmt.Errorf("udp sink: %w", err)
 	}
+	c := pc.(*net.UDPConn)
 	c.SetReadBuffer(8 << 20)
 	s := &sink{conn: c, done: make(chan struct{})}
 	go func() {
@@ -495,12 +400,7 @@ func (f *flower) run(ctx context.Context, ns string, dst netip.AddrPort) error {
 	if stopped {
 		return nil
 	}
-	var c *net.UDPConn
-	err := tap.InNamespace(tap.NetNSPath(ns), func() error {
-		var err error
-		c, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(dst))
-		return err
-	})
+	c, err := podnet.Dial(ctx, ns, "udp4", dst.String())
 	if err != nil {
 		return fmt.Errorf("flow %s: %w", f.spec.Name, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
+	"github.com/tapswitch/tapswitch/internal/testenv"
 	vswitch "github.com/tapswitch/tapswitch/switch"
 )
 
@@ -23,8 +24,8 @@ func TestARPSpoofing(t *testing.T) {
 			a := e.AddQuietPod("a", 2)
 			b := e.AddQuietPod("b", 3)
 			evil := e.AddQuietPod("evil", 4)
-			am, bm, em := podMAC(t, a), podMAC(t, b), podMAC(t, evil)
-			mustPing(t, e, "a", 3, 2)
+			am, bm, em := nodetest.MAC(t, a), nodetest.MAC(t, b), nodetest.MAC(t, evil)
+			e.MustPing(t, "a", 3, 2)
 			if m, _, ok := neighbour(t, e, "a", e.IP(3)); !ok || m != bm {
 				t.Fatalf("after a pinged b, a's neighbour entry for %s: %v %v, want %v", e.IP(3), m, ok, bm)
 			}
@@ -65,13 +66,13 @@ func TestARPSpoofing(t *testing.T) {
 				if n, ok := d.Switch().ARP().Lookup(vswitch.DefaultVLAN, e.IP(3), d.Switch().Now()); ok && n.MAC != bm {
 					t.Errorf("the switch's snooped table took the forgery: %s -> %v", e.IP(3), n.MAC)
 				}
-				mustPing(t, e, "a", 3, 3)
+				e.MustPing(t, "a", 3, 3)
 				return
 			}
 			if guardDrops != 0 {
 				t.Errorf("arp-guard drops %d with the guard off", guardDrops)
 			}
-			if !eventually(2*time.Second, func() bool { m, _, _ := neighbour(t, e, "a", e.IP(3)); return m == em }) {
+			if !testenv.Eventually(2*time.Second, func() bool { m, _, _ := neighbour(t, e, "a", e.IP(3)); return m == em }) {
 				m, _, _ := neighbour(t, e, "a", e.IP(3))
 				t.Errorf("without the guard the forgery did not show: a's entry for %s is %v, want evil's %v", e.IP(3), m, em)
 			}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
-	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
+	"github.com/tapswitch/tapswitch/internal/podnet"
 )
 
 // TestControlSocketStormLeavesDataplaneAlone sends 1,000 concurrent
@@ -25,7 +25,7 @@ func TestControlSocketStormLeavesDataplaneAlone(t *testing.T) {
 	d := e.Start()
 	e.AddQuietPod("a", 2)
 	e.AddQuietPod("b", 3)
-	mustPing(t, e, "a", 3, 2)
+	e.MustPing(t, "a", 3, 2)
 
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -100,5 +100,5 @@ func TestControlSocketStormLeavesDataplaneAlone(t *testing.T) {
 	if pods := d.Pods(); len(pods) != 2 {
 		t.Errorf("pods after the storm: %+v", pods)
 	}
-	mustPing(t, e, "b", 2, 3)
+	e.MustPing(t, "b", 2, 3)
 }

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
+	"github.com/tapswitch/tapswitch/internal/podnet"
 	"github.com/tapswitch/tapswitch/tap"
 )
 
@@ -63,13 +64,9 @@ func kubeProxyDNAT(ns string, svc, backend netip.AddrPort) error {
 // server answers with a longer reply, both checked. It returns the client
 // address the server saw.
 func exchange(ctx context.Context, from, to string, listen, dial netip.AddrPort) (netip.AddrPort, error) {
-	var ln net.Listener
-	err := in(to, func() (err error) {
-		ln, err = (&net.ListenConfig{}).Listen(ctx, "tcp4", listen.String())
-		return err
-	})
+	ln, err := podnet.Listen(ctx, to, "tcp4", listen.String())
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("listen on %s in %s: %w", listen, to, err)
+		return netip.AddrPort{}, err
 	}
 	defer ln.Close()
 	req := []byte("request from the client, 32 byte")
@@ -103,14 +100,9 @@ func exchange(ctx context.Context, from, to string, listen, dial netip.AddrPort)
 		_, err = c.Write(reply)
 		sc <- seen{peer, err}
 	}()
-	var conn net.Conn
-	err = in(from, func() (err error) {
-		d := net.Dialer{Timeout: 2 * time.Second}
-		conn, err = d.DialContext(ctx, "tcp4", dial.String())
-		return err
-	})
+	conn, err := podnet.Dial(ctx, from, "tcp4", dial.String())
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("connect from %s to %s: %w", from, dial, err)
+		return netip.AddrPort{}, err
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
@@ -131,11 +123,7 @@ func exchange(ctx context.Context, from, to string, listen, dial netip.AddrPort)
 // udpTTL sends one datagram from namespace from to dst, received inside
 // namespace to, and returns its source and the TTL it arrived with.
 func udpTTL(from, to string, dst netip.AddrPort) (netip.Addr, int, error) {
-	var pc net.PacketConn
-	err := in(to, func() (err error) {
-		pc, err = net.ListenPacket("udp4", dst.String())
-		return err
-	})
+	pc, err := podnet.ListenPacket(context.Background(), to, "udp4", dst.String())
 	if err != nil {
 		return netip.Addr{}, 0, err
 	}
@@ -144,11 +132,8 @@ func udpTTL(from, to string, dst netip.AddrPort) (netip.Addr, int, error) {
 	if err := p.SetControlMessage(ipv4.FlagTTL, true); err != nil {
 		return netip.Addr{}, 0, err
 	}
-	var c net.Conn
-	if err := in(from, func() (err error) {
-		c, err = net.Dial("udp4", dst.String())
-		return err
-	}); err != nil {
+	c, err := podnet.Dial(context.Background(), from, "udp4", dst.String())
+	if err != nil {
 		return netip.Addr{}, 0, err
 	}
 	defer c.Close()

@@ -4,8 +4,8 @@ import (
 	"testing"
 
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
-	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/internal/podnet"
 )
 
 // BenchmarkUnicastUnderMACFlood measures issue 5's speed target: an
@@ -47,10 +47,10 @@ func BenchmarkUnicastUnderMACFlood(b *testing.B) {
 			e.AddQuietPod("a", 2)
 			e.AddQuietPod("b", 3)
 			evil := e.AddQuietPod("evil", 4)
-			mustPing(b, e, "a", 3, 2)
+			e.MustPing(b, "a", 3, 2)
 			var dst *fdb.MAC
 			if bc.self {
-				m := podMAC(b, evil)
+				m := nodetest.MAC(b, evil)
 				dst = &m
 			}
 			w := writer(b, e, "evil", false)

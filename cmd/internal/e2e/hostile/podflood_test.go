@@ -22,7 +22,7 @@ import (
 	"github.com/tapswitch/tapswitch/bench"
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
-	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
+	"github.com/tapswitch/tapswitch/internal/podnet"
 	"github.com/tapswitch/tapswitch/tap"
 )
 
@@ -61,7 +61,7 @@ func runChild(spec string) error {
 	}
 	switch role {
 	case "flood":
-		w, err := OpenWriter(ns, "eth0", false)
+		w, err := podnet.OpenFrameWriter(ns, "eth0", podnet.FrameOptions{BypassQdisc: true})
 		if err != nil {
 			return err
 		}
@@ -90,11 +90,7 @@ func runChild(spec string) error {
 			}
 		}
 	case "recv":
-		var ln net.Listener
-		err := tap.InNamespace(ns, func() (err error) {
-			ln, err = net.Listen("tcp4", net.JoinHostPort(addr, "0"))
-			return err
-		})
+		ln, err := podnet.Listen(context.Background(), ns, "tcp4", net.JoinHostPort(addr, "0"))
 		if err != nil {
 			return err
 		}
@@ -141,11 +137,7 @@ func recvStream(c net.Conn) {
 // time runs from the first byte sent to the receiver's hash of the last,
 // one round trip more than podnet's, and the hashes must match.
 func sendStream(ns, dst string, size int64) (time.Duration, error) {
-	var conn net.Conn
-	err := tap.InNamespace(ns, func() (err error) {
-		conn, err = net.DialTimeout("tcp4", dst, 5*time.Second)
-		return err
-	})
+	conn, err := podnet.Dial(context.Background(), ns, "tcp4", dst)
 	if err != nil {
 		return 0, err
 	}
@@ -389,7 +381,7 @@ func benchPodFlood(b *testing.B, bc podFlood, endCPUs float64) {
 	addLabeledPod(b, e, "a", 2)
 	addLabeledPod(b, e, "b", 3)
 	addLabeledPod(b, e, "evil", 4)
-	mustPing(b, e, "a", 3, 2)
+	e.MustPing(b, "a", 3, 2)
 	fl := startChild(b, cpuCgroup(b, "flood", 0.5), "flood:"+tap.NetNSPath(e.Netns("evil")))
 
 	const size = 512 << 20

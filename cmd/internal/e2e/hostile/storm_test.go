@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
-	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/internal/podnet"
 	vswitch "github.com/tapswitch/tapswitch/switch"
 )
 
@@ -35,7 +35,7 @@ func TestBroadcastStorm(t *testing.T) {
 			e.AddQuietPod("b", 3)
 			e.AddQuietPod("evil", 4)
 			e.AddQuietPod("c", 5) // a bystander: it only listens
-			mustPing(t, e, "a", 3, 2)
+			e.MustPing(t, "a", 3, 2)
 
 			w := writer(t, e, "evil", false)
 			src := fdb.MAC{0x02, 0xee, 0, 0, 0, 4}

@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -14,8 +13,8 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
-	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/internal/podnet"
 	vswitch "github.com/tapswitch/tapswitch/switch"
 	"github.com/tapswitch/tapswitch/tap"
 )
@@ -74,15 +73,6 @@ func arpBody(op uint16, sha fdb.MAC, spa netip.Addr, tha fdb.MAC, tpa netip.Addr
 	return b
 }
 
-func podMAC(t testing.TB, p api.Pod) fdb.MAC {
-	t.Helper()
-	m, err := fdb.ParseMAC(p.MAC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 // ports maps the switch's ports by name, counters read live.
 func ports(sw *vswitch.Switch) map[string]vswitch.PortInfo {
 	m := make(map[string]vswitch.PortInfo)
@@ -92,24 +82,10 @@ func ports(sw *vswitch.Switch) map[string]vswitch.PortInfo {
 	return m
 }
 
-// mustPing pings from pod from to address n and fails unless every request
-// is answered.
-func mustPing(t testing.TB, e *nodetest.Env, from string, n, count int) podnet.PingResult {
-	t.Helper()
-	r, err := podnet.Ping(bg, e.Netns(from), e.IP(n), podnet.PingOptions{Count: count, Interval: 10 * time.Millisecond, Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatalf("ping %s -> %s: %v", from, e.IP(n), err)
-	}
-	if r.Received() != count {
-		t.Fatalf("ping %s -> %s: %s", from, e.IP(n), r)
-	}
-	return r
-}
-
 // writer opens a packet socket on pod's eth0, closed by the cleanup.
-func writer(t testing.TB, e *nodetest.Env, pod string, vnet bool) *Writer {
+func writer(t testing.TB, e *nodetest.Env, pod string, vnet bool) *podnet.FrameWriter {
 	t.Helper()
-	w, err := OpenWriter(tap.NetNSPath(e.Netns(pod)), "eth0", vnet)
+	w, err := podnet.OpenFrameWriter(tap.NetNSPath(e.Netns(pod)), "eth0", podnet.FrameOptions{VnetHdr: vnet, BypassQdisc: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,26 +167,12 @@ func rss(t testing.TB) int {
 	return int(r.Now)
 }
 
-// eventually polls cond every 10 ms for up to d.
-func eventually(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // keepsEntries checks that each pod's MAC is still in the FDB on its own
 // port after a flood.
 func keepsEntries(t testing.TB, d *daemon.Daemon, pods ...api.Pod) {
 	t.Helper()
 	for _, p := range pods {
-		m := podMAC(t, p)
+		m := nodetest.MAC(t, p)
 		id, _ := d.Switch().PortByName(p.Name)
 		if got, ok := d.Switch().FDB().Lookup(1, m[:], d.Switch().Now()); !ok || got != id {
 			t.Errorf("pod %s's entry (%v on port %d) lost to the flood: lookup gives %d %v", p.Name, m, id, got, ok)

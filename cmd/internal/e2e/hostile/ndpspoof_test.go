@@ -13,14 +13,14 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 
 	"github.com/tapswitch/tapswitch/arp"
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/internal/podnet"
+	"github.com/tapswitch/tapswitch/internal/testenv"
 	vswitch "github.com/tapswitch/tapswitch/switch"
 	"github.com/tapswitch/tapswitch/tap"
 )
@@ -78,36 +78,16 @@ func addDualStackPod(t *testing.T, e *nodetest.Env, name string, n int) api.Pod 
 // whether one was answered.
 func ping6(t testing.TB, e *nodetest.Env, pod string, dst netip.Addr, count int) bool {
 	t.Helper()
-	var c *icmp.PacketConn
-	err := tap.InNamespace(tap.NetNSPath(e.Netns(pod)), func() (err error) {
-		c, err = icmp.ListenPacket("ip6:ipv6-icmp", "::")
-		return err
-	})
-	if err != nil {
-		t.Fatalf("ping6 from %s: %v", pod, err)
-	}
-	defer c.Close()
-	id := os.Getpid() & 0xffff
-	buf := make([]byte, 1500)
-	for seq := 1; seq <= count; seq++ {
-		m := icmp.Message{Type: ipv6.ICMPTypeEchoRequest, Body: &icmp.Echo{ID: id, Seq: seq, Data: []byte("tapswitch")}}
-		b, _ := m.Marshal(nil) // the kernel fills in an ICMPv6 raw socket's checksum
-		if _, err := c.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+	for range count {
+		r, err := podnet.Ping(bg, e.Netns(pod), dst, podnet.PingOptions{Count: 1, Timeout: time.Second})
+		if err != nil && r.Sent == 0 {
+			t.Fatalf("ping6 from %s: %v", pod, err)
+		}
+		if err != nil {
 			t.Logf("ping6 %s -> %s: %v", pod, dst, err)
 		}
-		c.SetReadDeadline(time.Now().Add(time.Second))
-		for {
-			n, _, err := c.ReadFrom(buf)
-			if err != nil {
-				break
-			}
-			r, err := icmp.ParseMessage(58, buf[:n])
-			if err != nil || r.Type != ipv6.ICMPTypeEchoReply {
-				continue
-			}
-			if echo, ok := r.Body.(*icmp.Echo); ok && echo.ID == id && echo.Seq == seq {
-				return true
-			}
+		if r.Received() > 0 {
+			return true
 		}
 	}
 	return false
@@ -198,10 +178,10 @@ func TestNDPSpoofing(t *testing.T) {
 			b := addDualStackPod(t, e, "b", 3)
 			c := addDualStackPod(t, e, "c", 4)
 			evil := addDualStackPod(t, e, "evil", 5)
-			bm, cm, em := podMAC(t, b), podMAC(t, c), podMAC(t, evil)
+			bm, cm, em := nodetest.MAC(t, b), nodetest.MAC(t, c), nodetest.MAC(t, evil)
 			b6, c6 := podIPv6(3), podIPv6(4)
 
-			mustPing(t, e, "c", 3, 2)
+			e.MustPing(t, "c", 3, 2)
 			if !ping6(t, e, "c", b6, 5) {
 				t.Fatalf("c cannot ping b over IPv6 (%s)", b6)
 			}
@@ -272,7 +252,7 @@ func TestNDPSpoofing(t *testing.T) {
 				if drops != 0 {
 					t.Errorf("ndp-guard drops %d with the guard off", drops)
 				}
-				if !eventually(2*time.Second, func() bool { m, _ := neighbour6(t, e, "c", b6); return m == em }) {
+				if !testenv.Eventually(2*time.Second, func() bool { m, _ := neighbour6(t, e, "c", b6); return m == em }) {
 					t.Errorf("without the guard the forgery did not show: c's entry for %s is %v, want evil's %v", b6, got, em)
 				}
 				return
@@ -304,7 +284,7 @@ func TestNDPSpoofing(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if !eventually(2*time.Second, func() bool { return ports(sw)["evil"].Counters.Drops[vswitch.DropRAGuard]-raDrops0 == 3 }) {
+			if !testenv.Eventually(2*time.Second, func() bool { return ports(sw)["evil"].Counters.Drops[vswitch.DropRAGuard]-raDrops0 == 3 }) {
 				t.Errorf("ra-guard drops %d, want 3", ports(sw)["evil"].Counters.Drops[vswitch.DropRAGuard]-raDrops0)
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -317,7 +297,7 @@ func TestNDPSpoofing(t *testing.T) {
 			if err := w.Write(ra); err != nil {
 				t.Fatal(err)
 			}
-			if !eventually(2*time.Second, func() bool { return icmp6In(t, e, "c", "Icmp6InRouterAdvertisements") > in0 }) {
+			if !testenv.Eventually(2*time.Second, func() bool { return icmp6In(t, e, "c", "Icmp6InRouterAdvertisements") > in0 }) {
 				t.Errorf("allowed, evil's router advertisement did not reach c either: the check above proves nothing")
 			}
 		})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"math/rand/v2"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -12,8 +11,9 @@ import (
 
 	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
-	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/internal/podnet"
+	"github.com/tapswitch/tapswitch/internal/testenv"
 )
 
 // flooder writes 64-byte frames with a random unicast source MAC out of a
@@ -27,7 +27,7 @@ type flooder struct {
 	errs atomic.Uint64
 }
 
-func flood(w *Writer, dst *fdb.MAC) *flooder {
+func flood(w *podnet.FrameWriter, dst *fdb.MAC) *flooder {
 	ctx, cancel := context.WithCancel(context.Background())
 	fl := &flooder{stop: cancel}
 	fl.wg.Add(1)
@@ -76,13 +76,6 @@ func learned(d *daemon.Daemon) int {
 	return n
 }
 
-func heapKiB() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse >> 10
-}
-
 // TestMACFlood has pod "evil" send frames with random source MACs as fast
 // as it can for two seconds, into a table limited to 1024 learned entries,
 // under both policies. The table never holds more than its limit nor
@@ -101,9 +94,9 @@ func TestMACFlood(t *testing.T) {
 			d := e.Start()
 			a, b := e.AddQuietPod("a", 2), e.AddQuietPod("b", 3)
 			e.AddQuietPod("evil", 4)
-			mustPing(t, e, "a", 3, 2)
+			e.MustPing(t, "a", 3, 2)
 			tab := d.Switch().FDB()
-			rss0, heap0 := rss(t), heapKiB()
+			rss0, heap0 := rss(t), testenv.HeapKiB()
 
 			fl := flood(writer(t, e, "evil", false), nil)
 			// While the flood runs: watch the table's size, and ping.
@@ -123,7 +116,7 @@ func TestMACFlood(t *testing.T) {
 			<-pingDone
 			sent := fl.Stop()
 			st := tab.Stats()
-			rss1, heap1 := rss(t), heapKiB()
+			rss1, heap1 := rss(t), testenv.HeapKiB()
 			t.Logf("%s: flood of %d frames (%.0f kframes/s); learned entries at most %d (limit %d); table: %d entries, %d slots, learned %d, evicted %d, refused %d",
 				policy, sent, float64(sent)/2e3, maxLearned, limit, st.Entries, st.Capacity, st.Learned, st.Evicted, st.Refused)
 			t.Logf("%s: RSS %d -> %d KiB (%+d), Go heap in use %d -> %d KiB (%+d); ping a -> b during the flood: %s",
@@ -151,7 +144,7 @@ func TestMACFlood(t *testing.T) {
 				}
 			}
 			keepsEntries(t, d, a, b)
-			mustPing(t, e, "a", 3, 5)
+			e.MustPing(t, "a", 3, 5)
 			// No more than the limit's worth of memory stays: the
 			// flood's garbage is collectable. A loose bound, for -race.
 			if grow := int64(heap1) - int64(heap0); grow > 64<<10 {
@@ -160,8 +153,8 @@ func TestMACFlood(t *testing.T) {
 
 			// A pod that arrives after the flood.
 			c := e.AddQuietPod("c", 5)
-			cm := podMAC(t, c)
-			mustPing(t, e, "c", 2, 3)
+			cm := nodetest.MAC(t, c)
+			e.MustPing(t, "c", 2, 3)
 			refused0 := st.Refused
 			cid, _ := d.Switch().PortByName("c")
 			p, ok := tab.Lookup(1, cm[:], d.Switch().Now())

@@ -1,4 +1,6 @@
-package hostile
+// Package soak runs a node under mixed traffic and pod churn for a while
+// and checks that it does not grow: goroutines, fds, heap and RSS.
+package soak
 
 import (
 	"context"
@@ -9,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapswitch/tapswitch/bench"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
-	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
+	"github.com/tapswitch/tapswitch/internal/podnet"
+	"github.com/tapswitch/tapswitch/internal/testenv"
 	"github.com/tapswitch/tapswitch/tap"
 )
 
@@ -46,7 +50,11 @@ func take(t *testing.T) sample {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sample{goroutines: runtime.NumGoroutine(), fds: len(ents), heapKiB: heapKiB(), rssKiB: rss(t)}
+	r, err := bench.ReadRSS(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sample{goroutines: runtime.NumGoroutine(), fds: len(ents), heapKiB: testenv.HeapKiB(), rssKiB: int(r.Now)}
 }
 
 // TestSoak runs mixed traffic (TCP transfers between two pods, checked by
@@ -59,7 +67,7 @@ func TestSoak(t *testing.T) {
 	e.Start()
 	e.AddQuietPod("a", 2)
 	e.AddQuietPod("b", 3)
-	mustPing(t, e, "a", 3, 2)
+	e.MustPing(t, "a", 3, 2)
 
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
@@ -86,10 +94,10 @@ func TestSoak(t *testing.T) {
 	churn := func(i int) {
 		name := fmt.Sprintf("c%d", i%4)
 		e.AddQuietPod(name, 10+i%4)
-		if _, err := podnet.Ping(bg, e.Netns(name), e.IP(2), podnet.PingOptions{Count: 2, Interval: 10 * time.Millisecond, Timeout: time.Second}); err != nil {
+		if _, err := podnet.Ping(context.Background(), e.Netns(name), e.IP(2), podnet.PingOptions{Count: 2, Interval: 10 * time.Millisecond, Timeout: time.Second}); err != nil {
 			t.Errorf("ping from %s: %v", name, err)
 		}
-		if err := e.Client.DeletePod(bg, name); err != nil {
+		if err := e.Client.DeletePod(context.Background(), name); err != nil {
 			t.Errorf("pod del %s: %v", name, err)
 		}
 		if err := tap.DeleteNetNS(e.Netns(name)); err != nil {
@@ -113,7 +121,7 @@ func TestSoak(t *testing.T) {
 	wg.Wait()
 	// Let closed connections and exited readers wind down.
 	var end sample
-	ok := eventually(10*time.Second, func() bool {
+	ok := testenv.Eventually(10*time.Second, func() bool {
 		end = take(t)
 		return end.goroutines <= base.goroutines+5 && end.fds <= base.fds+5 && end.heapKiB <= base.heapKiB+16<<10
 	})

@@ -17,7 +17,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
 	"github.com/tapswitch/tapswitch/cmd/internal/hostnat"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
-	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
+	"github.com/tapswitch/tapswitch/internal/podnet"
 )
 
 // TestSecondDaemonRefusesFirst: with daemon A running in a node namespace,

@@ -12,8 +12,6 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
-
-	"github.com/tapswitch/tapswitch/tap"
 )
 
 // TransferResult is one TCP transfer, measured at the receiver.
@@ -55,14 +53,9 @@ const chunk = 256 << 10
 // stream at both ends. The data differs from run to run.
 func Transfer(ctx context.Context, from, to string, dst netip.Addr, size int64) (TransferResult, error) {
 	var res TransferResult
-	var ln net.Listener
-	err := tap.InNamespace(nsPath(to), func() error {
-		var err error
-		ln, err = (&net.ListenConfig{}).Listen(ctx, tcpNet(dst), net.JoinHostPort(dst.String(), "0"))
-		return err
-	})
+	ln, err := Listen(ctx, to, tcpNet(dst), net.JoinHostPort(dst.String(), "0"))
 	if err != nil {
-		return res, fmt.Errorf("transfer: listen on %s in netns %s: %w", dst, to, err)
+		return res, fmt.Errorf("transfer: %w", err)
 	}
 	defer ln.Close()
 	port := ln.Addr().(*net.TCPAddr).Port
@@ -87,17 +80,11 @@ func Transfer(ctx context.Context, from, to string, dst netip.Addr, size int64) 
 		rc <- recv{n: n, sha: sha, end: time.Now(), err: err}
 	}()
 
-	var conn net.Conn
-	err = tap.InNamespace(nsPath(from), func() error {
-		d := net.Dialer{Timeout: 5 * time.Second}
-		var err error
-		conn, err = d.DialContext(ctx, tcpNet(dst), net.JoinHostPort(dst.String(), strconv.Itoa(port)))
-		return err
-	})
+	conn, err := Dial(ctx, from, tcpNet(dst), net.JoinHostPort(dst.String(), strconv.Itoa(port)))
 	if err != nil {
 		ln.Close()
 		<-rc
-		return res, fmt.Errorf("transfer: connect from netns %s to %s: %w", from, dst, err)
+		return res, fmt.Errorf("transfer: %w", err)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()

@@ -1,4 +1,4 @@
-package daemon_test
+package node
 
 import (
 	"context"
@@ -12,58 +12,11 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
-	"github.com/tapswitch/tapswitch/cmd/internal/podnet"
-	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/internal/podnet"
 	"github.com/tapswitch/tapswitch/tap"
 )
 
 var bg = context.Background()
-
-func ping(t *testing.T, e *nodetest.Env, from string, n int, count int) podnet.PingResult {
-	t.Helper()
-	r, err := podnet.Ping(bg, e.Netns(from), e.IP(n), podnet.PingOptions{Count: count, Interval: 10 * time.Millisecond, Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatalf("ping %s -> %s: %v", from, e.IP(n), err)
-	}
-	if r.Received() != count {
-		t.Fatalf("ping %s -> %s: %s", from, e.IP(n), r)
-	}
-	return r
-}
-
-func counters(t *testing.T, e *nodetest.Env) map[string]api.Port {
-	t.Helper()
-	ports, err := e.Client.Ports(bg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := make(map[string]api.Port)
-	for _, p := range ports {
-		m[p.Name] = p
-	}
-	return m
-}
-
-func fdbOf(t *testing.T, e *nodetest.Env) map[fdb.MAC]api.FDBEntry {
-	t.Helper()
-	ents, err := e.Client.FDB(bg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := make(map[fdb.MAC]api.FDBEntry)
-	for _, x := range ents {
-		m[x.MAC] = x
-	}
-	return m
-}
-
-func mac(t *testing.T, p api.Pod) fdb.MAC {
-	m, err := fdb.ParseMAC(p.MAC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
 
 // TestThreePodsOnOneSwitch is the cbr0 replacement end to end: the first
 // ARP floods and teaches the switch, then unicast leaves on one port; every
@@ -75,14 +28,14 @@ func TestThreePodsOnOneSwitch(t *testing.T) {
 		pods := []api.Pod{e.AddQuietPod("p1", 2), e.AddQuietPod("p2", 3), e.AddQuietPod("p3", 4)}
 
 		t.Run("ARPFloodsThenUnicast", func(t *testing.T) {
-			c0 := counters(t, e)
-			ping(t, e, "p1", 3, 1)
+			c0 := e.Ports(t)
+			e.MustPing(t, "p1", 3, 1)
 			// The ping can finish before the reader that flooded the
 			// ARP request has written its last copies (p2's answer
 			// races the writes to p3 and the gateway): wait for them,
 			// then count exactly.
-			c1 := counters(t, e)
-			for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); c1 = counters(t, e) {
+			c1 := e.Ports(t)
+			for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); c1 = e.Ports(t) {
 				if c1["p3"].Counters.TxFrames > c0["p3"].Counters.TxFrames && c1[e.GwIf].Counters.TxFrames > c0[e.GwIf].Counters.TxFrames {
 					break
 				}
@@ -100,17 +53,17 @@ func TestThreePodsOnOneSwitch(t *testing.T) {
 			if d := c1["p2"].Counters.Flooded - c0["p2"].Counters.Flooded; d != 0 {
 				t.Errorf("p2 flooded %d frames, want 0 (its ARP reply and echo reply are unicast)", d)
 			}
-			tab := fdbOf(t, e)
+			tab := e.FDB(t)
 			for _, p := range pods[:2] {
-				x, ok := tab[mac(t, p)]
+				x, ok := tab[nodetest.MAC(t, p)]
 				if !ok || x.PortName != p.Name || x.Kind != "learned" {
 					t.Errorf("fdb entry for %s (%s): %+v, want learned on %s", p.Name, p.MAC, x, p.Name)
 				}
 			}
 
 			const n = 20
-			ping(t, e, "p1", 3, n)
-			c2 := counters(t, e)
+			e.MustPing(t, "p1", 3, n)
+			c2 := e.Ports(t)
 			if d := c2["p1"].Counters.Flooded - c1["p1"].Counters.Flooded; d != 0 {
 				t.Errorf("warm table: p1 flooded %d frames, want 0", d)
 			}
@@ -126,13 +79,13 @@ func TestThreePodsOnOneSwitch(t *testing.T) {
 			for i, p := range pods {
 				for j := range pods {
 					if i != j {
-						ping(t, e, p.Name, j+2, 2)
+						e.MustPing(t, p.Name, j+2, 2)
 					}
 				}
-				ping(t, e, p.Name, 1, 2) // the gateway
+				e.MustPing(t, p.Name, 1, 2) // the gateway
 			}
 			// Every live port's listing carries its TAP's own drop count.
-			for name, p := range counters(t, e) {
+			for name, p := range e.Ports(t) {
 				if p.DeviceDrops == nil {
 					t.Errorf("port %s: no device_drops in the listing", name)
 				}
@@ -154,15 +107,15 @@ func TestThreePodsOnOneSwitch(t *testing.T) {
 		})
 
 		t.Run("PodDelFlushesItsEntries", func(t *testing.T) {
-			ping(t, e, "p3", 2, 1) // make sure p3 is in the table
-			if x, ok := fdbOf(t, e)[mac(t, pods[2])]; !ok || x.PortName != "p3" {
+			e.MustPing(t, "p3", 2, 1) // make sure p3 is in the table
+			if x, ok := e.FDB(t)[nodetest.MAC(t, pods[2])]; !ok || x.PortName != "p3" {
 				t.Fatalf("p3 not learned: %+v", x)
 			}
 			if err := e.Client.DeletePod(bg, "p3"); err != nil {
 				t.Fatal(err)
 			}
-			for m, x := range fdbOf(t, e) {
-				if x.Port == pods[2].Port || m == mac(t, pods[2]) {
+			for m, x := range e.FDB(t) {
+				if x.Port == pods[2].Port || m == nodetest.MAC(t, pods[2]) {
 					t.Errorf("entry of deleted pod left: %+v", x)
 				}
 			}
@@ -171,7 +124,7 @@ func TestThreePodsOnOneSwitch(t *testing.T) {
 					t.Errorf("neighbour of deleted pod left: %+v", n)
 				}
 			}
-			if _, ok := counters(t, e)["p3"]; ok {
+			if _, ok := e.Ports(t)["p3"]; ok {
 				t.Error("p3 still listed in ports")
 			}
 			// The namespace was the test's, not the daemon's: it stays.
@@ -185,7 +138,7 @@ func TestThreePodsOnOneSwitch(t *testing.T) {
 			if !found {
 				t.Error("pod del removed a namespace the daemon did not create")
 			}
-			ping(t, e, "p1", 3, 2) // the others still talk
+			e.MustPing(t, "p1", 3, 2) // the others still talk
 		})
 	})
 }
@@ -208,7 +161,7 @@ func TestTAPDeletedUnderTraffic(t *testing.T) {
 		e.AddQuietPod("p1", 2)
 		e.AddQuietPod("p2", 3)
 		p3 := e.AddQuietPod("p3", 4)
-		ping(t, e, "p3", 2, 1)
+		e.MustPing(t, "p3", 2, 1)
 
 		done := make(chan error, 1)
 		go func() {
@@ -247,20 +200,20 @@ func TestTAPDeletedUnderTraffic(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatalf("transfer p1 -> p2 across the deletion: %v", err)
 		}
-		ports := counters(t, e)
+		ports := e.Ports(t)
 		if ports["p3"].State != api.PodGone {
 			t.Errorf("ports: p3 is %q, want gone", ports["p3"].State)
 		}
 		if ports["p3"].Counters.RxFrames == 0 {
 			t.Error("ports: gone p3 lost the counters it had")
 		}
-		for _, x := range fdbOf(t, e) {
+		for _, x := range e.FDB(t) {
 			if x.Port == p3.Port {
 				t.Errorf("entry on the gone port left: %+v", x)
 			}
 		}
-		ping(t, e, "p1", 3, 3)
-		ping(t, e, "p2", 1, 3)
+		e.MustPing(t, "p1", 3, 3)
+		e.MustPing(t, "p2", 1, 3)
 		if err := e.Client.DeletePod(bg, "p3"); err != nil {
 			t.Fatalf("pod del of a gone pod: %v", err)
 		}
@@ -275,7 +228,7 @@ func TestRestartReattaches(t *testing.T) {
 		e.Start()
 		e.AddQuietPod("p1", 2)
 		e.AddQuietPod("p2", 3)
-		ping(t, e, "p1", 3, 2)
+		e.MustPing(t, "p1", 3, 2)
 
 		// A second daemon on the same state must not touch the first's pods.
 		second, err := daemon.New(e.Cfg, nil)
@@ -286,7 +239,7 @@ func TestRestartReattaches(t *testing.T) {
 			t.Fatalf("second daemon on the same state dir: %v", err)
 		}
 		second.Close(false)
-		ping(t, e, "p1", 3, 2)
+		e.MustPing(t, "p1", 3, 2)
 		e.Stop(false)
 
 		if _, err := e.Client.Status(bg); err == nil {
@@ -306,8 +259,8 @@ func TestRestartReattaches(t *testing.T) {
 				t.Errorf("after restart %s is %s (%s)", p.Name, p.State, p.Reason)
 			}
 		}
-		ping(t, e, "p1", 3, 3)
-		ping(t, e, "p2", 1, 3)
+		e.MustPing(t, "p1", 3, 3)
+		e.MustPing(t, "p2", 1, 3)
 		r, err := podnet.Transfer(bg, e.Netns("p2"), e.Netns("p1"), e.IP(2), 16<<20)
 		if err != nil {
 			t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"github.com/tapswitch/tapswitch/arp"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/internal/testenv"
 	vswitch "github.com/tapswitch/tapswitch/switch"
 )
 
@@ -44,9 +45,9 @@ func TestMalformedFramesDroppedByReason(t *testing.T) {
 	a := e.AddQuietPod("a", 2)
 	e.AddQuietPod("b", 3)
 	e.AddQuietPod("c", 4)
-	mustPing(t, e, "b", 4, 2) // b and c known to the switch and each other
+	e.MustPing(t, "b", 4, 2) // b and c known to the switch and each other
 	sw := d.Switch()
-	am := podMAC(t, a)
+	am := nodetest.MAC(t, a)
 	// A pod may raise its own MTU: then the kernel lets frames over the
 	// switch's MTU (1500) through to the TAP.
 	setMTU(t, e, "a", 9000)
@@ -175,7 +176,7 @@ func TestMalformedFramesDroppedByReason(t *testing.T) {
 				}
 				return
 			}
-			eventually(2*time.Second, func() bool {
+			testenv.Eventually(2*time.Second, func() bool {
 				rx, drop, fwd, _ := delta()
 				return rx == n && (drop == n || fwd == n*uint64(len(others)))
 			})
@@ -211,6 +212,6 @@ func TestMalformedFramesDroppedByReason(t *testing.T) {
 	}
 	t.Logf("drops counted on pod a's port: %v", ports(sw)["a"].Counters.DropMap)
 	// The dataplane is unharmed.
-	mustPing(t, e, "b", 4, 3)
-	mustPing(t, e, "a", 3, 3)
+	e.MustPing(t, "b", 4, 3)
+	e.MustPing(t, "a", 3, 3)
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
+	"github.com/tapswitch/tapswitch/internal/testenv"
 )
 
 // TestMACFloodReadLimit: with a per-pod read limit (rx_pps), a pod flooding
@@ -29,7 +30,7 @@ func testMACFloodReadLimit(t *testing.T, e *nodetest.Env) {
 	d := e.Start()
 	a, b := e.AddQuietPod("a", 2), e.AddQuietPod("b", 3)
 	e.AddQuietPod("evil", 4)
-	mustPing(t, e, "a", 3, 2)
+	e.MustPing(t, "a", 3, 2)
 
 	rx0, drop0 := ports(d.Switch())["evil"].Counters.RxFrames, linkStats(t, e, "evil").TxDropped
 	start := time.Now()
@@ -41,7 +42,7 @@ func testMACFloodReadLimit(t *testing.T, e *nodetest.Env) {
 	// Frames already in evil's TAP queues when the flood stopped are read
 	// afterwards, within the limit too: wait until the reads stop.
 	var read uint64
-	eventually(2*time.Second, func() bool {
+	testenv.Eventually(2*time.Second, func() bool {
 		n := ports(d.Switch())["evil"].Counters.RxFrames - rx0
 		if n == read && n > 0 {
 			return true
@@ -80,5 +81,5 @@ func testMACFloodReadLimit(t *testing.T, e *nodetest.Env) {
 		t.Errorf("DeviceDrops()[evil] = %d, want at least the %d the TAP counted", got, drop0+dropped)
 	}
 	keepsEntries(t, d, a, b)
-	mustPing(t, e, "a", 3, 5)
+	e.MustPing(t, "a", 3, 5)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
+	"github.com/tapswitch/tapswitch/internal/testenv"
 	vswitch "github.com/tapswitch/tapswitch/switch"
 )
 
@@ -24,7 +25,7 @@ func TestMACFloodLockedPodMAC(t *testing.T) {
 	d := e.Start()
 	a, b := e.AddQuietPod("a", 2), e.AddQuietPod("b", 3)
 	evil := e.AddQuietPod("evil", 4)
-	mustPing(t, e, "a", 3, 2)
+	e.MustPing(t, "a", 3, 2)
 	tab := d.Switch().FDB()
 	evilID, _ := d.Switch().PortByName("evil")
 
@@ -36,7 +37,7 @@ func TestMACFloodLockedPodMAC(t *testing.T) {
 	refused := fl.errs.Load() // the TAP's drops come back to the writer as ENOBUFS
 	// Let the switch read what is still queued in evil's TAP.
 	var after map[string]vswitch.PortInfo
-	eventually(2*time.Second, func() bool {
+	testenv.Eventually(2*time.Second, func() bool {
 		prev := after
 		time.Sleep(50 * time.Millisecond)
 		after = ports(d.Switch())
@@ -63,7 +64,7 @@ func TestMACFloodLockedPodMAC(t *testing.T) {
 	if n := learned(d); n > learned0+1 {
 		t.Errorf("learned entries %d -> %d under a locked flood", learned0, n)
 	}
-	em := podMAC(t, evil)
+	em := nodetest.MAC(t, evil)
 	for _, x := range tab.Entries() {
 		if x.Port == evilID && x.MAC.String() != em.HardwareAddr().String() {
 			t.Errorf("flood source %v learned on evil's port", x.MAC)
@@ -77,8 +78,8 @@ func TestMACFloodLockedPodMAC(t *testing.T) {
 		}
 	}
 	keepsEntries(t, d, a, b)
-	mustPing(t, e, "a", 3, 3)
-	mustPing(t, e, "evil", 2, 3) // from its own MAC, evil is a pod like any other
+	e.MustPing(t, "a", 3, 3)
+	e.MustPing(t, "evil", 2, 3) // from its own MAC, evil is a pod like any other
 
 	// A restart re-attaches the locked TAPs (their kernel filter from the
 	// run before must not get in the way) and locks them again.
@@ -89,7 +90,7 @@ func TestMACFloodLockedPodMAC(t *testing.T) {
 			t.Fatalf("after a restart with the lock, pod %s: %+v %v", p, got, err)
 		}
 	}
-	mustPing(t, e, "evil", 2, 2)
+	e.MustPing(t, "evil", 2, 2)
 	fl = flood(writer(t, e, "evil", false), nil)
 	time.Sleep(200 * time.Millisecond)
 	if sent := fl.Stop(); sent != 0 || fl.errs.Load() == 0 {
