@@ -11,7 +11,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -174,7 +173,7 @@ type udpSender struct {
 
 func (s *udpSender) send(fd uintptr) bool {
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.msgs[0])), uintptr(s.want), 0, 0, 0)
+		n, e := sendmmsg(fd, s.msgs[:s.want])
 		switch e {
 		case 0:
 			s.done = int(n)
@@ -210,7 +209,7 @@ type udpReceiver struct {
 
 func (r *udpReceiver) recv(fd uintptr) bool {
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])), uintptr(len(r.msgs)), 0, 0, 0)
+		n, e := recvmmsg(fd, r.msgs)
 		switch e {
 		case 0:
 			r.got.Add(int64(n))

@@ -383,6 +383,8 @@ type swPort struct {
 // unplugged, or its queue full); the switch counts it as a tx error.
 var errRefused = fmt.Errorf("sim: link refused the frame")
 
+var _ vswitch.Port = (*swPort)(nil)
+
 func (p *swPort) WriteBatch(frames [][]byte) (int, error) {
 	n := 0
 	var err error

@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"sync"
 	"time"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -322,15 +321,4 @@ func (p *Poller) timeout(now time.Time) int {
 	}
 	ms := p.paused[0].resume.Sub(now).Milliseconds() + 1
 	return int(max(ms, 0))
-}
-
-// epollPoll is epoll_wait with a zero timeout, as a raw system call: it
-// never blocks, so the runtime need not hand the thread's P to another
-// thread (or wake sysmon to do so) for it.
-func epollPoll(epfd int, events []unix.EpollEvent) (int, error) {
-	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
 }

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -401,21 +400,4 @@ var ErrGone = errors.New("device or its namespace is gone")
 // brings it back.
 func IsGone(err error) bool {
 	return errors.Is(err, unix.EBADFD) || errors.Is(err, ErrGone)
-}
-
-// rawRead is read(2) without the runtime's entersyscall/exitsyscall, for the
-// Poller, whose thread is busy polling anyway: the fd is non-blocking, so the
-// call never sleeps, and telling the scheduler about it would only wake sysmon.
-// (The netpoller readers use unix.Read: after an idle spell each of their
-// entersyscalls wakes sysmon, which keeps the CPUs out of halt, and the raw
-// call made their latency worse; BENCHMARKS.md, "Work to win".)
-func rawRead(fd uintptr, b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
-	n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -36,11 +35,7 @@ func (d *Device) LockSource(mac net.HardwareAddr) error {
 		// One queue's ioctl sets the filter on every queue attached now.
 		// The kernel copies prog in the ioctl; prog stays alive until then
 		// through fprog.Filter, which the call keeps alive.
-		_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TUNATTACHFILTER, uintptr(unsafe.Pointer(&fprog)))
-		if errno != 0 {
-			return errno
-		}
-		return nil
+		return attachFilter(fd, &fprog)
 	})
 	if err != nil {
 		return fmt.Errorf("tap %q: lock source %v: TUNATTACHFILTER: %w", d.name, mac, err)

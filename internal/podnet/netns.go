@@ -5,15 +5,13 @@ import (
 	"fmt"
 	"net"
 	"time"
-
-	"github.com/tapswitch/tapswitch/tap"
 )
 
 // Listen opens a stream listener (tcp4, tcp6) on addr inside netns ns (a
 // name or a path).
 func Listen(ctx context.Context, ns, network, addr string) (net.Listener, error) {
 	var l net.Listener
-	err := tap.InNamespace(nsPath(ns), func() (err error) {
+	err := inNS(ns, func() (err error) {
 		l, err = (&net.ListenConfig{}).Listen(ctx, network, addr)
 		return err
 	})
@@ -26,7 +24,7 @@ func Listen(ctx context.Context, ns, network, addr string) (net.Listener, error)
 // ListenPacket opens a datagram socket (udp4, udp6) on addr inside netns ns.
 func ListenPacket(ctx context.Context, ns, network, addr string) (net.PacketConn, error) {
 	var pc net.PacketConn
-	err := tap.InNamespace(nsPath(ns), func() (err error) {
+	err := inNS(ns, func() (err error) {
 		pc, err = (&net.ListenConfig{}).ListenPacket(ctx, network, addr)
 		return err
 	})
@@ -39,7 +37,7 @@ func ListenPacket(ctx context.Context, ns, network, addr string) (net.PacketConn
 // Dial connects from inside netns ns to addr, giving up after 5 seconds.
 func Dial(ctx context.Context, ns, network, addr string) (net.Conn, error) {
 	var c net.Conn
-	err := tap.InNamespace(nsPath(ns), func() (err error) {
+	err := inNS(ns, func() (err error) {
 		d := net.Dialer{Timeout: 5 * time.Second}
 		c, err = d.DialContext(ctx, network, addr)
 		return err

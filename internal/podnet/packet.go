@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/tapswitch/tapswitch/tap"
 )
 
 // FrameWriter sends raw Ethernet frames out of one interface of a network
@@ -41,7 +39,7 @@ type FrameOptions struct {
 // or a path). The socket is bound with protocol 0, so it receives nothing.
 func OpenFrameWriter(ns, ifname string, o FrameOptions) (*FrameWriter, error) {
 	w := &FrameWriter{fd: -1, opt: o}
-	err := tap.InNamespace(nsPath(ns), func() error {
+	err := inNS(ns, func() error {
 		ifi, err := net.InterfaceByName(ifname)
 		if err != nil {
 			return err

@@ -14,8 +14,6 @@ import (
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
-
-	"github.com/tapswitch/tapswitch/tap"
 )
 
 // PingOptions shape a run of echo requests. Zero values take the defaults.
@@ -259,7 +257,7 @@ func listenICMP(ns string, v6 bool, ttl int) (*icmpConn, error) {
 		c.proto, c.echo, c.reply = 58, ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply
 		network, local = "ip6:ipv6-icmp", "::"
 	}
-	err := tap.InNamespace(nsPath(ns), func() (err error) {
+	err := inNS(ns, func() (err error) {
 		c.PacketConn, err = icmp.ListenPacket(network, local)
 		return err
 	})

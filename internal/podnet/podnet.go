@@ -7,20 +7,18 @@
 // the tests share it.
 //
 // Each socket is created on a thread that has joined the namespace
-// (tap.InNamespace) and stays in that namespace after the thread leaves, so
+// (netns.NS.Run) and stays in that namespace after the thread leaves, so
 // the I/O itself runs on ordinary goroutines.
 package podnet
 
-import (
-	"strings"
+import "github.com/tapswitch/tapswitch/netns"
 
-	"github.com/tapswitch/tapswitch/tap"
-)
-
-// nsPath accepts a named namespace ("pod1") or a path ("/proc/1/ns/net").
-func nsPath(ns string) string {
-	if strings.ContainsRune(ns, '/') {
-		return ns
+// inNS runs fn on a thread in ns, a named namespace ("pod1") or a path
+// ("/proc/1/ns/net"), resolved as the daemon and the CNI plugin resolve it.
+func inNS(ns string, fn func() error) error {
+	n, err := netns.Parse(ns)
+	if err != nil {
+		return err
 	}
-	return tap.NetNSPath(ns)
+	return n.Run(fn)
 }

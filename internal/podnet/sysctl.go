@@ -3,8 +3,6 @@ package podnet
 import (
 	"fmt"
 	"os"
-
-	"github.com/tapswitch/tapswitch/tap"
 )
 
 // DisableIPv6 turns IPv6 off in namespace ns for the interfaces that exist
@@ -13,7 +11,7 @@ import (
 // the switch are the ones a test or the demo sends: that makes "the ARP
 // broadcast floods, then unicast" visible frame by frame.
 func DisableIPv6(ns string) error {
-	return tap.InNamespace(nsPath(ns), func() error {
+	return inNS(ns, func() error {
 		// /proc/sys/net shows the namespace of the thread that opens it.
 		for _, f := range []string{"all", "default"} {
 			p := "/proc/sys/net/ipv6/conf/" + f + "/disable_ipv6"

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tapswitch/tapswitch/internal/podnet"
+	"github.com/tapswitch/tapswitch/netns"
 	"github.com/tapswitch/tapswitch/tap"
 )
 
@@ -112,13 +113,17 @@ func overlapsAny(p netip.Prefix, ps []netip.Prefix) bool {
 // namespace: IPv6 off (so that it sends no neighbour discovery of its own)
 // and lo up.
 func QuietNamespace(name string) error {
-	if _, err := tap.CreateNetNS(name); err != nil {
+	ns, err := netns.Named(name)
+	if err != nil {
+		return err
+	}
+	if _, err := ns.Create(); err != nil {
 		return err
 	}
 	if err := podnet.DisableIPv6(name); err != nil {
 		return err
 	}
-	return tap.InNamespace(tap.NetNSPath(name), func() error {
+	return ns.Run(func() error {
 		lo, err := netlink.LinkByName("lo")
 		if err != nil {
 			return fmt.Errorf("netns %s: %w", name, err)
@@ -156,7 +161,7 @@ func Sweep(prefixes ...string) error {
 		if tap.DeletePod(tap.PodConfig{Name: ns, NetNS: ns}, true) != nil {
 			// Not a TAP as eth0 (a veth, or nothing): the namespace takes
 			// its links with it.
-			if err := tap.DeleteNetNS(ns); err != nil {
+			if err := deleteNamed(ns); err != nil {
 				errs = append(errs, fmt.Errorf("sweep: %w", err))
 			}
 		}
@@ -184,7 +189,7 @@ func Left(prefixes ...string) []string {
 // of prefixes.
 func Namespaces(prefixes ...string) []string {
 	var out []string
-	ents, _ := os.ReadDir(tap.NetNSDir)
+	ents, _ := os.ReadDir(netns.Dir)
 	for _, e := range ents {
 		if hasPrefix(e.Name(), prefixes) {
 			out = append(out, e.Name())
@@ -228,4 +233,13 @@ func HeapKiB() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapInuse >> 10
+}
+
+// deleteNamed removes the named namespace name.
+func deleteNamed(name string) error {
+	ns, err := netns.Named(name)
+	if err != nil {
+		return err
+	}
+	return ns.Delete()
 }

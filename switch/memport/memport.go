@@ -1,6 +1,8 @@
 // Package memport provides in-memory switch ports: Port keeps copies of the
 // frames written to it, for tests and the simulator; Sink only counts them,
-// for benchmarks that measure the switch and not the port.
+// for benchmarks that measure the switch and not the port. Both are
+// vswitch.Port; memport cannot say so with an assertion, since the switch's
+// own tests import it.
 package memport
 
 import (

@@ -8,9 +8,9 @@ import (
 	"github.com/tapswitch/tapswitch/internal/podnet"
 )
 
-// BenchmarkUnicastUnderMACFlood measures issue 5's speed target: an
-// established TCP transfer between pods a and b while pod "evil" floods
-// random source MACs (64-byte frames, one writer, as fast as it goes) into
+// BenchmarkUnicastUnderMACFlood measures what a MAC flood costs a pod's
+// traffic: an established TCP transfer between pods a and b while pod
+// "evil" floods random source MACs (64-byte frames, one writer, as fast as it goes) into
 // a table limited to 1024 entries, against the same transfer undisturbed,
 // in alternation within each iteration. Target under evict-fair: ratio >=
 // 0.90. Metrics: Gbit/s of both, their ratio, and the flood's rate.
