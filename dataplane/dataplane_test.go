@@ -90,7 +90,7 @@ func TestRxPolicing(t *testing.T) {
 			t.Fatal(err)
 		}
 		p := start(t, sw, dev, disp, dataplane.Config{Port: vswitch.PortConfig{Name: "evil"}, RxPPS: rxPPS})
-		fd := packetSocket(t, cfg)
+		w := packetSocket(t, cfg)
 		f := frame(net.HardwareAddr{0x02, 0, 0, 0, 0, 0x99}, dev.MAC())
 
 		rx0 := counters(t, sw, p.ID()).RxFrames
@@ -103,7 +103,7 @@ func TestRxPolicing(t *testing.T) {
 		for time.Since(start) < 500*time.Millisecond {
 			for range 256 {
 				offered++
-				if _, err := unix.Write(fd, f); err == unix.ENOBUFS {
+				if err := w.Write(f); errors.Is(err, unix.ENOBUFS) {
 					refused++
 				} else if err != nil {
 					t.Fatal(err)

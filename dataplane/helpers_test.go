@@ -1,18 +1,16 @@
 package dataplane_test
 
 import (
-	"crypto/rand"
-	"encoding/hex"
+	"context"
 	"net"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/tapswitch/tapswitch/dataplane"
 	"github.com/tapswitch/tapswitch/fdb"
+	"github.com/tapswitch/tapswitch/internal/podnet"
+	"github.com/tapswitch/tapswitch/internal/testenv"
 	vswitch "github.com/tapswitch/tapswitch/switch"
 	"github.com/tapswitch/tapswitch/tap"
 )
@@ -23,21 +21,14 @@ const batch = 4
 
 func needRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates TAP devices and network namespaces")
+	if why := testenv.RootSkip(false); why != "" {
+		t.Skip(why)
 	}
 }
 
 // uniquePrefix keeps the namespaces of concurrent or leftover test runs
 // apart: every namespace a test makes is named with it.
-func uniquePrefix(t testing.TB) string {
-	t.Helper()
-	b := make([]byte, 3)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	return "tdp" + hex.EncodeToString(b)
-}
+func uniquePrefix(testing.TB) string { return testenv.NewPrefix("tdp", 6) }
 
 // mode is a read mode: a Dispatcher, made for one test.
 type mode struct {
@@ -124,16 +115,12 @@ func counters(t testing.TB, sw *vswitch.Switch, id fdb.PortID) vswitch.Counters 
 // udpConn is a UDP socket bound to the pod's address inside its namespace.
 func udpConn(t testing.TB, cfg tap.PodConfig) *net.UDPConn {
 	t.Helper()
-	var c *net.UDPConn
-	err := tap.InNamespace(tap.NetNSPath(cfg.NetNS), func() (err error) {
-		c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: cfg.Addr.Addr().AsSlice()})
-		return err
-	})
+	c, err := podnet.ListenPacket(context.Background(), cfg.NetNS, "udp4", net.JoinHostPort(cfg.Addr.Addr().String(), "0"))
 	if err != nil {
 		t.Fatalf("listen in %s: %v", cfg.NetNS, err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return c
+	return c.(*net.UDPConn)
 }
 
 // exchange sends msg from src to dst until it arrives, resending because
@@ -158,31 +145,14 @@ func exchange(t testing.TB, src, dst *net.UDPConn, msg string) {
 // packetSocket is a packet socket on the pod's eth0, opened inside its
 // namespace, that writes frames past the qdisc, as a flooding pod would.
 // A frame the TAP drops comes back to its write as ENOBUFS.
-func packetSocket(t testing.TB, cfg tap.PodConfig) int {
+func packetSocket(t testing.TB, cfg tap.PodConfig) *podnet.FrameWriter {
 	t.Helper()
-	var fd int
-	err := tap.InNamespace(tap.NetNSPath(cfg.NetNS), func() error {
-		var err error
-		if fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0); err != nil {
-			return err
-		}
-		ifi, err := net.InterfaceByName("eth0")
-		if err == nil {
-			err = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_QDISC_BYPASS, 1)
-		}
-		if err == nil {
-			err = unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifi.Index})
-		}
-		if err != nil {
-			unix.Close(fd)
-		}
-		return err
-	})
+	w, err := podnet.OpenFrameWriter(cfg.NetNS, "eth0", podnet.FrameOptions{BypassQdisc: true})
 	if err != nil {
-		t.Fatalf("packet socket in %s: %v", cfg.NetNS, err)
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { unix.Close(fd) })
-	return fd
+	t.Cleanup(func() { w.Close() })
+	return w
 }
 
 // frame is a minimal Ethernet frame from src to dst of an unassigned
@@ -196,13 +166,4 @@ func frame(dst, src net.HardwareAddr) []byte {
 }
 
 // eventually polls cond until it holds or d has passed.
-func eventually(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
-}
+func eventually(d time.Duration, cond func() bool) bool { return testenv.Eventually(d, cond) }
