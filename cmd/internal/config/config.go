@@ -130,8 +130,8 @@ type PodSpec struct {
 	VLAN uint16   `yaml:"vlan"`
 }
 
-// Limits on the knobs that size memory: every queue has a reader with
-// batch buffers of 64 KiB each.
+// Limits on the knobs that size memory: every queue has a reader whose
+// arena holds a 64 KiB frame or batch MTU-sized frames (tap.ArenaSize).
 const (
 	MaxQueues = 16
 	MaxBatch  = 64
