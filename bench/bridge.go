@@ -8,10 +8,10 @@ import (
 	"strconv"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	vnetns "github.com/vishvananda/netns"
 
 	"github.com/tapswitch/tapswitch/internal/testenv"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 // Bridge is the cbr0 baseline: a Linux bridge in the host namespace holding
@@ -63,11 +63,11 @@ func (b *Bridge) addPod(brIndex, i int, addr netip.Prefix, gw netip.Addr) (Pod, 
 	ns := b.prefix + "b" + strconv.Itoa(i)
 	host := b.prefix + "v" + strconv.Itoa(i)
 	peer := b.prefix + "e" + strconv.Itoa(i)
-	if _, err := tap.CreateNetNS(ns); err != nil {
+	if _, err := netns.CreateNamed(ns); err != nil {
 		return Pod{}, err
 	}
-	path := tap.NetNSPath(ns)
-	h, err := netns.GetFromPath(path)
+	path := netns.PathOf(ns)
+	h, err := vnetns.GetFromPath(path)
 	if err != nil {
 		return Pod{}, fmt.Errorf("netns %q: %w", ns, err)
 	}
@@ -90,7 +90,7 @@ func (b *Bridge) addPod(brIndex, i int, addr netip.Prefix, gw netip.Addr) (Pod, 
 	if err != nil {
 		return Pod{}, fmt.Errorf("veth %q: up: %w", host, err)
 	}
-	err = tap.InNamespace(path, func() error { return podEth0(peer, "veth", addr, gw) })
+	err = netns.FromPath(path).Run(func() error { return podEth0(peer, "veth", addr, gw) })
 	if err != nil {
 		return Pod{}, fmt.Errorf("pod %s: %w", ns, err)
 	}

@@ -17,7 +17,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/tapswitch/tapswitch/internal/testenv"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 // OVS is Open vSwitch's userspace datapath over TAPs, the third system: a
@@ -145,10 +145,10 @@ func (o *OVS) port(i int) string { return o.prefix + "op" + strconv.Itoa(i) }
 func (o *OVS) addPod(i int, addr netip.Prefix) (Pod, error) {
 	ns := o.prefix + "on" + strconv.Itoa(i)
 	port := o.port(i)
-	if _, err := tap.CreateNetNS(ns); err != nil {
+	if _, err := netns.CreateNamed(ns); err != nil {
 		return Pod{}, err
 	}
-	path := tap.NetNSPath(ns)
+	path := netns.PathOf(ns)
 	h, err := netlink.LinkByName(port)
 	if err != nil {
 		return Pod{}, fmt.Errorf("ovs port %q: %w", port, err)
@@ -163,7 +163,7 @@ func (o *OVS) addPod(i int, addr netip.Prefix) (Pod, error) {
 	}
 	// No default route: the OVS topology has no gateway; the pods talk
 	// within their subnet.
-	err = tap.InNamespace(path, func() error { return podEth0(port, "ovs port", addr, netip.Addr{}) })
+	err = netns.FromPath(path).Run(func() error { return podEth0(port, "ovs port", addr, netip.Addr{}) })
 	if err != nil {
 		return Pod{}, fmt.Errorf("pod %s: %w", ns, err)
 	}

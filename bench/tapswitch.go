@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/tapswitch/tapswitch/internal/testenv"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 // TapswitchRun is one run's tapswitch settings: its own subnet, gateway TAP,
@@ -58,7 +58,7 @@ func (r *TapswitchRun) PodName(i int) string { return "p" + strconv.Itoa(i) }
 // Pod is pod i as the traffic engine sees it.
 func (r *TapswitchRun) Pod(i int) Pod {
 	name := r.PodName(i)
-	return Pod{Name: name, NetNS: tap.NetNSPath(r.NetnsPrefix + name), IP: podAddr(r.Subnet, i)}
+	return Pod{Name: name, NetNS: netns.PathOf(r.NetnsPrefix + name), IP: podAddr(r.Subnet, i)}
 }
 
 // PodCIDR is pod i's address with the subnet's length, as `pod add --ip`

@@ -9,7 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/tapswitch/tapswitch/internal/testenv"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 // Pod is one pod of a built topology: a network namespace with eth0.
@@ -68,7 +68,7 @@ func Sweep(prefix string) error {
 func StaticNeighbours(pods []Pod) error {
 	macs := make([]net.HardwareAddr, len(pods))
 	for i, p := range pods {
-		err := tap.InNamespace(p.NetNS, func() error {
+		err := netns.FromPath(p.NetNS).Run(func() error {
 			l, err := netlink.LinkByName("eth0")
 			if err != nil {
 				return err
@@ -76,12 +76,13 @@ func StaticNeighbours(pods []Pod) error {
 			macs[i] = l.Attrs().HardwareAddr
 			return nil
 		})
+
 		if err != nil {
 			return fmt.Errorf("pod %s: eth0: %w", p.NetNS, err)
 		}
 	}
 	for i, p := range pods {
-		err := tap.InNamespace(p.NetNS, func() error {
+		err := netns.FromPath(p.NetNS).Run(func() error {
 			l, err := netlink.LinkByName("eth0")
 			if err != nil {
 				return fmt.Errorf("eth0: %w", err)
@@ -100,6 +101,7 @@ func StaticNeighbours(pods []Pod) error {
 			}
 			return nil
 		})
+
 		if err != nil {
 			return fmt.Errorf("pod %s: %w", p.NetNS, err)
 		}

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/tapswitch/tapswitch/internal/testenv"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 // TestPacerNeverAhead drives the token bucket with irregular clocks (a
@@ -166,7 +166,7 @@ type udpCounters struct{ in, out, rcvbufErrs int64 }
 func readUDPCounters(t *testing.T, p Pod) udpCounters {
 	t.Helper()
 	var c udpCounters
-	err := tap.InNamespace(p.NetNS, func() error {
+	err := netns.FromPath(p.NetNS).Run(func() error {
 		b, err := os.ReadFile("/proc/thread-self/net/snmp")
 		if err != nil {
 			return err
@@ -196,6 +196,7 @@ func readUDPCounters(t *testing.T, p Pod) udpCounters {
 		}
 		return sc.Err()
 	})
+
 	if err != nil {
 		t.Fatalf("udp counters of %s: %v", p.NetNS, err)
 	}

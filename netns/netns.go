@@ -165,3 +165,23 @@ func checkMounted(name, path string) error {
 	}
 	return err
 }
+
+// CreateNamed creates the named namespace name unless it exists, and
+// reports whether this call created it: Named then Create.
+func CreateNamed(name string) (created bool, err error) {
+	n, err := Named(name)
+	if err != nil {
+		return false, err
+	}
+	return n.Create()
+}
+
+// DeleteNamed removes the named namespace name; a missing one is not an
+// error: Named then Delete.
+func DeleteNamed(name string) error {
+	n, err := Named(name)
+	if err != nil {
+		return err
+	}
+	return n.Delete()
+}

@@ -28,7 +28,7 @@ func DefaultQueues() int { return min(runtime.NumCPU(), 4) }
 // use Name, NetNS, IfName and Queues.
 type PodConfig struct {
 	Name    string           // the pod, for errors
-	NetNS   string           // a name under NetNSDir, created if missing, or the path of an existing namespace
+	NetNS   string           // a name under netns.Dir, created if missing, or the path of an existing namespace
 	IfName  string           // the TAP's name inside the pod; default "eth0"
 	MAC     net.HardwareAddr // default: the kernel's random address
 	MTU     int              // default: the kernel's 1500

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 func TestPodsTalkThroughCopyLoop(t *testing.T) {
@@ -26,13 +28,14 @@ func TestPodsTalkThroughCopyLoop(t *testing.T) {
 		t.Fatalf("offloads %q lack tso4", a.Offloads())
 	}
 	for _, cfg := range []PodConfig{cfgA, cfgB} {
-		err := InNamespace(NetNSPath(cfg.NetNS), func() error {
+		err := netns.FromPath(netns.PathOf(cfg.NetNS)).Run(func() error {
 			on, err := tsoOn("eth0")
 			if err == nil && !on {
 				t.Errorf("%s: tcp-segmentation-offload off inside the pod", cfg.NetNS)
 			}
 			return err
 		})
+
 		if err != nil {
 			t.Fatalf("ethtool TSO in %s: %v", cfg.NetNS, err)
 		}
@@ -43,10 +46,11 @@ func TestPodsTalkThroughCopyLoop(t *testing.T) {
 
 	// TCP, a few MB, to see the pod's stack hand over TSO super-frames.
 	var ln net.Listener
-	err := InNamespace(NetNSPath(cfgB.NetNS), func() (err error) {
+	err := netns.FromPath(netns.PathOf(cfgB.NetNS)).Run(func() (err error) {
 		ln, err = net.Listen("tcp4", cfgB.Addr.Addr().String()+":0")
 		return err
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,10 +73,11 @@ func TestPodsTalkThroughCopyLoop(t *testing.T) {
 		got <- [32]byte(h.Sum(nil))
 	}()
 	var conn net.Conn
-	err = InNamespace(NetNSPath(cfgA.NetNS), func() (err error) {
+	err = netns.FromPath(netns.PathOf(cfgA.NetNS)).Run(func() (err error) {
 		conn, err = net.DialTimeout("tcp4", ln.Addr().String(), 5*time.Second)
 		return err
 	})
+
 	if err != nil {
 		t.Fatalf("dial across the copy loop: %v", err)
 	}
@@ -103,7 +108,7 @@ func TestAttachAfterCloseKeepsPodConfig(t *testing.T) {
 	a.Close()
 	b.Close()
 
-	err := InNamespace(NetNSPath(cfgA.NetNS), func() error {
+	err := netns.FromPath(netns.PathOf(cfgA.NetNS)).Run(func() error {
 		link, err := netlink.LinkByName("eth0")
 		if err != nil {
 			return err
@@ -120,6 +125,7 @@ func TestAttachAfterCloseKeepsPodConfig(t *testing.T) {
 		}
 		return nil
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +134,7 @@ func TestAttachAfterCloseKeepsPodConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Attach: %v", err)
 	}
-	b2, err := Attach(PodConfig{Name: cfgB.Name, NetNS: NetNSPath(cfgB.NetNS), Queues: 3})
+	b2, err := Attach(PodConfig{Name: cfgB.Name, NetNS: netns.PathOf(cfgB.NetNS), Queues: 3})
 	if err != nil {
 		t.Fatalf("Attach by path: %v", err)
 	}
@@ -150,7 +156,7 @@ func TestAttachCreatesNothing(t *testing.T) {
 	if _, err := Attach(cfg); err == nil || !strings.Contains(err.Error(), "not a multi-queue TAP") {
 		t.Fatalf("Attach to loopback: %v", err)
 	}
-	if names := linkNames(t, NetNSPath(cfg.NetNS)); !slices.Equal(names, []string{"lo", "eth0"}) {
+	if names := linkNames(t, netns.PathOf(cfg.NetNS)); !slices.Equal(names, []string{"lo", "eth0"}) {
 		t.Fatalf("links after failed Attach: %v, want [lo eth0]", names)
 	}
 }
@@ -184,7 +190,7 @@ func TestCreatePodRejectsBadConfig(t *testing.T) {
 			}
 		})
 	}
-	if _, err := os.Stat(NetNSPath(good.NetNS)); err == nil {
+	if _, err := os.Stat(netns.PathOf(good.NetNS)); err == nil {
 		t.Fatal("a rejected config left a netns behind")
 	}
 }
@@ -213,7 +219,7 @@ func TestCreatePodRollsBack(t *testing.T) {
 		if !strings.HasPrefix(err.Error(), `pod "web-1": tap "eth0": default route via 10.99.0.1:`) {
 			t.Errorf("error %q does not name the pod, tap and gateway", err)
 		}
-		if _, err := os.Stat(NetNSPath(cfg.NetNS)); err == nil {
+		if _, err := os.Stat(netns.PathOf(cfg.NetNS)); err == nil {
 			t.Error("netns created by the failed call is still there")
 		}
 		if hostLinkExists(t, tmp) {
@@ -229,13 +235,13 @@ func TestCreatePodRollsBack(t *testing.T) {
 		if _, err := CreatePod(dup); err == nil || !strings.HasPrefix(err.Error(), `pod "dup": tap "`+tmp+`": rename to "eth0": `) {
 			t.Fatalf("second CreatePod of eth0: %v", err)
 		}
-		if names := linkNames(t, NetNSPath(cfg.NetNS)); !slices.Equal(names, []string{"lo", "eth0"}) {
+		if names := linkNames(t, netns.PathOf(cfg.NetNS)); !slices.Equal(names, []string{"lo", "eth0"}) {
 			t.Fatalf("links in the pod after the failed call: %v, want [lo eth0]", names)
 		}
 		if hostLinkExists(t, tmp) {
 			t.Error("temporary TAP left in the host namespace")
 		}
-		err := InNamespace(NetNSPath(cfg.NetNS), func() error {
+		err := netns.FromPath(netns.PathOf(cfg.NetNS)).Run(func() error {
 			link, err := netlink.LinkByName("eth0")
 			if err != nil {
 				return err
@@ -246,6 +252,7 @@ func TestCreatePodRollsBack(t *testing.T) {
 			}
 			return err
 		})
+
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -266,7 +273,7 @@ func TestCreatePodRollsBack(t *testing.T) {
 		if err := gw.Check(); err != nil {
 			t.Fatalf("the other device suffered: %v", err)
 		}
-		if _, err := os.Stat(NetNSPath(cfg.NetNS)); err == nil {
+		if _, err := os.Stat(netns.PathOf(cfg.NetNS)); err == nil {
 			t.Error("netns created by the failed call is still there")
 		}
 	})

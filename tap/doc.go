@@ -15,7 +15,8 @@
 // TAP with its last descriptor. Persistence lets a restarted switch re-open the
 // device with Attach while the pod keeps its eth0, addresses and routes.
 //
-// Namespace switching happens in one place, InNamespace, on a locked OS thread.
+// Namespace switching happens in one place, package netns (NS.Run and
+// Handle.Run), on a locked OS thread.
 //
 // github.com/songgao/water is not used. Its Linux configuration cannot set
 // IFF_VNET_HDR, and a second TUNSETIFF to add it fails with EEXIST, so a water TAP

@@ -15,6 +15,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 func needRoot(t *testing.T) {
@@ -138,10 +140,11 @@ func udpRoundTrip(t *testing.T, from, to PodConfig) {
 	t.Helper()
 	listen := func(cfg PodConfig) *net.UDPConn {
 		var c *net.UDPConn
-		err := InNamespace(NetNSPath(cfg.NetNS), func() (err error) {
+		err := netns.FromPath(netns.PathOf(cfg.NetNS)).Run(func() (err error) {
 			c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: cfg.Addr.Addr().AsSlice()})
 			return err
 		})
+
 		if err != nil {
 			t.Fatalf("listen in %s: %v", cfg.NetNS, err)
 		}
@@ -174,13 +177,14 @@ func udpRoundTrip(t *testing.T, from, to PodConfig) {
 func linkNames(t *testing.T, nsPath string) []string {
 	t.Helper()
 	var names []string
-	err := InNamespace(nsPath, func() error {
+	err := netns.FromPath(nsPath).Run(func() error {
 		links, err := netlink.LinkList()
 		for _, l := range links {
 			names = append(names, l.Attrs().Name)
 		}
 		return err
 	})
+
 	if err != nil {
 		t.Fatalf("list links in %s: %v", nsPath, err)
 	}
@@ -229,7 +233,7 @@ func tsoOn(ifName string) (bool, error) {
 func podPacketSocket(t *testing.T, cfg PodConfig) int {
 	t.Helper()
 	var fd int
-	err := InNamespace(NetNSPath(cfg.NetNS), func() error {
+	err := netns.FromPath(netns.PathOf(cfg.NetNS)).Run(func() error {
 		var err error
 		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
@@ -250,6 +254,7 @@ func podPacketSocket(t *testing.T, cfg PodConfig) int {
 		}
 		return nil
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}

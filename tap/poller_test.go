@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 // polledPod is a one-queue pod opened for a Poller, with a UDP sender in it.
@@ -165,7 +167,7 @@ func TestPollerReportsGoneDevice(t *testing.T) {
 	if err := p.Add(a.Queues()[0], c.handle, func(err error) { errc <- err }); err != nil {
 		t.Fatal(err)
 	}
-	if err := DeleteNetNS(ns); err != nil {
+	if err := netns.DeleteNamed(ns); err != nil {
 		t.Fatal(err)
 	}
 	select {

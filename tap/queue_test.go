@@ -11,6 +11,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 // podSender returns a UDP socket inside the pod, connected to a fake neighbour
@@ -20,7 +22,7 @@ func podSender(t testing.TB, cfg PodConfig) int {
 	t.Helper()
 	peer := cfg.Addr.Addr().Next().Next().Next()
 	fd := -1
-	err := InNamespace(NetNSPath(cfg.NetNS), func() error {
+	err := netns.FromPath(netns.PathOf(cfg.NetNS)).Run(func() error {
 		link, err := netlink.LinkByName("eth0")
 		if err != nil {
 			return err
@@ -39,6 +41,7 @@ func podSender(t testing.TB, cfg PodConfig) int {
 		}
 		return unix.Connect(fd, &unix.SockaddrInet4{Port: 9, Addr: peer.As4()})
 	})
+
 	if err != nil {
 		t.Fatalf("sender in %s: %v", cfg.NetNS, err)
 	}
@@ -106,7 +109,7 @@ func TestNetNSRemovalFailsQueues(t *testing.T) {
 	dev, cfg := newPod(t, uniquePrefix(t), "10.250.0.2/24", 1)
 	errc := blockedReader(dev.Queues()[0])
 	time.Sleep(50 * time.Millisecond)
-	if err := DeleteNetNS(cfg.NetNS); err != nil {
+	if err := netns.DeleteNamed(cfg.NetNS); err != nil {
 		t.Fatal(err)
 	}
 	err := waitErr(t, errc, "after netns removal")
@@ -155,7 +158,7 @@ func TestAttachedQueuesHoldNetNS(t *testing.T) {
 		t.Fatalf("Check on a live device: %v", err)
 	}
 	errc := blockedReader(dev.Queues()[0])
-	if err := DeleteNetNS(cfg.NetNS); err != nil {
+	if err := netns.DeleteNamed(cfg.NetNS); err != nil {
 		t.Fatal(err)
 	}
 	select {

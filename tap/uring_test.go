@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 // forceURing turns the opt-in io_uring writes on, whatever the
@@ -74,7 +76,7 @@ func TestWriteBatchDelivers(t *testing.T) {
 	dev, cfg := newPod(t, uniquePrefix(t), "10.250.0.2/24", 1)
 	q := dev.Queues()[0]
 	var fd int
-	err := InNamespace(NetNSPath(cfg.NetNS), func() error {
+	err := netns.FromPath(netns.PathOf(cfg.NetNS)).Run(func() error {
 		var err error
 		if fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL))); err != nil {
 			return err
@@ -86,6 +88,7 @@ func TestWriteBatchDelivers(t *testing.T) {
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
 		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index})
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	"github.com/tapswitch/tapswitch/internal/podnet"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 // binDir holds the plugin built once for the package's tests, as
@@ -190,13 +190,13 @@ func (r *runtimeEnv) withPrev(res *types100.Result) []byte {
 func (r *runtimeEnv) netns(name string) string {
 	r.t.Helper()
 	ns := r.e.Netns(name)
-	if _, err := tap.CreateNetNS(ns); err != nil {
+	if _, err := netns.CreateNamed(ns); err != nil {
 		r.t.Fatal(err)
 	}
 	if err := podnet.DisableIPv6(ns); err != nil {
 		r.t.Fatal(err)
 	}
-	return tap.NetNSPath(ns)
+	return netns.PathOf(ns)
 }
 
 func addrOf(res *types100.Result) netip.Addr {
@@ -252,14 +252,15 @@ func (r *runtimeEnv) pods() map[string]api.Pod {
 	return m
 }
 
-func hasLink(t *testing.T, netns, name string) bool {
+func hasLink(t *testing.T, nsPath, name string) bool {
 	t.Helper()
 	found := false
-	err := tap.InNamespace(netns, func() error {
+	err := netns.FromPath(nsPath).Run(func() error {
 		_, err := netlink.LinkByName(name)
 		found = err == nil
 		return nil
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,7 +370,7 @@ func TestDelAfterNetnsGone(t *testing.T) {
 	r.e.Start()
 	ns := r.netns("a")
 	r.add(idA, ns)
-	if err := tap.DeleteNetNS(r.e.Netns("a")); err != nil {
+	if err := netns.DeleteNamed(r.e.Netns("a")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -536,10 +537,10 @@ func TestPodName(t *testing.T) {
 // netns6 makes a named namespace with IPv6 on, for a dual-stack pod.
 func (r *runtimeEnv) netns6(name string) string {
 	r.t.Helper()
-	if _, err := tap.CreateNetNS(r.e.Netns(name)); err != nil {
+	if _, err := netns.CreateNamed(r.e.Netns(name)); err != nil {
 		r.t.Fatal(err)
 	}
-	return tap.NetNSPath(r.e.Netns(name))
+	return netns.PathOf(r.e.Netns(name))
 }
 
 // oneAddress has host-local hand out IP(n) alone, so that a released
@@ -560,7 +561,7 @@ func TestAddReclaimsGonePod(t *testing.T) {
 	r.e.Start()
 	resA := r.add(idA, r.netns("a"))
 	r.e.Stop(false)
-	if err := tap.DeleteNetNS(r.e.Netns("a")); err != nil {
+	if err := netns.DeleteNamed(r.e.Netns("a")); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Remove(filepath.Join(r.dataDir, r.network, addrOf(resA).String())); err != nil {
@@ -595,7 +596,7 @@ func TestAddAgainAfterGone(t *testing.T) {
 	r.e.Start()
 	r.add(idA, r.netns("a"))
 	r.e.Stop(false)
-	if err := tap.DeleteNetNS(r.e.Netns("a")); err != nil {
+	if err := netns.DeleteNamed(r.e.Netns("a")); err != nil {
 		t.Fatal(err)
 	}
 	r.e.Start()
@@ -620,7 +621,7 @@ func TestGCRemovesGonePods(t *testing.T) {
 	nsB := r.netns("b")
 	r.add(idB, nsB)
 	r.e.Stop(false)
-	if err := tap.DeleteNetNS(r.e.Netns("a")); err != nil {
+	if err := netns.DeleteNamed(r.e.Netns("a")); err != nil {
 		t.Fatal(err)
 	}
 	r.e.Start()
@@ -676,7 +677,7 @@ func TestDualStack(t *testing.T) {
 		if !def6 {
 			t.Errorf("routes %v: no ::/0 via %s", res.Routes, r.e.GwAddr6)
 		}
-		err := tap.InNamespace(ns, func() error {
+		err := netns.FromPath(ns).Run(func() error {
 			l, err := netlink.LinkByName("eth0")
 			if err != nil {
 				return err
@@ -700,6 +701,7 @@ func TestDualStack(t *testing.T) {
 			t.Errorf("%s: no IPv6 default route via %s: %v", ns, r.e.GwAddr6, rts)
 			return nil
 		})
+
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/tapswitch/tapswitch/internal/podnet"
 	"github.com/tapswitch/tapswitch/internal/testenv"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 // pair makes namespaces PREFIX+"a" and PREFIX+"b" joined by a veth pair
@@ -43,7 +43,7 @@ func pair(t *testing.T) (a, b string, ipA, ipB netip.Addr) {
 	}
 	// Both ends are made inside a (nothing in the host's namespace), then
 	// one moves to b.
-	err = tap.InNamespace(tap.NetNSPath(a), func() error {
+	err = netns.FromPath(netns.PathOf(a)).Run(func() error {
 		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer"}); err != nil {
 			return err
 		}
@@ -51,18 +51,19 @@ func pair(t *testing.T) (a, b string, ipA, ipB netip.Addr) {
 		if err != nil {
 			return err
 		}
-		f, err := os.Open(tap.NetNSPath(b))
+		f, err := os.Open(netns.PathOf(b))
 		if err != nil {
 			return err
 		}
 		defer f.Close()
 		return netlink.LinkSetNsFd(peer, int(f.Fd()))
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}
 	up := func(ns, name string, ip netip.Addr) {
-		err := tap.InNamespace(tap.NetNSPath(ns), func() error {
+		err := netns.FromPath(netns.PathOf(ns)).Run(func() error {
 			l, err := netlink.LinkByName(name)
 			if err != nil {
 				return err
@@ -78,6 +79,7 @@ func pair(t *testing.T) (a, b string, ipA, ipB netip.Addr) {
 			}
 			return netlink.LinkSetUp(l)
 		})
+
 		if err != nil {
 			t.Fatalf("netns %s: %v", ns, err)
 		}
@@ -162,7 +164,7 @@ func TestFrameWriter(t *testing.T) {
 	a, b, _, _ := pair(t)
 	rx := func() uint64 {
 		var n uint64
-		err := tap.InNamespace(tap.NetNSPath(b), func() error {
+		err := netns.FromPath(netns.PathOf(b)).Run(func() error {
 			l, err := netlink.LinkByName("eth0")
 			if err != nil {
 				return err
@@ -170,6 +172,7 @@ func TestFrameWriter(t *testing.T) {
 			n = l.Attrs().Statistics.RxPackets
 			return nil
 		})
+
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 func requireRoot(t *testing.T) {
@@ -81,7 +81,7 @@ func TestQuietNamespaceAndSweep(t *testing.T) {
 	if err := QuietNamespace(other + "node"); err != nil {
 		t.Fatal(err)
 	}
-	err := tap.InNamespace(tap.NetNSPath(ns), func() error {
+	err := netns.FromPath(netns.PathOf(ns)).Run(func() error {
 		lo, err := netlink.LinkByName("lo")
 		if err != nil {
 			return err
@@ -98,6 +98,7 @@ func TestQuietNamespaceAndSweep(t *testing.T) {
 		}
 		return nil
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}

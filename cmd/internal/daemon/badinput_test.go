@@ -22,7 +22,7 @@ import (
 
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 var bg = context.Background()
@@ -266,12 +266,13 @@ func TestBadInputs(t *testing.T) {
 		// eth0: the add fails, the namespace and its eth0 stay, no TAP is
 		// left anywhere.
 		ns := e.Netns("busy")
-		if _, err := tap.CreateNetNS(ns); err != nil {
+		if _, err := netns.CreateNamed(ns); err != nil {
 			t.Fatal(err)
 		}
-		err := tap.InNamespace(tap.NetNSPath(ns), func() error {
+		err := netns.FromPath(netns.PathOf(ns)).Run(func() error {
 			return netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"})
 		})
+
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,7 +285,7 @@ func TestBadInputs(t *testing.T) {
 		if d := settled(t, e, before); d != "" {
 			t.Errorf("failed add left: %s", d)
 		}
-		tap.InNamespace(tap.NetNSPath(ns), func() error {
+		netns.FromPath(netns.PathOf(ns)).Run(func() error {
 			l, err := netlink.LinkByName("eth0")
 			if err != nil {
 				t.Errorf("the namespace's own eth0 is gone: %v", err)
@@ -293,6 +294,7 @@ func TestBadInputs(t *testing.T) {
 			}
 			return nil
 		})
+
 	})
 }
 

@@ -19,7 +19,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	"github.com/tapswitch/tapswitch/internal/crashpoint"
 	"github.com/tapswitch/tapswitch/internal/podnet"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 // crashPoints are the steps of pod add and delete a crash is injected at
@@ -69,10 +69,10 @@ func TestCrashInjection(t *testing.T) {
 		e.Prefix + "other":   "tapswitch:0123456789abcdef pod=x vlan=1 netns=created",
 	}
 	for ns, alias := range foreign {
-		if _, err := tap.CreateNetNS(ns); err != nil {
+		if _, err := netns.CreateNamed(ns); err != nil {
 			t.Fatal(err)
 		}
-		err := tap.InNamespace(tap.NetNSPath(ns), func() error {
+		err := netns.FromPath(netns.PathOf(ns)).Run(func() error {
 			l := &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, Mode: netlink.TUNTAP_MODE_TAP,
 				Flags: netlink.TUNTAP_MULTI_QUEUE_DEFAULTS}
 			if err := netlink.LinkAdd(l); err != nil {
@@ -86,6 +86,7 @@ func TestCrashInjection(t *testing.T) {
 			}
 			return nil
 		})
+
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,12 +106,12 @@ func TestCrashInjection(t *testing.T) {
 	runtimeNS := map[string]bool{}
 	for i := 0; i < 2; i++ {
 		name, ns := fmt.Sprintf("c%d", i), fmt.Sprintf("%scni%d", e.Prefix, i)
-		if _, err := tap.CreateNetNS(ns); err != nil {
+		if _, err := netns.CreateNamed(ns); err != nil {
 			t.Fatal(err)
 		}
 		runtimeNS[ns] = true
 		defs = append(defs, podDef{name: name, ns: ns, n: 20 + i, spec: api.PodSpec{
-			Name: name, IP: e.CIDR(20 + i), NetNS: tap.NetNSPath(ns), ContainerID: fmt.Sprintf("ctr%d", i)}})
+			Name: name, IP: e.CIDR(20 + i), NetNS: netns.PathOf(ns), ContainerID: fmt.Sprintf("ctr%d", i)}})
 	}
 
 	stateDir := e.Cfg.StateDir
@@ -136,19 +137,20 @@ func TestCrashInjection(t *testing.T) {
 			t.Errorf("%s: namespace %s left by the daemon belongs to no pod (pods %v)", when, ns, up)
 		}
 		for ns := range runtimeNS {
-			if _, err := os.Stat(tap.NetNSPath(ns)); err != nil {
+			if _, err := os.Stat(netns.PathOf(ns)); err != nil {
 				t.Errorf("%s: the runtime's namespace %s was deleted", when, ns)
 			}
 		}
 		for ns, alias := range foreign {
 			var got string
-			err := tap.InNamespace(tap.NetNSPath(ns), func() error {
+			err := netns.FromPath(netns.PathOf(ns)).Run(func() error {
 				l, err := netlink.LinkByName("eth0")
 				if err == nil {
 					got = l.Attrs().Alias
 				}
 				return err
 			})
+
 			if err != nil || got != alias {
 				t.Errorf("%s: foreign %s eth0: alias %q, %v; want it untouched (%q)", when, ns, got, err, alias)
 			}
@@ -156,12 +158,13 @@ func TestCrashInjection(t *testing.T) {
 		for _, d := range defs {
 			if !up[d.name] && runtimeNS[d.ns] {
 				// A runtime namespace without its pod has no eth0 left.
-				tap.InNamespace(tap.NetNSPath(d.ns), func() error {
+				netns.FromPath(netns.PathOf(d.ns)).Run(func() error {
 					if _, err := netlink.LinkByName("eth0"); err == nil {
 						t.Errorf("%s: pod %s not listed but its TAP is still in %s", when, d.name, d.ns)
 					}
 					return nil
 				})
+
 			}
 		}
 		ents, _ := os.ReadDir(stateDir)

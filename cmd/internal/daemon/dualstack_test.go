@@ -18,7 +18,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	"github.com/tapswitch/tapswitch/cmd/internal/state"
 	"github.com/tapswitch/tapswitch/internal/podnet"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 func ping6(t *testing.T, e *nodetest.Env, from string, dst netip.Addr, count int) {
@@ -38,7 +38,7 @@ func ping6(t *testing.T, e *nodetest.Env, from string, dst netip.Addr, count int
 func v6State(t *testing.T, ns, ifName string) (addrs map[netip.Prefix]int, defGw netip.Addr) {
 	t.Helper()
 	addrs = make(map[netip.Prefix]int)
-	err := tap.InNamespace(ns, func() error {
+	err := netns.FromPath(ns).Run(func() error {
 		l, err := netlink.LinkByName(ifName)
 		if err != nil {
 			return err
@@ -65,6 +65,7 @@ func v6State(t *testing.T, ns, ifName string) (addrs map[netip.Prefix]int, defGw
 		}
 		return nil
 	})
+
 	if err != nil {
 		t.Fatalf("netns %s: %v", ns, err)
 	}
@@ -86,7 +87,7 @@ func TestDualStackPods(t *testing.T) {
 	if a.IP != e.CIDR(2) || !slices.Equal(a.IPs, []string{e.CIDR(2), e.CIDR6(2)}) || a.MAC != "02:00:"+macTail(e.IP(2)) {
 		t.Fatalf("pod a: ip %s ips %v mac %s", a.IP, a.IPs, a.MAC)
 	}
-	addrs, gw := v6State(t, tap.NetNSPath(e.Netns("a")), "eth0")
+	addrs, gw := v6State(t, netns.PathOf(e.Netns("a")), "eth0")
 	want := netip.MustParsePrefix(e.CIDR6(2))
 	if f, ok := addrs[want]; !ok || f&unix.IFA_F_TENTATIVE != 0 || f&unix.IFA_F_NODAD == 0 {
 		t.Errorf("pod a's IPv6 addresses %v: want %s, nodad and not tentative", addrs, want)
@@ -210,7 +211,7 @@ func TestDualStackPodInIPv6OffNamespace(t *testing.T) {
 	e.DualStack()
 	e.Start()
 	ns := e.Netns("a")
-	if _, err := tap.CreateNetNS(ns); err != nil {
+	if _, err := netns.CreateNamed(ns); err != nil {
 		t.Fatal(err)
 	}
 	if err := podnet.DisableIPv6(ns); err != nil {
@@ -231,7 +232,7 @@ func TestDualStackPodInIPv6OffNamespace(t *testing.T) {
 func hasEth0(t *testing.T, ns string) bool {
 	t.Helper()
 	found := false
-	if err := tap.InNamespace(tap.NetNSPath(ns), func() error {
+	if err := netns.FromPath(netns.PathOf(ns)).Run(func() error {
 		_, err := netlink.LinkByName("eth0")
 		found = err == nil
 		return nil

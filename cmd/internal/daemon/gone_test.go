@@ -9,7 +9,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/config"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 // goneAfterRestart stops the daemon, deletes the namespaces of pods, and
@@ -19,7 +19,7 @@ func goneAfterRestart(t *testing.T, e *nodetest.Env, nets ...string) {
 	t.Helper()
 	e.Stop(false)
 	for _, ns := range nets {
-		if err := tap.DeleteNetNS(ns); err != nil {
+		if err := netns.DeleteNamed(ns); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -27,7 +27,7 @@ func goneAfterRestart(t *testing.T, e *nodetest.Env, nets ...string) {
 	for _, ns := range nets {
 		found := false
 		for _, p := range pods(t, e) {
-			if p.Netns == ns || p.Netns == tap.NetNSPath(ns) {
+			if p.Netns == ns || p.Netns == netns.PathOf(ns) {
 				found = true
 				if p.State != api.PodGone {
 					t.Fatalf("pod %s in deleted netns %s: %s, want gone", p.Name, ns, p.State)
@@ -99,10 +99,10 @@ func TestGonePodAddressReclaimed(t *testing.T) {
 	e.CaptureLogs()
 	e.Start()
 	mk := func(name string) string {
-		if _, err := tap.CreateNetNS(e.Netns(name)); err != nil {
+		if _, err := netns.CreateNamed(e.Netns(name)); err != nil {
 			t.Fatal(err)
 		}
-		return tap.NetNSPath(e.Netns(name))
+		return netns.PathOf(e.Netns(name))
 	}
 	old := mk("old")
 	if _, err := e.Client.AddPod(bg, api.PodSpec{Name: "cni-old", IP: e.CIDR(5), NetNS: old, ContainerID: "0ld1", Network: "n"}); err != nil {
@@ -171,7 +171,7 @@ func TestGoneStaticPodMadeAgain(t *testing.T) {
 		t.Fatalf("static pod: %+v", p)
 	}
 	e.Stop(false)
-	if err := tap.DeleteNetNS(e.Netns("s")); err != nil {
+	if err := netns.DeleteNamed(e.Netns("s")); err != nil {
 		t.Fatal(err)
 	}
 	e.Start()

@@ -16,7 +16,6 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/state"
 	"github.com/tapswitch/tapswitch/fdb"
 	"github.com/tapswitch/tapswitch/netns"
-	"github.com/tapswitch/tapswitch/tap"
 )
 
 // finishIntentsLocked settles the operations a crash interrupted, before
@@ -93,17 +92,18 @@ func (d *Daemon) undoAdd(in state.Intent) error {
 		// The add made the namespace; the loopback's mark says so unless
 		// the crash came first. A namespace another owner marked is left.
 		var lo string
-		tap.InNamespace(path, func() error {
+		netns.FromPath(path).Run(func() error {
 			if l, err := netlink.LinkByName("lo"); err == nil {
 				lo = ownerOf(l)
 			}
 			return nil
 		})
+
 		if lo == "" || lo == d.instance {
-			return tap.DeleteNetNS(filepath.Base(path))
+			return netns.DeleteNamed(filepath.Base(path))
 		}
 	}
-	return tap.InNamespace(path, func() error {
+	return netns.FromPath(path).Run(func() error {
 		l, err := netlink.LinkByName(p.rec.IfName)
 		var nf netlink.LinkNotFoundError
 		if errors.As(err, &nf) {
@@ -120,6 +120,7 @@ func (d *Daemon) undoAdd(in state.Intent) error {
 		}
 		return netlink.LinkDel(l)
 	})
+
 }
 
 // netnsPathOf is the path of a pod's namespace field (a name or a path),
@@ -148,7 +149,7 @@ func (d *Daemon) checkOwned(p *pod) error {
 		return nil // deleteTAP handles gone and replaced namespaces
 	}
 	var foreign string
-	tap.InNamespace(path, func() error {
+	netns.FromPath(path).Run(func() error {
 		l, err := netlink.LinkByName(p.rec.IfName)
 		if err != nil {
 			return nil
@@ -158,6 +159,7 @@ func (d *Daemon) checkOwned(p *pod) error {
 		}
 		return nil
 	})
+
 	if foreign != "" {
 		return conflict("pod %q: netns %q: %s is %s (%q), not this daemon's (%s); not deleting it", p.rec.Name, p.rec.Netns, p.rec.IfName, errForeign, foreign, d.mark())
 	}
@@ -177,7 +179,7 @@ func (d *Daemon) deleteOwned(p *pod) error {
 // markPod marks a new pod's TAP, and the namespace when the daemon made it.
 func (d *Daemon) markPod(p *pod) error {
 	path, _ := netnsPathOf(p.rec.Netns)
-	return tap.InNamespace(path, func() error {
+	return netns.FromPath(path).Run(func() error {
 		if err := setAlias(p.rec.IfName, d.podMark(p)); err != nil {
 			return err
 		}
@@ -186,6 +188,7 @@ func (d *Daemon) markPod(p *pod) error {
 		}
 		return nil
 	})
+
 }
 
 // adoptLocked finds the pods this instance marked that st does not list
@@ -197,22 +200,22 @@ func (d *Daemon) adoptLocked(st *state.State) int {
 	for _, r := range st.Pods {
 		known[r.Name] = true
 	}
-	ents, err := os.ReadDir(tap.NetNSDir)
+	ents, err := os.ReadDir(netns.Dir)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
-			d.log.Warn("adopting pods: cannot list namespaces", zap.String("dir", tap.NetNSDir), zap.Error(err))
+			d.log.Warn("adopting pods: cannot list namespaces", zap.String("dir", netns.Dir), zap.Error(err))
 		}
 		return 0
 	}
 	adopted := 0
 	for _, e := range ents {
 		nsName := e.Name()
-		path := tap.NetNSPath(nsName)
+		path := netns.PathOf(nsName)
 		if _, err := netns.FromPath(path).ID(); err != nil {
 			continue // a stale file, not a namespace
 		}
 		var recs []state.Pod
-		err := tap.InNamespace(path, func() error {
+		err := netns.FromPath(path).Run(func() error {
 			links, err := netlink.LinkList()
 			if err != nil {
 				return err
@@ -234,6 +237,7 @@ func (d *Daemon) adoptLocked(st *state.State) int {
 			}
 			return nil
 		})
+
 		if err != nil {
 			d.log.Warn("adopting pods: cannot read a namespace", zap.String("netns", nsName), zap.Error(err))
 			continue
@@ -335,10 +339,10 @@ func recordFromLink(l netlink.Link, m parsedMark) (state.Pod, error) {
 func (d *Daemon) claim(p *pod) error {
 	path, _ := netnsPathOf(p.rec.Netns)
 	var foreign string
-	err := tap.InNamespace(path, func() error {
+	err := netns.FromPath(path).Run(func() error {
 		l, err := netlink.LinkByName(p.rec.IfName)
 		if err != nil {
-			return nil // tap.Attach says what is missing
+			return nil
 		}
 		alias := l.Attrs().Alias
 		if m, ok := parseMark(alias); ok && (m.instance != d.instance || m.fields["pod"] != p.rec.Name) {
@@ -350,6 +354,7 @@ func (d *Daemon) claim(p *pod) error {
 		}
 		return nil
 	})
+
 	if foreign != "" {
 		return fmt.Errorf("netns %q: %s is %s (%q), not this daemon's (%s)", p.rec.Netns, p.rec.IfName, errForeign, foreign, d.mark())
 	}

@@ -13,7 +13,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	"github.com/tapswitch/tapswitch/cmd/internal/state"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 // TestLostStateFileAdoptsMarkedPods: a daemon that starts with its state
@@ -30,10 +30,10 @@ func TestLostStateFileAdoptsMarkedPods(t *testing.T) {
 		t.Fatal(err)
 	}
 	rt := e.Prefix + "rt"
-	if _, err := tap.CreateNetNS(rt); err != nil {
+	if _, err := netns.CreateNamed(rt); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.Client.AddPod(bg, api.PodSpec{Name: "cni", IP: e.CIDR(5), NetNS: tap.NetNSPath(rt), ContainerID: "abc123", Network: "kube"}); err != nil {
+	if _, err := e.Client.AddPod(bg, api.PodSpec{Name: "cni", IP: e.CIDR(5), NetNS: netns.PathOf(rt), ContainerID: "abc123", Network: "kube"}); err != nil {
 		t.Fatal(err)
 	}
 	before, err := e.Client.Pods(bg)
@@ -95,16 +95,17 @@ func TestLostStateFileAdoptsMarkedPods(t *testing.T) {
 			t.Fatalf("pod del %s after adoption: %v", name, err)
 		}
 	}
-	if _, err := os.Stat(tap.NetNSPath(e.Netns("made"))); err == nil {
+	if _, err := os.Stat(netns.PathOf(e.Netns("made"))); err == nil {
 		t.Error("pod del of an adopted pod left the namespace the daemon made")
 	}
-	tap.InNamespace(tap.NetNSPath(rt), func() error {
+	netns.FromPath(netns.PathOf(rt)).Run(func() error {
 		if _, err := netlink.LinkByName("eth0"); err == nil {
 			t.Error("pod del of an adopted CNI pod left its TAP")
 		}
 		return nil
 	})
-	if _, err := os.Stat(tap.NetNSPath(rt)); err != nil {
+
+	if _, err := os.Stat(netns.PathOf(rt)); err != nil {
 		t.Error("pod del of an adopted CNI pod deleted the runtime's namespace")
 	}
 }
@@ -117,13 +118,14 @@ func TestPodDelLeavesForeignTAP(t *testing.T) {
 	e.Start()
 	e.AddQuietPod("f1", 2)
 	alias := "tapswitch:0123456789abcdef pod=f1 vlan=1 netns=named"
-	err := tap.InNamespace(tap.NetNSPath(e.Netns("f1")), func() error {
+	err := netns.FromPath(netns.PathOf(e.Netns("f1"))).Run(func() error {
 		l, err := netlink.LinkByName("eth0")
 		if err != nil {
 			return err
 		}
 		return netlink.LinkSetAlias(l, alias)
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,13 +135,14 @@ func TestPodDelLeavesForeignTAP(t *testing.T) {
 	if _, err := e.Client.Pod(bg, "f1"); !errors.Is(err, api.ErrNotFound) {
 		t.Errorf("pod still listed after pod del: %v", err)
 	}
-	tap.InNamespace(tap.NetNSPath(e.Netns("f1")), func() error {
+	netns.FromPath(netns.PathOf(e.Netns("f1"))).Run(func() error {
 		l, err := netlink.LinkByName("eth0")
 		if err != nil || l.Attrs().Alias != alias {
 			t.Errorf("the foreign TAP after pod del: %v", err)
 		}
 		return nil
 	})
+
 }
 
 // TestReattachChecksMarks: a pod of the state file whose TAP another
@@ -152,26 +155,28 @@ func TestReattachChecksMarks(t *testing.T) {
 	e.AddQuietPod("r2", 3)
 	setAlias := func(alias string) {
 		t.Helper()
-		err := tap.InNamespace(tap.NetNSPath(e.Netns("r1")), func() error {
+		err := netns.FromPath(netns.PathOf(e.Netns("r1"))).Run(func() error {
 			l, err := netlink.LinkByName("eth0")
 			if err != nil {
 				return err
 			}
 			return netlink.LinkSetAlias(l, alias)
 		})
+
 		if err != nil {
 			t.Fatal(err)
 		}
 	}
 	alias := func() string {
 		var a string
-		tap.InNamespace(tap.NetNSPath(e.Netns("r1")), func() error {
+		netns.FromPath(netns.PathOf(e.Netns("r1"))).Run(func() error {
 			l, err := netlink.LinkByName("eth0")
 			if err == nil {
 				a = l.Attrs().Alias
 			}
 			return err
 		})
+
 		return a
 	}
 	own := alias()

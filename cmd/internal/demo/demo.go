@@ -24,6 +24,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/render"
 	"github.com/tapswitch/tapswitch/fdb"
 	"github.com/tapswitch/tapswitch/internal/podnet"
+	"github.com/tapswitch/tapswitch/netns"
 	vswitch "github.com/tapswitch/tapswitch/switch"
 	"github.com/tapswitch/tapswitch/tap"
 )
@@ -151,7 +152,7 @@ func (r *run) steps(ctx context.Context) error {
 		// and the first frame each sends is the ARP the story is about.
 		// (The demo's sweep removes these namespaces; the daemon does not,
 		// since it did not make them.)
-		if _, err := tap.CreateNetNS(cfg.NetnsPrefix + name); err != nil {
+		if _, err := netns.CreateNamed(cfg.NetnsPrefix + name); err != nil {
 			return err
 		}
 		if err := podnet.DisableIPv6(cfg.NetnsPrefix + name); err != nil {
@@ -297,7 +298,7 @@ func (r *run) cleanup() error {
 // leftovers lists namespaces and links carrying the demo's names.
 func leftovers(prefix, gwIf string) []string {
 	var out []string
-	ents, _ := os.ReadDir(tap.NetNSDir)
+	ents, _ := os.ReadDir(netns.Dir)
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), prefix+"-") {
 			out = append(out, "netns "+e.Name())
@@ -312,7 +313,7 @@ func leftovers(prefix, gwIf string) []string {
 // sweep deletes leftovers and says how many there were.
 func sweep(prefix, gwIf string) int {
 	n := 0
-	ents, _ := os.ReadDir(tap.NetNSDir)
+	ents, _ := os.ReadDir(netns.Dir)
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), prefix+"-") {
 			if tap.DeletePod(tap.PodConfig{Name: e.Name(), NetNS: e.Name()}, true) == nil {

@@ -27,7 +27,7 @@ import (
 	"github.com/tapswitch/tapswitch/fdb"
 	"github.com/tapswitch/tapswitch/internal/podnet"
 	"github.com/tapswitch/tapswitch/internal/testenv"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 // RequireRoot skips t unless it runs as root with /dev/net/tun, and in
@@ -131,7 +131,7 @@ func (e *Env) InNode(fn func() error) error {
 	if e.NodeNS == "" {
 		return fn()
 	}
-	return tap.InNamespace(tap.NetNSPath(e.NodeNS), fn)
+	return netns.FromPath(netns.PathOf(e.NodeNS)).Run(fn)
 }
 
 // NodeSysctl writes value to /proc/sys/NAME (net/ipv4/ip_forward) inside
@@ -268,7 +268,7 @@ func (e *Env) CIDR6(n int) string { return netip.PrefixFrom(e.IP6(n), e.Subnet6.
 // namespace and leaves it on `pod del`; the cleanup removes it.
 func (e *Env) AddDualPod(name string, n int) api.Pod {
 	e.T.Helper()
-	if _, err := tap.CreateNetNS(e.Netns(name)); err != nil {
+	if _, err := netns.CreateNamed(e.Netns(name)); err != nil {
 		e.T.Fatal(err)
 	}
 	p, err := e.Client.AddPod(context.Background(), api.PodSpec{Name: name, IP: e.CIDR(n), IPs: []string{e.CIDR6(n)}})
@@ -312,7 +312,7 @@ func (e *Env) AddQuietPod(name string, n int) api.Pod {
 func (e *Env) AddQuietPodContext(ctx context.Context, name string, n int) api.Pod {
 	e.T.Helper()
 	ns := e.Netns(name)
-	if _, err := tap.CreateNetNS(ns); err != nil {
+	if _, err := netns.CreateNamed(ns); err != nil {
 		e.T.Fatal(err)
 	}
 	if err := podnet.DisableIPv6(ns); err != nil {

@@ -18,7 +18,7 @@ import (
 	"github.com/tapswitch/tapswitch/fdb"
 	"github.com/tapswitch/tapswitch/internal/podnet"
 	"github.com/tapswitch/tapswitch/internal/testenv"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 // node is the scenario's switch realised: the daemon in this process,
@@ -91,7 +91,7 @@ func newNode(ctx context.Context, p *plan, id string, log *zap.Logger) (n *node,
 	return n, nil
 }
 
-func (n *node) inNode(fn func() error) error { return tap.InNamespace(tap.NetNSPath(n.nodeNS), fn) }
+func (n *node) inNode(fn func() error) error { return netns.FromPath(netns.PathOf(n.nodeNS)).Run(fn) }
 
 // config is the daemon's configuration for the scenario's switch.
 func (n *node) config() (config.Config, error) {
@@ -124,7 +124,7 @@ func (n *node) config() (config.Config, error) {
 // its default route.
 func (n *node) addHost(ctx context.Context, h *simHost) error {
 	ns := n.nsOf(h.Name)
-	if _, err := tap.CreateNetNS(ns); err != nil {
+	if _, err := netns.CreateNamed(ns); err != nil {
 		return err
 	}
 	if err := podnet.DisableIPv6(ns); err != nil {
@@ -146,12 +146,8 @@ func (n *node) addHost(ctx context.Context, h *simHost) error {
 	if err := n.inNode(func() error { _, err := n.d.AddPod(ctx, spec); return err }); err != nil {
 		return fmt.Errorf("host %s: %w", h.Name, err)
 	}
-	return tap.InNamespace(tap.NetNSPath(ns), func() error {
-		// The simulated host trusts a cache entry for arp_timeout; the
-		// kernel's would go stale sooner and be confirmed with unicast
-		// probes 5 s after its first use (delay_first_probe_time). The
-		// neighbour timers of eth0 are set to the scenario's timeout so
-		// that the pod's ARP follows the model the scenario states.
+	return netns.FromPath(netns.PathOf(ns)).Run(func() error {
+
 		secs := int(h.ARPTimeout / time.Second)
 		for name, v := range map[string]string{
 			"base_reachable_time_ms": fmt.Sprint(h.ARPTimeout.Milliseconds()),
@@ -179,6 +175,7 @@ func (n *node) addHost(ctx context.Context, h *simHost) error {
 		}
 		return nil
 	})
+
 }
 
 // staticARP adds h's permanent neighbour entries (static_arp), once every
@@ -187,7 +184,7 @@ func (n *node) staticARP(h *simHost) error {
 	if len(h.StaticARP) == 0 {
 		return nil
 	}
-	return tap.InNamespace(tap.NetNSPath(n.nsOf(h.Name)), func() error {
+	return netns.FromPath(netns.PathOf(n.nsOf(h.Name))).Run(func() error {
 		eth, err := netlink.LinkByName("eth0")
 		if err != nil {
 			return err
@@ -206,6 +203,7 @@ func (n *node) staticARP(h *simHost) error {
 		}
 		return nil
 	})
+
 }
 
 // close stops the daemon (removing its pods) and deletes every namespace
@@ -219,17 +217,17 @@ func (n *node) close() error {
 		}
 		n.d = nil
 	}
-	ents, _ := os.ReadDir(tap.NetNSDir)
+	ents, _ := os.ReadDir(netns.Dir)
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), n.prefix) && e.Name() != n.nodeNS {
-			if err := tap.DeleteNetNS(e.Name()); err != nil {
+			if err := netns.DeleteNamed(e.Name()); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	// Last: the gateway TAP goes with the node's namespace.
-	if _, err := os.Stat(tap.NetNSPath(n.nodeNS)); err == nil {
-		if err := tap.DeleteNetNS(n.nodeNS); err != nil {
+	if _, err := os.Stat(netns.PathOf(n.nodeNS)); err == nil {
+		if err := netns.DeleteNamed(n.nodeNS); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -17,9 +17,9 @@ import (
 
 	"github.com/tapswitch/tapswitch/fdb"
 	"github.com/tapswitch/tapswitch/internal/podnet"
+	"github.com/tapswitch/tapswitch/netns"
 	"github.com/tapswitch/tapswitch/sim"
 	vswitch "github.com/tapswitch/tapswitch/switch"
-	"github.com/tapswitch/tapswitch/tap"
 )
 
 // Options shape a real run.
@@ -605,7 +605,7 @@ func (r *runner) fdbFind(mac fdb.MAC, vlan uint16) (string, bool) {
 func (r *runner) neighbour(host string, ip netip.Addr) (fdb.MAC, bool) {
 	var mac fdb.MAC
 	found := false
-	tap.InNamespace(tap.NetNSPath(r.n.nsOf(host)), func() error {
+	netns.FromPath(netns.PathOf(r.n.nsOf(host))).Run(func() error {
 		ns, err := netlink.NeighList(0, netlink.FAMILY_V4)
 		if err != nil {
 			return err
@@ -621,13 +621,14 @@ func (r *runner) neighbour(host string, ip netip.Addr) (fdb.MAC, bool) {
 		}
 		return nil
 	})
+
 	return mac, found
 }
 
 // arpCacheSize counts host's resolved neighbour entries.
 func (r *runner) arpCacheSize(host string) int {
 	n := 0
-	tap.InNamespace(tap.NetNSPath(r.n.nsOf(host)), func() error {
+	netns.FromPath(netns.PathOf(r.n.nsOf(host))).Run(func() error {
 		ns, err := netlink.NeighList(0, netlink.FAMILY_V4)
 		for _, nb := range ns {
 			if nb.State&(netlink.NUD_INCOMPLETE|netlink.NUD_FAILED|netlink.NUD_NOARP) == 0 && len(nb.HardwareAddr) == 6 {
@@ -636,6 +637,7 @@ func (r *runner) arpCacheSize(host string) int {
 		}
 		return err
 	})
+
 	return n
 }
 

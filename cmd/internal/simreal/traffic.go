@@ -19,8 +19,8 @@ import (
 
 	"github.com/tapswitch/tapswitch/fdb"
 	"github.com/tapswitch/tapswitch/internal/podnet"
+	"github.com/tapswitch/tapswitch/netns"
 	"github.com/tapswitch/tapswitch/sim"
-	"github.com/tapswitch/tapswitch/tap"
 )
 
 type simHost = sim.HostSpec
@@ -52,7 +52,7 @@ type observer struct {
 
 func openObserver(ns, pcapPath string) (*observer, error) {
 	o := &observer{fd: -1, echoRx: map[netip.Addr]bool{}, echoTx: map[netip.Addr]bool{}, arpRx: map[netip.Addr]int{}, done: make(chan struct{})}
-	err := tap.InNamespace(tap.NetNSPath(ns), func() error {
+	err := netns.FromPath(netns.PathOf(ns)).Run(func() error {
 		ifi, err := net.InterfaceByName("eth0")
 		if err != nil {
 			return err
@@ -67,6 +67,7 @@ func openObserver(ns, pcapPath string) (*observer, error) {
 		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index})
 	})
+
 	if err != nil {
 		if o.fd >= 0 {
 			unix.Close(o.fd)

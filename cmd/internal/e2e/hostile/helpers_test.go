@@ -15,8 +15,8 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	"github.com/tapswitch/tapswitch/fdb"
 	"github.com/tapswitch/tapswitch/internal/podnet"
+	"github.com/tapswitch/tapswitch/netns"
 	vswitch "github.com/tapswitch/tapswitch/switch"
-	"github.com/tapswitch/tapswitch/tap"
 )
 
 var bg = context.Background()
@@ -85,7 +85,7 @@ func ports(sw *vswitch.Switch) map[string]vswitch.PortInfo {
 // writer opens a packet socket on pod's eth0, closed by the cleanup.
 func writer(t testing.TB, e *nodetest.Env, pod string, vnet bool) *podnet.FrameWriter {
 	t.Helper()
-	w, err := podnet.OpenFrameWriter(tap.NetNSPath(e.Netns(pod)), "eth0", podnet.FrameOptions{VnetHdr: vnet, BypassQdisc: true})
+	w, err := podnet.OpenFrameWriter(netns.PathOf(e.Netns(pod)), "eth0", podnet.FrameOptions{VnetHdr: vnet, BypassQdisc: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func writer(t testing.TB, e *nodetest.Env, pod string, vnet bool) *podnet.FrameW
 func linkStats(t testing.TB, e *nodetest.Env, pod string) netlink.LinkStatistics {
 	t.Helper()
 	var st netlink.LinkStatistics
-	err := tap.InNamespace(tap.NetNSPath(e.Netns(pod)), func() error {
+	err := netns.FromPath(netns.PathOf(e.Netns(pod))).Run(func() error {
 		l, err := netlink.LinkByName("eth0")
 		if err != nil {
 			return err
@@ -107,6 +107,7 @@ func linkStats(t testing.TB, e *nodetest.Env, pod string) netlink.LinkStatistics
 		}
 		return nil
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,13 +118,14 @@ func linkStats(t testing.TB, e *nodetest.Env, pod string) netlink.LinkStatistics
 // CAP_NET_ADMIN may.
 func setMTU(t testing.TB, e *nodetest.Env, pod string, mtu int) {
 	t.Helper()
-	err := tap.InNamespace(tap.NetNSPath(e.Netns(pod)), func() error {
+	err := netns.FromPath(netns.PathOf(e.Netns(pod))).Run(func() error {
 		l, err := netlink.LinkByName("eth0")
 		if err != nil {
 			return err
 		}
 		return netlink.LinkSetMTU(l, mtu)
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +137,7 @@ func neighbour(t testing.TB, e *nodetest.Env, pod string, ip netip.Addr) (fdb.MA
 	var mac fdb.MAC
 	var state int
 	found := false
-	err := tap.InNamespace(tap.NetNSPath(e.Netns(pod)), func() error {
+	err := netns.FromPath(netns.PathOf(e.Netns(pod))).Run(func() error {
 		l, err := netlink.LinkByName("eth0")
 		if err != nil {
 			return err
@@ -151,6 +153,7 @@ func neighbour(t testing.TB, e *nodetest.Env, pod string, ip netip.Addr) (fdb.MA
 		}
 		return nil
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,8 +21,8 @@ import (
 	"github.com/tapswitch/tapswitch/fdb"
 	"github.com/tapswitch/tapswitch/internal/podnet"
 	"github.com/tapswitch/tapswitch/internal/testenv"
+	"github.com/tapswitch/tapswitch/netns"
 	vswitch "github.com/tapswitch/tapswitch/switch"
-	"github.com/tapswitch/tapswitch/tap"
 )
 
 // The pods' IPv6 prefix in these tests: only inside the test's namespaces.
@@ -37,10 +37,10 @@ func podIPv6(n int) netip.Addr {
 func addDualStackPod(t *testing.T, e *nodetest.Env, name string, n int) api.Pod {
 	t.Helper()
 	ns := e.Netns(name)
-	if _, err := tap.CreateNetNS(ns); err != nil {
+	if _, err := netns.CreateNamed(ns); err != nil {
 		t.Fatal(err)
 	}
-	err := tap.InNamespace(tap.NetNSPath(ns), func() error {
+	err := netns.FromPath(netns.PathOf(ns)).Run(func() error {
 		for _, f := range []string{"all", "default"} {
 			for k, v := range map[string]string{"disable_ipv6": "0", "accept_dad": "0"} {
 				if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+f+"/"+k, []byte(v+"\n"), 0o644); err != nil {
@@ -50,6 +50,7 @@ func addDualStackPod(t *testing.T, e *nodetest.Env, name string, n int) api.Pod 
 		}
 		return nil
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,13 +59,14 @@ func addDualStackPod(t *testing.T, e *nodetest.Env, name string, n int) api.Pod 
 		t.Fatal(err)
 	}
 	v6 := podIPv6(n)
-	err = tap.InNamespace(tap.NetNSPath(ns), func() error {
+	err = netns.FromPath(netns.PathOf(ns)).Run(func() error {
 		l, err := netlink.LinkByName("eth0")
 		if err != nil {
 			return err
 		}
 		return netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: v6.AsSlice(), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD})
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +100,7 @@ func neighbour6(t testing.TB, e *nodetest.Env, pod string, ip netip.Addr) (fdb.M
 	t.Helper()
 	var mac fdb.MAC
 	found := false
-	err := tap.InNamespace(tap.NetNSPath(e.Netns(pod)), func() error {
+	err := netns.FromPath(netns.PathOf(e.Netns(pod))).Run(func() error {
 		l, err := netlink.LinkByName("eth0")
 		if err != nil {
 			return err
@@ -114,6 +116,7 @@ func neighbour6(t testing.TB, e *nodetest.Env, pod string, ip netip.Addr) (fdb.M
 		}
 		return nil
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +129,7 @@ func neighbour6(t testing.TB, e *nodetest.Env, pod string, ip netip.Addr) (fdb.M
 func icmp6In(t testing.TB, e *nodetest.Env, pod, counter string) uint64 {
 	t.Helper()
 	var v uint64
-	err := tap.InNamespace(tap.NetNSPath(e.Netns(pod)), func() error {
+	err := netns.FromPath(netns.PathOf(e.Netns(pod))).Run(func() error {
 		f, err := os.Open("/proc/thread-self/net/snmp6")
 		if err != nil {
 			return err
@@ -141,6 +144,7 @@ func icmp6In(t testing.TB, e *nodetest.Env, pod, counter string) uint64 {
 		}
 		return errors.Join(sc.Err(), fmt.Errorf("no %s in snmp6", counter))
 	})
+
 	if err != nil {
 		t.Fatal(err)
 	}

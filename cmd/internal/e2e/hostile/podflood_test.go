@@ -23,7 +23,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	"github.com/tapswitch/tapswitch/internal/podnet"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 // childEnv, when set, makes the test binary one pod's workload instead of a
@@ -382,15 +382,15 @@ func benchPodFlood(b *testing.B, bc podFlood, endCPUs float64) {
 	addLabeledPod(b, e, "b", 3)
 	addLabeledPod(b, e, "evil", 4)
 	e.MustPing(b, "a", 3, 2)
-	fl := startChild(b, cpuCgroup(b, "flood", 0.5), "flood:"+tap.NetNSPath(e.Netns("evil")))
+	fl := startChild(b, cpuCgroup(b, "flood", 0.5), "flood:"+netns.PathOf(e.Netns("evil")))
 
 	const size = 512 << 20
 	var transfer func() time.Duration
 	var ends []*child
 	if endCPUs > 0 {
-		recv := startChild(b, cpuCgroup(b, "recv", endCPUs), "recv:"+tap.NetNSPath(e.Netns("b"))+":"+e.IP(3).String())
+		recv := startChild(b, cpuCgroup(b, "recv", endCPUs), "recv:"+netns.PathOf(e.Netns("b"))+":"+e.IP(3).String())
 		dst := net.JoinHostPort(e.IP(3).String(), recv.read(b))
-		send := startChild(b, cpuCgroup(b, "send", endCPUs), "send:"+tap.NetNSPath(e.Netns("a")))
+		send := startChild(b, cpuCgroup(b, "send", endCPUs), "send:"+netns.PathOf(e.Netns("a")))
 		ends = []*child{send, recv}
 		transfer = func() time.Duration {
 			out := send.call(b, fmt.Sprintf("%s %d", dst, size))

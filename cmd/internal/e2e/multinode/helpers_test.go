@@ -14,16 +14,16 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"github.com/tapswitch/tapswitch/internal/podnet"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 // in runs fn on a thread inside the named namespace.
-func in(ns string, fn func() error) error { return tap.InNamespace(tap.NetNSPath(ns), fn) }
+func in(ns string, fn func() error) error { return netns.FromPath(netns.PathOf(ns)).Run(fn) }
 
 // kubeProxyDNAT imitates kube-proxy in the node namespace ns: a table of its
 // own (ip kubeproxy) whose prerouting nat chain rewrites TCP to svc into
@@ -153,7 +153,7 @@ func udpTTL(from, to string, dst netip.AddrPort) (netip.Addr, int, error) {
 // in the host's namespace): ifA with addrA in a, ifB with addrB in b.
 func underlay(t *testing.T, a, ifA string, addrA netip.Prefix, b, ifB string, addrB netip.Prefix) {
 	t.Helper()
-	hb, err := netns.GetFromPath(tap.NetNSPath(b))
+	hb, err := vnetns.GetFromPath(netns.PathOf(b))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	"github.com/tapswitch/tapswitch/internal/podnet"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 var (
@@ -31,7 +31,7 @@ func TestTwoNodes(t *testing.T) {
 	n1.Cfg.NAT.Masquerade.ClusterCIDR = clusterCIDR.String()
 
 	out := n1.Prefix + "out" // swept with node1's namespaces
-	if _, err := tap.CreateNetNS(out); err != nil {
+	if _, err := netns.CreateNamed(out); err != nil {
 		t.Fatal(err)
 	}
 	if err := podnet.DisableIPv6(out); err != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	"github.com/tapswitch/tapswitch/internal/podnet"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 var bg = context.Background()
@@ -172,13 +172,14 @@ func TestTAPDeletedUnderTraffic(t *testing.T) {
 			done <- err
 		}()
 		time.Sleep(150 * time.Millisecond)
-		err := tap.InNamespace(tap.NetNSPath(e.Netns("p3")), func() error {
+		err := netns.FromPath(netns.PathOf(e.Netns("p3"))).Run(func() error {
 			l, err := netlink.LinkByName("eth0")
 			if err != nil {
 				return err
 			}
 			return netlink.LinkDel(l)
 		})
+
 		if err != nil {
 			t.Fatal(err)
 		}

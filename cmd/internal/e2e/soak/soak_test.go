@@ -15,7 +15,7 @@ import (
 	"github.com/tapswitch/tapswitch/cmd/internal/nodetest"
 	"github.com/tapswitch/tapswitch/internal/podnet"
 	"github.com/tapswitch/tapswitch/internal/testenv"
-	"github.com/tapswitch/tapswitch/tap"
+	"github.com/tapswitch/tapswitch/netns"
 )
 
 // soakDuration is how long TestSoak runs: TAPSWITCH_SOAK (a Go duration,
@@ -100,7 +100,7 @@ func TestSoak(t *testing.T) {
 		if err := e.Client.DeletePod(context.Background(), name); err != nil {
 			t.Errorf("pod del %s: %v", name, err)
 		}
-		if err := tap.DeleteNetNS(e.Netns(name)); err != nil {
+		if err := netns.DeleteNamed(e.Netns(name)); err != nil {
 			t.Errorf("delete netns %s: %v", name, err)
 		}
 	}
