@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -260,4 +261,23 @@ func podPacketSocket(t *testing.T, cfg PodConfig) int {
 	}
 	t.Cleanup(func() { unix.Close(fd) })
 	return fd
+}
+
+// benchPod is a one-queue pod for a benchmark, in a namespace named for
+// tag and the process, removed when the benchmark ends.
+func benchPod(b *testing.B, tag string) (*Device, PodConfig) {
+	b.Helper()
+	if os.Geteuid() != 0 {
+		b.Skip("needs root: creates TAP devices and network namespaces")
+	}
+	cfg := PodConfig{Name: "bench", NetNS: fmt.Sprintf("tstbench%s%d", tag, os.Getpid()), Addr: netip.MustParsePrefix("10.250.0.2/24"), Queues: 1}
+	dev, err := CreatePod(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		dev.Close()
+		DeletePod(cfg, true)
+	})
+	return dev, cfg
 }

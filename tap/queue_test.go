@@ -2,9 +2,7 @@ package tap
 
 import (
 	"errors"
-	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -247,17 +245,7 @@ func TestBatchesDoNotAllocate(t *testing.T) {
 // BenchmarkWriteBatch measures the write path into a pod, whose stack drops the
 // frames: 16 frames of 1514 bytes per batch.
 func BenchmarkWriteBatch(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root: creates TAP devices and network namespaces")
-	}
-	name := fmt.Sprintf("tstbench%d", os.Getpid())
-	cfg := PodConfig{Name: "bench", NetNS: name, Addr: netip.MustParsePrefix("10.250.0.2/24"), Queues: 1}
-	dev, err := CreatePod(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer DeletePod(cfg, true)
-	defer dev.Close()
+	dev, _ := benchPod(b, "")
 	frames := make([][]byte, 16)
 	for i := range frames {
 		frames[i] = make([]byte, VnetHdrLen+1514)

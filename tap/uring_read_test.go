@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -16,17 +15,7 @@ import (
 // and times ReadBatch draining it, batch frames per call, through the
 // queue's io_uring and with one read(2) per frame.
 func BenchmarkReadSmall(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root: creates TAP devices and network namespaces")
-	}
-	name := fmt.Sprintf("tstbenchr%d", os.Getpid())
-	cfg := PodConfig{Name: "bench", NetNS: name, Addr: netip.MustParsePrefix("10.250.0.2/24"), Queues: 1}
-	dev, err := CreatePod(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer DeletePod(cfg, true)
-	defer dev.Close()
+	dev, cfg := benchPod(b, "r")
 	fd := podSender(b, cfg)
 	q := dev.Queues()[0]
 	const queued = 256
@@ -40,6 +29,7 @@ func BenchmarkReadSmall(b *testing.B) {
 				}
 				q.rring, q.rtried, q.rbulk = nil, true, 0
 				if mode == "uring" {
+					var err error
 					if q.rring, err = newReadRing(batch); err != nil {
 						q.rmu.Unlock()
 						b.Skip("no io_uring:", err)
@@ -75,17 +65,7 @@ func BenchmarkReadSmall(b *testing.B) {
 // before it parks: a read(2) that fails with EAGAIN, or a burst of reads
 // through the ring that all do.
 func BenchmarkReadEmpty(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root: creates TAP devices and network namespaces")
-	}
-	name := fmt.Sprintf("tstbenche%d", os.Getpid())
-	cfg := PodConfig{Name: "bench", NetNS: name, Addr: netip.MustParsePrefix("10.250.0.2/24"), Queues: 1}
-	dev, err := CreatePod(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer DeletePod(cfg, true)
-	defer dev.Close()
+	dev, _ := benchPod(b, "e")
 	q := dev.Queues()[0]
 	buf := make([]byte, BufSize)
 	b.Run("read", func(b *testing.B) {

@@ -3,10 +3,7 @@ package tap
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"net"
-	"net/netip"
-	"os"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -25,18 +22,8 @@ func forceURing() func() {
 // BenchmarkWriteSmall writes batches of 32 small frames into a pod whose
 // stack drops them, through the queue's io_uring and one write(2) each.
 func BenchmarkWriteSmall(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root: creates TAP devices and network namespaces")
-	}
 	defer forceURing()()
-	name := fmt.Sprintf("tstbenchs%d", os.Getpid())
-	cfg := PodConfig{Name: "bench", NetNS: name, Addr: netip.MustParsePrefix("10.250.0.2/24"), Queues: 1}
-	dev, err := CreatePod(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer DeletePod(cfg, true)
-	defer dev.Close()
+	dev, _ := benchPod(b, "s")
 	frames := make([][]byte, 32)
 	for i := range frames {
 		frames[i] = aFrame()
