@@ -308,7 +308,7 @@ func (in *Ingress) forward(set *portSet, self *port, frames [][]byte, now int64)
 			}
 		}
 		// Flooding, unless storm control holds the port back.
-		if self.storm != nil && !self.storm.allow(now) {
+		if self.storm != nil && self.storm.Charge(1, now) != 0 {
 			in.drop(d, DropStorm)
 			continue
 		}

@@ -93,8 +93,8 @@ type port struct {
 	// as it is already computed; 0 (never a key, see fdb.Key)
 	// when the port is not locked.
 	lockKey fdb.Key
-	cfg     PortConfig // as given; Name and Trunk are read from here
-	storm   *stormMeter
+	cfg     PortConfig  // as given; Name and Trunk are read from here
+	storm   *RateWindow // storm control; nil: none
 	c       counters
 	removed atomic.Bool
 	// mirror is the capture hook: nil (the usual case) costs one atomic

@@ -47,15 +47,8 @@ func (w *RateWindow) Charge(n int, now int64) time.Duration {
 	return time.Duration(cur + w.span - now)
 }
 
-// stormMeter is a port's storm control: its broadcast, multicast and
+// newStormMeter is a port's storm control: its broadcast, multicast and
 // unknown-unicast frames in one-second windows (like the per-second storm
 // control of hardware switches). It is only charged for frames that would
 // flood.
-type stormMeter struct{ w *RateWindow }
-
-func newStormMeter(pps int) *stormMeter {
-	return &stormMeter{w: NewRateWindow(pps, time.Second)}
-}
-
-// allow counts one frame and says whether it is within the limit.
-func (m *stormMeter) allow(now int64) bool { return m.w.Charge(1, now) == 0 }
+func newStormMeter(pps int) *RateWindow { return NewRateWindow(pps, time.Second) }
