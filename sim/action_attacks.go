@@ -173,7 +173,7 @@ func (a *MACFlood) run(s *Sim) {
 	for j, fl := range s.floods {
 		if fl.spec == a {
 			fl.start = s.now
-			s.tr.printf(s, "timeline: %s starts a MAC flood: %d frames at %s/s", a.From, a.Count, fmtNum(a.Rate))
+			s.tr.printf(s, "timeline: %s starts a MAC flood: %d frames at %s/s", a.From, a.Count, FormatNum(a.Rate))
 			s.floodSend(int32(j))
 		}
 	}

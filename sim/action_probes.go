@@ -330,7 +330,7 @@ func (a *Flow) run(s *Sim) {
 	fi := s.flowByName[a.Name]
 	f := s.flows[fi]
 	f.start, f.running = s.now, true
-	s.tr.printf(s, "timeline: flow %s starts: %s -> %s udp/%d, %s/s x %d bytes", a.Name, a.From, a.To, a.Port, fmtNum(a.Rate), a.Size)
+	s.tr.printf(s, "timeline: flow %s starts: %s -> %s udp/%d, %s/s x %d bytes", a.Name, a.From, a.To, a.Port, FormatNum(a.Rate), a.Size)
 	s.flowSend(fi)
 }
 

@@ -312,7 +312,7 @@ func (s *Sim) evaluate(c *check) {
 	case "delivered", "lost", "duplicates", "frames", "switch_stat":
 		n, _ := c.counts(s)
 		v := n - c.base0
-		r.Pass, r.Got = a.Cmp.ok(v), fmtNum(v)
+		r.Pass, r.Got = a.Cmp.ok(v), FormatNum(v)
 	case "flood_ratio":
 		n, d := c.counts(s)
 		n, d = n-c.base0, d-c.base1
@@ -320,7 +320,7 @@ func (s *Sim) evaluate(c *check) {
 		if d > 0 {
 			ratio = n / d
 		}
-		r.Pass, r.Got = a.Cmp.ok(ratio), fmt.Sprintf("%.4f (%s of %s frames flooded)", ratio, fmtNum(n), fmtNum(d))
+		r.Pass, r.Got = a.Cmp.ok(ratio), fmt.Sprintf("%.4f (%s of %s frames flooded)", ratio, FormatNum(n), FormatNum(d))
 	case "ttl":
 		p := s.pings[c.probe.i]
 		r.Pass, r.Got = p.ttl >= 0 && a.Cmp.ok(float64(p.ttl)), fmt.Sprint(p.ttl)

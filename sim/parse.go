@@ -222,7 +222,7 @@ func (p *parser) number(n *yaml.Node, what string, lo, hi float64) float64 {
 		p.fail(n, "%s %q: want a number", what, n.Value)
 	}
 	if v < lo || v > hi {
-		p.fail(n, "%s %s: want %s-%s", what, n.Value, fmtNum(lo), fmtNum(hi))
+		p.fail(n, "%s %s: want %s-%s", what, n.Value, FormatNum(lo), FormatNum(hi))
 	}
 	return v
 }

@@ -203,9 +203,11 @@ func (c Cmp) ok(v float64) bool {
 	return false
 }
 
-func (c Cmp) String() string { return fmt.Sprintf("%s %s", c.Op, fmtNum(c.Value)) }
+func (c Cmp) String() string { return fmt.Sprintf("%s %s", c.Op, FormatNum(c.Value)) }
 
-func fmtNum(v float64) string {
+// FormatNum writes an assertion's number as its results show it: an
+// integer without a fraction, anything else to four significant digits.
+func FormatNum(v float64) string {
 	if v == float64(int64(v)) {
 		return fmt.Sprintf("%d", int64(v))
 	}

@@ -161,7 +161,7 @@ func Sweep(prefixes ...string) error {
 		if tap.DeletePod(tap.PodConfig{Name: ns, NetNS: ns}, true) != nil {
 			// Not a TAP as eth0 (a veth, or nothing): the namespace takes
 			// its links with it.
-			if err := deleteNamed(ns); err != nil {
+			if err := netns.DeleteNamed(ns); err != nil {
 				errs = append(errs, fmt.Errorf("sweep: %w", err))
 			}
 		}
@@ -233,13 +233,4 @@ func HeapKiB() uint64 {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapInuse >> 10
-}
-
-// deleteNamed removes the named namespace name.
-func deleteNamed(name string) error {
-	ns, err := netns.Named(name)
-	if err != nil {
-		return err
-	}
-	return ns.Delete()
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -150,17 +149,19 @@ type spec struct {
 }
 
 // reclaimGone records a gone pod o that holds what the new pod wants; a
-// pod holding several things is logged with all of them (a namespace's
+// pod found by several checks (its name, its addresses or MAC, its
+// container or namespace) is logged with what each found (a namespace's
 // nsfs inode, say, is reused by the next namespace made after it).
 func (sp *spec) reclaimGone(o *pod, what string) {
 	if sp.reclaim == nil {
 		sp.reclaim = make(map[*pod]string)
 	}
-	if held, ok := sp.reclaim[o]; !ok {
-		sp.reclaim[o] = what
-	} else if !slices.Contains(strings.Split(held, "; "), what) {
-		sp.reclaim[o] = held + "; " + what
+	// Each check names one kind of thing and visits a pod once, so what
+	// is never already listed.
+	if held, ok := sp.reclaim[o]; ok {
+		what = held + "; " + what
 	}
+	sp.reclaim[o] = what
 }
 
 // check validates s against the configuration and the pods already there.

@@ -498,13 +498,6 @@ func (r *runner) frameSource(a *sim.Assertion) (string, int) {
 	return r.p.hostOf[port], 1 - dir
 }
 
-func fmtNum(v float64) string {
-	if v == float64(int64(v)) {
-		return fmt.Sprintf("%d", int64(v))
-	}
-	return fmt.Sprintf("%.4g", v)
-}
-
 // judge evaluates assertion i now, as the simulator does.
 func (r *runner) judge(i int) {
 	a := &r.p.sc.Assertions[i]
@@ -513,7 +506,7 @@ func (r *runner) judge(i int) {
 	switch a.Kind {
 	case "delivered", "lost", "duplicates", "frames", "switch_stat":
 		v := r.counts(a)[0] - base[0]
-		res.Pass, res.Got = a.Cmp.Holds(v), fmtNum(v)
+		res.Pass, res.Got = a.Cmp.Holds(v), sim.FormatNum(v)
 	case "flood_ratio":
 		c := r.counts(a)
 		num, den := c[0]-base[0], c[1]-base[1]
@@ -521,7 +514,7 @@ func (r *runner) judge(i int) {
 		if den > 0 {
 			ratio = num / den
 		}
-		res.Pass, res.Got = a.Cmp.Holds(ratio), fmt.Sprintf("%.4f (%s of %s frames flooded)", ratio, fmtNum(num), fmtNum(den))
+		res.Pass, res.Got = a.Cmp.Holds(ratio), fmt.Sprintf("%.4f (%s of %s frames flooded)", ratio, sim.FormatNum(num), sim.FormatNum(den))
 	case "ttl":
 		pg := r.pings[a.Ping]
 		pg.mu.Lock()

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/tapswitch/tapswitch/arp"
 	"github.com/tapswitch/tapswitch/bench"
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
 	"github.com/tapswitch/tapswitch/cmd/internal/daemon"
@@ -58,18 +59,13 @@ func udp4(src, dst netip.Addr, n int) []byte {
 	return p
 }
 
-// arpBody is an Ethernet/IPv4 ARP body.
+// arpBody is an Ethernet/IPv4 ARP body, as the switch's own ARP replies
+// are built.
 func arpBody(op uint16, sha fdb.MAC, spa netip.Addr, tha fdb.MAC, tpa netip.Addr) []byte {
-	b := make([]byte, 28)
-	binary.BigEndian.PutUint16(b[0:], 1)
-	binary.BigEndian.PutUint16(b[2:], 0x0800)
-	b[4], b[5] = 6, 4
-	binary.BigEndian.PutUint16(b[6:], op)
-	s, t := spa.As4(), tpa.As4()
-	copy(b[8:], sha[:])
-	copy(b[14:], s[:])
-	copy(b[18:], tha[:])
-	copy(b[24:], t[:])
+	b := make([]byte, arp.BodyLen)
+	if err := arp.Build(b, op, sha, spa, tha, tpa); err != nil {
+		panic(err) // b is BodyLen long: Build cannot fail
+	}
 	return b
 }
 
