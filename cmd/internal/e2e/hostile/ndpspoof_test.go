@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/tapswitch/tapswitch/arp"
 	"github.com/tapswitch/tapswitch/cmd/internal/api"
@@ -24,57 +22,6 @@ import (
 	"github.com/tapswitch/tapswitch/netns"
 	vswitch "github.com/tapswitch/tapswitch/switch"
 )
-
-// The pods' IPv6 prefix in these tests: only inside the test's namespaces.
-func podIPv6(n int) netip.Addr {
-	return netip.AddrFrom16([16]byte{0xfd, 0x74, 0x73, 0x77, 14: byte(n >> 8), 15: byte(n)})
-}
-
-// addDualStackPod makes pod name with address IP(n) through the API in a
-// namespace made beforehand with IPv6 on and duplicate address detection
-// off, gives its eth0 podIPv6(n)/64 (nodad) and binds both addresses to
-// its switch port, as the control plane does for a dual-stack pod.
-func addDualStackPod(t *testing.T, e *nodetest.Env, name string, n int) api.Pod {
-	t.Helper()
-	ns := e.Netns(name)
-	if _, err := netns.CreateNamed(ns); err != nil {
-		t.Fatal(err)
-	}
-	err := netns.FromPath(netns.PathOf(ns)).Run(func() error {
-		for _, f := range []string{"all", "default"} {
-			for k, v := range map[string]string{"disable_ipv6": "0", "accept_dad": "0"} {
-				if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+f+"/"+k, []byte(v+"\n"), 0o644); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
-
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := e.Client.AddPod(bg, api.PodSpec{Name: name, IP: e.CIDR(n)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v6 := podIPv6(n)
-	err = netns.FromPath(netns.PathOf(ns)).Run(func() error {
-		l, err := netlink.LinkByName("eth0")
-		if err != nil {
-			return err
-		}
-		return netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: v6.AsSlice(), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD})
-	})
-
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Daemon().Switch().ARP().Bind(p.Port, e.IP(n), v6); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // ping6 sends up to count ICMPv6 echo requests from pod to dst and reports
 // whether one was answered.
@@ -177,13 +124,14 @@ func TestNDPSpoofing(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := nodetest.New(t)
 			e.Cfg.ARP.Guard = guard
+			e.DualStack()
 			d := e.Start()
 			sw := d.Switch()
-			b := addDualStackPod(t, e, "b", 3)
-			c := addDualStackPod(t, e, "c", 4)
-			evil := addDualStackPod(t, e, "evil", 5)
+			b := e.AddDualPod("b", 3)
+			c := e.AddDualPod("c", 4)
+			evil := e.AddDualPod("evil", 5)
 			bm, cm, em := nodetest.MAC(t, b), nodetest.MAC(t, c), nodetest.MAC(t, evil)
-			b6, c6 := podIPv6(3), podIPv6(4)
+			b6, c6 := e.IP6(3), e.IP6(4)
 
 			e.MustPing(t, "c", 3, 2)
 			if !ping6(t, e, "c", b6, 5) {
@@ -234,7 +182,7 @@ func TestNDPSpoofing(t *testing.T) {
 				// An unsolicited override to every node, and one to c.
 				ndpFrame(t, allNodesMAC, em, arp.NDP{Type: arp.TypeNeighborAdvertisement, Src: b6, Dst: netip.MustParseAddr("ff02::1"),
 					Target: b6, Flags: arp.FlagOverride, LLAddr: em, HasLLAddr: true}),
-				ndpFrame(t, cm, em, arp.NDP{Type: arp.TypeNeighborAdvertisement, Src: podIPv6(5), Dst: c6,
+				ndpFrame(t, cm, em, arp.NDP{Type: arp.TypeNeighborAdvertisement, Src: e.IP6(5), Dst: c6,
 					Target: b6, Flags: arp.FlagOverride, LLAddr: em, HasLLAddr: true}),
 			}
 			before := ports(sw)["evil"].Counters
