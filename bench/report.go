@@ -123,7 +123,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	if slices.ContainsFunc(r.Results, func(res Result) bool {
 		return slices.ContainsFunc(slices.Collect(maps.Values(res.Systems)), func(st *Stat) bool { return st.SenderBound > 0 })
 	}) {
-		fmt.Fprintf(w, "note: sender-bound: the traffic engine's sender, not the system, set that rate (the system's is higher); no ratio is taken against it\n")
+		fmt.Fprintf(w, "note: sender-bound: the traffic engine's sender, not the system, set that rate with the machine's CPUs under %.0f%% busy (the system's is higher); no ratio is taken against it\n", 100*MachineBoundShare)
 	}
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "note: %s\n", n)

@@ -207,8 +207,12 @@ func runUDPPDR(pairs int) func(context.Context, Topology, Options) ([]Metric, er
 				if pps > 0 {
 					offered = fmt.Sprintf("%.1f kpps", pps/1e3)
 				}
-				fmt.Fprintf(o.Progress, "  %s offered %s: sent %.1f kpps, delivered %.1f kpps, %.2f%% lost\n",
-					t.System(), offered, u.SentPPS()/1e3, u.DeliveredPPS()/1e3, u.LossPct())
+				busy := ""
+				if b, ok := u.Busy(); ok {
+					busy = fmt.Sprintf(", machine %.0f%% busy", 100*b)
+				}
+				fmt.Fprintf(o.Progress, "  %s offered %s: sent %.1f kpps, delivered %.1f kpps, %.2f%% lost%s\n",
+					t.System(), offered, u.SentPPS()/1e3, u.DeliveredPPS()/1e3, u.LossPct(), busy)
 			}
 			return u, err
 		}

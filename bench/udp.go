@@ -76,12 +76,35 @@ func (u UDP) ReachedOffered() bool {
 	return u.Offered > 0 && u.SentPPS() >= SenderReach*u.Offered
 }
 
+// MachineBoundShare is the share of the machine's CPU time that, once
+// busy over a run, leaves no room for a faster sender: the senders, the
+// system and the receivers together used the machine. Short of 1 because
+// a machine whose threads hand frames to each other still idles a CPU now
+// and then while one waits to be woken, and /proc/stat counts in ticks.
+const MachineBoundShare = 0.9
+
+// Busy is the share of the machine's CPU time, 0 to 1, that was busy
+// during the run, and whether it was measured.
+func (u UDP) Busy() (float64, bool) { return u.cpu.busy() }
+
+// MachineBound says whether the machine's CPUs were full during the run
+// (MachineBoundShare): then the rate is what the system and the traffic
+// engine together get out of this machine, and no sender could offer more
+// on it, whatever it reached.
+func (u UDP) MachineBound() bool {
+	b, ok := u.Busy()
+	return ok && b >= MachineBoundShare
+}
+
 // SenderBound says whether the rate delivered without loss is the
 // sender's limit rather than the system's: the sender ran unpaced and the
 // system took what it got, or it was paced and fell short of the rate
-// (ReachedOffered). Either way the system's own partial drop rate is at
-// least this one, and a ratio against it means nothing.
-func (u UDP) SenderBound() bool { return u.Offered <= 0 || !u.ReachedOffered() }
+// (ReachedOffered), while the machine had CPU to spare (not
+// MachineBound). Then the system's own partial drop rate is at least this
+// one, and a ratio against it means nothing.
+func (u UDP) SenderBound() bool {
+	return (u.Offered <= 0 || !u.ReachedOffered()) && !u.MachineBound()
+}
 
 // cpuMetrics are the machine's and the switch's CPU seconds per million
 // datagrams delivered, where the run measured them.
@@ -96,6 +119,9 @@ func (u UDP) cpuMetrics() []Metric {
 	}
 	if m.procOK {
 		out = append(out, Metric{Name: "switch CPU", Unit: "CPU-s/Mpkt", Value: (m.proc1 - m.proc0) / mpkts})
+	}
+	if b, ok := m.busy(); ok {
+		out = append(out, Metric{Name: "machine busy", Unit: "%", Value: 100 * b})
 	}
 	return out
 }

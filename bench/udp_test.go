@@ -85,6 +85,39 @@ func TestSenderBound(t *testing.T) {
 		}
 	}
 
+	// The same outcomes on a machine whose CPUs were full: no faster
+	// sender could run there, so the rate is the system's (with the
+	// sender's cost in it, as for every system on the machine).
+	meter := func(busy float64) *cpuMeter {
+		t0 := time.Unix(1000, 0)
+		return &cpuMeter{machOK: true, cpus: 2, t0: t0, t1: t0.Add(time.Second), mach0: 50, mach1: 50 + 2*busy}
+	}
+	for _, c := range []struct {
+		name         string
+		u            UDP
+		busy         float64
+		machineBound bool
+	}{
+		{"unpaced, machine full", UDP{Sent: 600e3, Received: 600e3, Elapsed: time.Second}, 0.93, true},
+		{"unpaced, a CPU's share idle", UDP{Sent: 300e3, Received: 300e3, Elapsed: time.Second}, 0.80, false},
+		{"paced, fell short on a full machine", UDP{Sent: 80e3, Received: 80e3, Elapsed: time.Second, Offered: 100e3}, 0.97, true},
+		{"paced, fell short with CPU to spare", UDP{Sent: 80e3, Received: 80e3, Elapsed: time.Second, Offered: 100e3}, 0.5, false},
+	} {
+		c.u.cpu = meter(c.busy)
+		if got, ok := c.u.Busy(); !ok || got < c.busy-1e-9 || got > c.busy+1e-9 {
+			t.Errorf("%s: Busy %v (%v), want %v", c.name, got, ok, c.busy)
+		}
+		if got := c.u.MachineBound(); got != c.machineBound {
+			t.Errorf("%s: MachineBound %v, want %v", c.name, got, c.machineBound)
+		}
+		if got := c.u.SenderBound(); got != !c.machineBound {
+			t.Errorf("%s: SenderBound %v, want %v", c.name, got, !c.machineBound)
+		}
+	}
+	if (UDP{Sent: 1, Received: 1, Elapsed: time.Second}).MachineBound() {
+		t.Error("MachineBound without a CPU measurement")
+	}
+
 	// pdrSearch on fake systems: the knee found with a sender that
 	// reaches every rate is the system's; a probe that lost nothing or a
 	// paced sender that saturated is the sender's.

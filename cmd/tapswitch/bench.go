@@ -23,6 +23,10 @@ import (
 	"github.com/tapswitch/tapswitch/internal/testenv"
 )
 
+// busyPct is the machine's busy share at which a rate counts as the
+// machine's, not the sender's (bench.MachineBoundShare), for the help.
+var busyPct = fmt.Sprintf("%.0f%%", 100*bench.MachineBoundShare)
+
 func newBenchCmd() *cobra.Command {
 	var (
 		quick, withOVS, inProcess bool
@@ -75,10 +79,13 @@ Cases (default all): ` + strings.Join(bench.FullCases(), ", ") + `
               --udp-senders sockets, and the receivers read with
               recvmmsg(2). A rate the sender set is marked sender-bound:
               the probe lost nothing (the system took all the sender made),
-              or a paced sender fell short of 97% of the offered rate; the
-              system's own rate is higher, and no ratio is taken against it
-              (with only tapswitch's sender-bound, the ratio reads ">=").
-              Also CPU-s per million datagrams delivered at that rate
+              or a paced sender fell short of 97% of the offered rate, while
+              the machine's CPUs were under ` + busyPct + ` busy; the system's own rate
+              is higher, and no ratio is taken against it (with only
+              tapswitch's sender-bound, the ratio reads ">="). With the CPUs
+              ` + busyPct + ` busy or more the rate is the machine's: no faster sender
+              could run there. Also CPU-s per million datagrams delivered at
+              that rate and the machine's busy share ("machine busy")
   udp64pdr4   udp64pdr over 4 pod pairs at once (pod0 -> pod1, pod2 -> pod3,
               ...), the offered rate split among them
   rr          TCP request/response with 1-byte messages, like netperf TCP_RR

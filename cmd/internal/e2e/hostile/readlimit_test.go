@@ -27,6 +27,10 @@ func testMACFloodReadLimit(t *testing.T, e *nodetest.Env) {
 	e.Cfg.FDB.Limit = 1024
 	e.Cfg.FDB.Policy = "evict-fair"
 	e.Cfg.RxPPS = rxPPS
+	// Each reader may read one batch past a slot's budget (the bound
+	// below): a small batch keeps the bound tight, and the flood needed to
+	// exceed it tenfold within reach of a slow, race-checked flooder.
+	e.Cfg.Batch = 8
 	d := e.Start()
 	a, b := e.AddQuietPod("a", 2), e.AddQuietPod("b", 3)
 	e.AddQuietPod("evil", 4)
