@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // clkTck is USER_HZ, 100 on every Linux architecture Go supports here.
@@ -69,40 +68,14 @@ func ReadCPUTimes() (CPUTimes, error) {
 	return CPUTimes{User: v[0], Nice: v[1], System: v[2], Idle: v[3], IOWait: v[4], IRQ: v[5], SoftIRQ: v[6]}, nil
 }
 
-// MachineBusy is the CPU seconds all CPUs spent not idle (CPUTimes.Busy).
-func MachineBusy() (float64, error) {
-	c, err := ReadCPUTimes()
-	return c.Busy(), err
-}
-
-// OnlineCPUs is how many CPUs /proc/stat accounts for (its cpuN lines):
-// the machine's, whatever this process's affinity allows.
-func OnlineCPUs() (int, error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, l := range strings.Split(string(b), "\n") {
-		if len(l) > 3 && strings.HasPrefix(l, "cpu") && l[3] >= '0' && l[3] <= '9' {
-			n++
-		}
-	}
-	if n == 0 {
-		return 0, fmt.Errorf("/proc/stat: no cpuN lines")
-	}
-	return n, nil
-}
-
 // cpuMeter samples a switch process and the machine at the start and the
 // end of a measured window.
 type cpuMeter struct {
 	pid            int
 	proc0, proc1   float64
-	mach0, mach1   float64
+	mach0, mach1   float64 // the machine's busy CPU seconds (CPUTimes.Busy)
+	idle0, idle1   float64 // and its idle ones, iowait included
 	procOK, machOK bool
-	t0, t1         time.Time // the window, for the machine's busy share
-	cpus           int
 }
 
 func (m *cpuMeter) mark(start bool) {
@@ -110,26 +83,27 @@ func (m *cpuMeter) mark(start bool) {
 	if m.pid > 0 {
 		p, perr = ProcCPU(m.pid)
 	}
-	mb, merr := MachineBusy()
-	now := time.Now()
+	c, merr := ReadCPUTimes()
 	if start {
-		m.proc0, m.mach0, m.t0 = p, mb, now
+		m.proc0, m.mach0, m.idle0 = p, c.Busy(), c.Idle+c.IOWait
 		m.procOK, m.machOK = m.pid > 0 && perr == nil, merr == nil
-		if n, err := OnlineCPUs(); err == nil {
-			m.cpus = n
-		}
 		return
 	}
-	m.proc1, m.mach1, m.t1 = p, mb, now
+	m.proc1, m.mach1, m.idle1 = p, c.Busy(), c.Idle+c.IOWait
 	m.procOK = m.procOK && perr == nil
 	m.machOK = m.machOK && merr == nil
 }
 
 // busy is the share of the machine's CPU time that was busy over the
-// window, 0 to 1, and whether it was measured.
+// window, 0 to 1, and whether it was measured: /proc/stat's busy time
+// against its busy and idle time together, all CPUs.
 func (m *cpuMeter) busy() (float64, bool) {
-	if m == nil || !m.machOK || m.cpus == 0 || !m.t1.After(m.t0) {
+	if m == nil || !m.machOK {
 		return 0, false
 	}
-	return min(1, (m.mach1-m.mach0)/(m.t1.Sub(m.t0).Seconds()*float64(m.cpus))), true
+	busy, idle := m.mach1-m.mach0, m.idle1-m.idle0
+	if busy+idle <= 0 {
+		return 0, false
+	}
+	return busy / (busy + idle), true
 }

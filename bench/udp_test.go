@@ -89,8 +89,8 @@ func TestSenderBound(t *testing.T) {
 	// sender could run there, so the rate is the system's (with the
 	// sender's cost in it, as for every system on the machine).
 	meter := func(busy float64) *cpuMeter {
-		t0 := time.Unix(1000, 0)
-		return &cpuMeter{machOK: true, cpus: 2, t0: t0, t1: t0.Add(time.Second), mach0: 50, mach1: 50 + 2*busy}
+		// Two CPUs for a second: 2 CPU-seconds, busy or idle.
+		return &cpuMeter{machOK: true, mach0: 50, mach1: 50 + 2*busy, idle0: 10, idle1: 10 + 2*(1-busy)}
 	}
 	for _, c := range []struct {
 		name         string
